@@ -1,0 +1,82 @@
+"""The `ctui` command line: every feature as a typer subcommand (most with --json).
+
+Each group of commands lives in its own module with a `register(app)` function. Heavy
+libraries (textual, mlflow, dvc, docker) are imported inside the commands that use them, so
+`ctui --help` and `ctui runs` stay instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctui.cli import common
+from ctui.errors import CtuiError, ExitCode
+
+app = typer.Typer(
+    name="ctui",
+    help="Continuous Training workbench: browse, diff, retrain and reproduce ML runs.\n\n"
+    "Run `ctui` with no command to open the terminal UI.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", envvar="CTUI_STORE", help="The TinyDB store file to use "
+                     "(default: .ctui/ctui.json found by walking up from the project dir)."),
+    ] = None,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option("--project", "-C", help="Run as if ctui was started in this folder."),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        from ctui import __version__
+
+        print(f"ctui {__version__}")
+        raise typer.Exit()
+    common.STATE.store = store
+    common.STATE.project_dir = project_dir
+    if ctx.invoked_subcommand is None:
+        from ctui.cli.tui_cmds import open_tui
+
+        open_tui()
+
+
+def _register_all() -> None:
+    from ctui.cli import (
+        job_cmds,
+        manifest_cmds,
+        repro_cmds,
+        store_cmds,
+        trigger_cmds,
+        tui_cmds,
+    )
+
+    for module in (store_cmds, manifest_cmds, job_cmds, trigger_cmds, repro_cmds, tui_cmds):
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    try:
+        app()
+    except CtuiError as exc:
+        common.print_error(exc)
+        sys.exit(int(exc.code))
+    except KeyboardInterrupt:
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,13 @@
+"""Commands of this group are registered on the root app by `register`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
+
+
+def open_tui() -> None:
+    raise SystemExit("the TUI is not built yet")

@@ -1,0 +1,259 @@
+"""`ctui.toml` (or `[tool.ctui]` in pyproject.toml): jobs, triggers, MLflow, monitoring.
+
+Every problem is a ConfigError naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctui.errors import ConfigError
+
+BACKENDS = ("local", "docker", "slurm")
+TRIGGER_KINDS = ("data", "code", "schedule", "metric", "after")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any, *, path: Path, key: str) -> float:
+    """`90`, `"90s"`, `"10m"`, `"2h"`, `"1d"` → seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(path, key, f"expected a duration like '10m', got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ConfigError(path, key, f"expected a duration like '30s', '10m', '2h', got {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    time: str | None = None
+    cpus: int | None = None
+    mem: str | None = None
+    sbatch_args: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)  # module loads, env activation
+
+
+@dataclass
+class JobConfig:
+    name: str
+    command: str
+    params: dict[str, Any] = field(default_factory=dict)
+    backend: str = "local"
+    shell: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    #: None = whatever is visible; "all"; or a list of GPU indices
+    gpus: str | list[int] | None = None
+    data: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    max_concurrent: int | None = None
+    workdir: str = "."
+    image: str | None = None
+    #: params also exported as CTUI_PARAM_<NAME> environment variables
+    params_env: bool = True
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+
+@dataclass
+class TriggerConfig:
+    name: str
+    job: str
+    on: str
+    enabled: bool = True
+    cooldown: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+    #: kind-specific options (paths, debounce, branch, every, cron, command, threshold, after…)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MlflowConfig:
+    enabled: bool = False
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+
+@dataclass
+class Config:
+    path: Path | None
+    jobs: dict[str, JobConfig] = field(default_factory=dict)
+    triggers: dict[str, TriggerConfig] = field(default_factory=dict)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    monitor_interval: float = 1.0
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def job(self, name: str) -> JobConfig:
+        try:
+            return self.jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.jobs)) or "none declared"
+            raise ConfigError(
+                self.path or "ctui.toml", f"jobs.{name}", f"no such job (known: {known})"
+            ) from None
+
+
+def find_config_file(root: Path) -> Path | None:
+    toml = root / "ctui.toml"
+    if toml.is_file():
+        return toml
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and "[tool.ctui" in pyproject.read_text(errors="replace"):
+        return pyproject
+    return None
+
+
+def load_config(root: Path) -> Config:
+    path = find_config_file(root)
+    if path is None:
+        return Config(path=None)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("ctui", {})
+    return parse_config(data, path)
+
+
+def _table(value: Any, path: Path, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(path, key, f"expected a table, got {type(value).__name__}")
+    return value
+
+
+def _str_list(value: Any, path: Path, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(path, key, "expected a string or a list of strings")
+    return list(value)
+
+
+def _check_type(value: Any, types: type | tuple[type, ...], path: Path, key: str, what: str) -> Any:
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+        raise ConfigError(path, key, f"expected {what}, got {value!r}")
+    return value
+
+
+def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
+    return t if isinstance(t, tuple) else (t,)
+
+
+_JOB_KEYS = {
+    "command", "params", "backend", "shell", "env", "gpus", "data", "metrics",
+    "max_concurrent", "workdir", "image", "params_env", "slurm", "description",
+}
+_SLURM_KEYS = {"partition", "time", "cpus", "mem", "sbatch_args", "setup"}
+
+
+def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
+    key = f"jobs.{name}"
+    raw = _table(raw, path, key)
+    unknown = set(raw) - _JOB_KEYS
+    if unknown:
+        raise ConfigError(path, key, f"unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(_JOB_KEYS))}")
+    if "command" not in raw:
+        raise ConfigError(path, key, "missing required key 'command'")
+    command = raw["command"]
+    if isinstance(command, list):
+        command = " ".join(_str_list(command, path, f"{key}.command"))
+    _check_type(command, str, path, f"{key}.command", "a string")
+    if not command.strip():
+        raise ConfigError(path, f"{key}.command", "is empty")
+    params = _table(raw.get("params", {}), path, f"{key}.params")
+    for pk, pv in params.items():
+        if not isinstance(pv, str | int | float | bool):
+            raise ConfigError(path, f"{key}.params.{pk}", "a param must be a string, number or boolean")
+    backend = raw.get("backend", "local")
+    if backend not in BACKENDS:
+        raise ConfigError(path, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    env = _table(raw.get("env", {}), path, f"{key}.env")
+    env = {str(k): str(v) for k, v in env.items()}
+    gpus = raw.get("gpus")
+    if gpus is not None:
+        if isinstance(gpus, int) and not isinstance(gpus, bool):
+            gpus = [gpus]
+        if not (gpus == "all" or (isinstance(gpus, list) and all(isinstance(g, int) for g in gpus))):
+            raise ConfigError(path, f"{key}.gpus", "expected \"all\", an index, or a list of indices")
+    max_c = raw.get("max_concurrent")
+    if max_c is not None:
+        _check_type(max_c, int, path, f"{key}.max_concurrent", "a positive integer")
+        if max_c < 1:
+            raise ConfigError(path, f"{key}.max_concurrent", "must be at least 1")
+    image = raw.get("image")
+    if backend == "docker" and not image:
+        raise ConfigError(path, f"{key}.image", "backend = \"docker\" needs an image")
+    slurm_raw = _table(raw.get("slurm", {}), path, f"{key}.slurm")
+    unknown = set(slurm_raw) - _SLURM_KEYS
+    if unknown:
+        raise ConfigError(path, f"{key}.slurm", f"unknown key(s) {', '.join(sorted(unknown))}")
+    slurm = SlurmOptions(
+        partition=slurm_raw.get("partition"),
+        time=None if slurm_raw.get("time") is None else str(slurm_raw["time"]),
+        cpus=slurm_raw.get("cpus"),
+        mem=None if slurm_raw.get("mem") is None else str(slurm_raw["mem"]),
+        sbatch_args=_str_list(slurm_raw.get("sbatch_args", []), path, f"{key}.slurm.sbatch_args"),
+        setup=_str_list(slurm_raw.get("setup", []), path, f"{key}.slurm.setup"),
+    )
+    return JobConfig(
+        name=name,
+        command=command,
+        params=dict(params),
+        backend=backend,
+        shell=bool(_check_type(raw.get("shell", False), bool, path, f"{key}.shell", "true or false")),
+        env=env,
+        gpus=gpus,
+        data=_str_list(raw.get("data", []), path, f"{key}.data"),
+        metrics=_str_list(raw.get("metrics", []), path, f"{key}.metrics"),
+        max_concurrent=max_c,
+        workdir=str(raw.get("workdir", ".")),
+        image=image,
+        params_env=bool(raw.get("params_env", True)),
+        slurm=slurm,
+    )
+
+
+def parse_trigger(name: str, raw: Any, path: Path, jobs: dict[str, JobConfig]) -> TriggerConfig:
+    key = f"triggers.{name}"
+    raw = dict(_table(raw, path, key))
+    job = raw.pop("job", None)
+    if not isinstance(job, str):
+        raise ConfigError(path, f"{key}.job", "missing: name the job this trigger launches")
+    if job not in jobs:
+        raise ConfigError(path, f"{key}.job", f"unknown job {job!r} (known: {', '.join(sorted(jobs))})")
+    on = raw.pop("on", None)
+    if on not in TRIGGER_KINDS:
+        raise ConfigError(path, f"{key}.on", f"must be one of {', '.join(TRIGGER_KINDS)}, got {on!r}")
+    enabled = _check_type(raw.pop("enabled", True), bool, path, f"{key}.enabled", "true or false")
+    cooldown = parse_duration(raw.pop("cooldown", 0), path=path, key=f"{key}.cooldown")
+    params = _table(raw.pop("params", {}), path, f"{key}.params")
+    return TriggerConfig(name=name, job=job, on=on, enabled=enabled, cooldown=cooldown,
+                         params=dict(params), options=raw)
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    jobs = {n: parse_job(n, j, path) for n, j in _table(data.get("jobs", {}), path, "jobs").items()}
+    triggers = {
+        n: parse_trigger(n, t, path, jobs)
+        for n, t in _table(data.get("triggers", {}), path, "triggers").items()
+    }
+    ml = _table(data.get("mlflow", {}), path, "mlflow")
+    mlflow = MlflowConfig(
+        enabled=bool(ml.get("enabled", bool(ml))),
+        tracking_uri=ml.get("tracking_uri"),
+        experiment=ml.get("experiment"),
+    )
+    monitor = _table(data.get("monitor", {}), path, "monitor")
+    interval = parse_duration(monitor.get("interval", 1.0), path=path, key="monitor.interval")
+    return Config(path=path, jobs=jobs, triggers=triggers, mlflow=mlflow,
+                  monitor_interval=interval, raw=data)

@@ -1,0 +1,72 @@
+"""Exit codes and the one exception type the CLI turns into a clean message."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes of every `ctui` command (see README)."""
+
+    OK = 0
+    #: the job, check or comparison failed (a failed run, `diverged`, doctor found damage)
+    FAILED = 1
+    #: bad input: unknown or ambiguous run id, broken config, corrupt store, unreachable engine
+    BAD_INPUT = 2
+    #: another process holds a lock this command needs (e.g. a second `ctui watch`)
+    BUSY = 3
+    #: interrupted by the user (Ctrl-C)
+    INTERRUPTED = 130
+
+
+class CtuiError(Exception):
+    """An expected failure with a message for humans and an exit code.
+
+    `hint` says what to do about it; the CLI prints both and never a traceback.
+    """
+
+    def __init__(self, message: str, *, hint: str = "", code: ExitCode = ExitCode.BAD_INPUT):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class StoreCorruptError(CtuiError):
+    """The TinyDB file (or a document in it) could not be read. Never overwritten."""
+
+
+class UnknownRunError(CtuiError):
+    pass
+
+
+class AmbiguousRunError(CtuiError):
+    def __init__(self, prefix: str, candidates: list[str]):
+        shown = ", ".join(candidates[:10]) + (" …" if len(candidates) > 10 else "")
+        super().__init__(
+            f"run id prefix {prefix!r} is ambiguous: {len(candidates)} runs match ({shown})",
+            hint="type more characters of the id",
+        )
+        self.candidates = candidates
+
+
+class ConfigError(CtuiError):
+    """A broken ctui.toml / pyproject.toml: names the file, the key and what is wrong."""
+
+    def __init__(self, path: object, key: str, problem: str):
+        where = f"{path}: [{key}]" if key else f"{path}"
+        super().__init__(f"{where}: {problem}", hint="fix the config file and try again")
+        self.path = path
+        self.key = key
+
+
+class UnavailableError(CtuiError):
+    """An external engine (Docker, MLflow server, Slurm) is not reachable."""
+
+
+class BusyError(CtuiError):
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message, hint=hint, code=ExitCode.BUSY)

@@ -1,0 +1,1 @@
+"""Bridges to the real tools underneath: MLflow (tracking), DVC (metrics files)."""
