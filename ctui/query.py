@@ -1,0 +1,194 @@
+"""The run filter language, shared by `ctui runs --filter` and the TUI's `/`.
+
+    status=failed metric.acc>0.9 job=train tag=baseline param.lr<=0.01 note~"new data"
+
+Terms are separated by spaces and all must hold. Operators: `=` `!=` `>` `>=` `<` `<=`
+and `~` (contains, case-insensitive). `a=x,y` means any of x, y. A bare word matches runs
+whose id, job, tags, trigger or note contain it. Numbers compare as numbers.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ctui.errors import CtuiError
+
+_TERM = re.compile(r"^(?P<key>[A-Za-z_][\w.\-/]*)\s*(?P<op>!=|>=|<=|=|>|<|~)(?P<value>.*)$")
+
+#: plain fields of a run document a filter or sort may name
+FIELDS = (
+    "id", "job", "status", "created", "started", "ended", "duration", "exit_code", "trigger",
+    "cause", "backend", "git", "data_hash", "host", "note", "reproduces", "verdict",
+)
+ALIASES = {"tag": "tags", "sha": "git", "commit": "git", "data": "data_hash", "exit": "exit_code"}
+
+
+def value_of(run: dict[str, Any], key: str) -> Any:
+    """The value a filter or sort column means: `metric.acc`, `param.lr`, `status`, …"""
+    if key.startswith(("metric.", "metrics.")):
+        return (run.get("metrics") or {}).get(key.split(".", 1)[1])
+    if key.startswith(("param.", "params.")):
+        return (run.get("params") or {}).get(key.split(".", 1)[1])
+    if key.startswith("slurm."):
+        return (run.get("slurm") or {}).get(key.split(".", 1)[1])
+    key = ALIASES.get(key, key)
+    return run.get(key)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class Term:
+    key: str
+    op: str
+    values: tuple[str, ...]
+
+    def matches(self, run: dict[str, Any]) -> bool:
+        actual = value_of(run, self.key)
+        if isinstance(actual, list):  # tags: any element may match
+            hit = any(self._one(a) for a in actual)
+            return (not hit) if self.op == "!=" else hit
+        return self._one(actual)
+
+    def _one(self, actual: Any) -> bool:
+        op = self.op
+        if actual is None:
+            return op == "!=" or (op == "=" and "" in self.values)
+        if op == "~":
+            a = str(actual).lower()
+            return any(v.lower() in a for v in self.values)
+        if op in ("=", "!="):
+            equal = any(_equal(actual, v) for v in self.values)
+            return equal if op == "=" else not equal
+        a_num, v_num = _number(actual), _number(self.values[0])
+        if a_num is not None and v_num is not None:
+            left: Any = a_num
+            right: Any = v_num
+        else:
+            left, right = str(actual), self.values[0]
+        return {
+            ">": left > right,
+            ">=": left >= right,
+            "<": left < right,
+            "<=": left <= right,
+        }[op]
+
+
+def _equal(actual: Any, wanted: str) -> bool:
+    a_num, w_num = _number(actual), _number(wanted)
+    if a_num is not None and w_num is not None and not isinstance(actual, str):
+        return a_num == w_num
+    if isinstance(actual, bool):
+        return str(actual).lower() == wanted.lower()
+    text = str(actual)
+    # ids, shas and hashes match by prefix, like git
+    if isinstance(actual, str) and len(wanted) >= 4 and text.startswith(wanted):
+        return True
+    return text == wanted
+
+
+@dataclass(frozen=True)
+class Filter:
+    text: str
+    terms: tuple[Term, ...]
+    words: tuple[str, ...]
+
+    def matches(self, run: dict[str, Any]) -> bool:
+        for word in self.words:
+            hay = " ".join(
+                str(x)
+                for x in (run.get("id"), run.get("job"), run.get("trigger"), run.get("note"),
+                          *(run.get("tags") or ()))
+                if x
+            ).lower()
+            if word not in hay:
+                return False
+        return all(t.matches(run) for t in self.terms)
+
+    def __bool__(self) -> bool:
+        return bool(self.terms or self.words)
+
+
+def parse_filter(text: str | None) -> Filter:
+    """Parse a filter; a bad term raises CtuiError (exit 2) saying which and why."""
+    text = (text or "").strip()
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise CtuiError(f"bad filter {text!r}: {exc}", hint=_HINT) from None
+    terms: list[Term] = []
+    words: list[str] = []
+    for tok in tokens:
+        m = _TERM.match(tok)
+        if not m:
+            if any(c in tok for c in "=<>~!"):
+                raise CtuiError(f"bad filter term {tok!r}", hint=_HINT)
+            words.append(tok.lower())
+            continue
+        key, op, value = m.group("key"), m.group("op"), m.group("value")
+        base = key.split(".", 1)[0]
+        if base not in ("metric", "metrics", "param", "params", "slurm") and (
+            ALIASES.get(key, key) not in FIELDS and key not in ALIASES and key != "tags"
+        ):
+            raise CtuiError(f"unknown filter field {key!r}", hint=_HINT)
+        if op in ("=", "!=", "~"):
+            values = tuple(v for v in value.split(",")) if value else ("",)
+        else:
+            if not value:
+                raise CtuiError(f"filter term {tok!r} needs a value", hint=_HINT)
+            values = (value,)
+        terms.append(Term(key, op, values))
+    return Filter(text, tuple(terms), tuple(words))
+
+
+_HINT = (
+    "terms look like status=failed metric.acc>0.9 job=train tag=baseline param.lr<=0.01; "
+    f"fields: {', '.join(FIELDS)}, tag, metric.NAME, param.NAME"
+)
+
+
+def filter_runs(runs: Iterable[dict[str, Any]], text: str | Filter | None) -> list[dict[str, Any]]:
+    flt = text if isinstance(text, Filter) else parse_filter(text)
+    if not flt:
+        return list(runs)
+    return [r for r in runs if flt.matches(r)]
+
+
+def sort_key(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    """A key function putting missing values last and numbers before text."""
+
+    def k(run: dict[str, Any]) -> tuple[int, Any]:
+        v = value_of(run, key)
+        if v is None:
+            return (2, 0)
+        n = _number(v) if not isinstance(v, str) else None
+        if n is not None:
+            return (0, n)
+        return (1, str(v).lower())
+
+    return k
+
+
+def sort_runs(runs: Iterable[dict[str, Any]], key: str, descending: bool = False) -> list[dict[str, Any]]:
+    """Sort by any column; runs missing the value stay at the end either way."""
+    items = list(runs)
+    k = sort_key(key)
+    present = [r for r in items if value_of(r, key) is not None]
+    missing = [r for r in items if value_of(r, key) is None]
+    present.sort(key=k, reverse=descending)
+    return present + missing
