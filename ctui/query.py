@@ -60,8 +60,9 @@ class Term:
 
     def matches(self, run: dict[str, Any]) -> bool:
         actual = value_of(run, self.key)
-        if isinstance(actual, list):  # tags: any element may match
-            hit = any(self._one(a) for a in actual)
+        if isinstance(actual, list):  # tags: any element may match; != means none does
+            positive = Term(self.key, "=", self.values) if self.op == "!=" else self
+            hit = any(positive._one(a) for a in actual)
             return (not hit) if self.op == "!=" else hit
         return self._one(actual)
 
