@@ -149,8 +149,20 @@ def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 _JOB_KEYS = {
-    "command", "params", "backend", "shell", "env", "gpus", "data", "metrics",
-    "max_concurrent", "workdir", "image", "params_env", "slurm", "description",
+    "command",
+    "params",
+    "backend",
+    "shell",
+    "env",
+    "gpus",
+    "data",
+    "metrics",
+    "max_concurrent",
+    "workdir",
+    "image",
+    "params_env",
+    "slurm",
+    "description",
 }
 _SLURM_KEYS = {"partition", "time", "cpus", "mem", "sbatch_args", "setup"}
 
@@ -160,8 +172,11 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     raw = _table(raw, path, key)
     unknown = set(raw) - _JOB_KEYS
     if unknown:
-        raise ConfigError(path, key, f"unknown key(s) {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(sorted(_JOB_KEYS))}")
+        raise ConfigError(
+            path,
+            key,
+            f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_JOB_KEYS))}",
+        )
     if "command" not in raw:
         raise ConfigError(path, key, "missing required key 'command'")
     command = raw["command"]
@@ -173,18 +188,24 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     params = _table(raw.get("params", {}), path, f"{key}.params")
     for pk, pv in params.items():
         if not isinstance(pv, str | int | float | bool):
-            raise ConfigError(path, f"{key}.params.{pk}", "a param must be a string, number or boolean")
+            raise ConfigError(
+                path, f"{key}.params.{pk}", "a param must be a string, number or boolean"
+            )
     backend = raw.get("backend", "local")
     if backend not in BACKENDS:
-        raise ConfigError(path, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise ConfigError(
+            path, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
     env = _table(raw.get("env", {}), path, f"{key}.env")
     env = {str(k): str(v) for k, v in env.items()}
     gpus = raw.get("gpus")
     if gpus is not None:
         if isinstance(gpus, int) and not isinstance(gpus, bool):
             gpus = [gpus]
-        if not (gpus == "all" or (isinstance(gpus, list) and all(isinstance(g, int) for g in gpus))):
-            raise ConfigError(path, f"{key}.gpus", "expected \"all\", an index, or a list of indices")
+        if not (
+            gpus == "all" or (isinstance(gpus, list) and all(isinstance(g, int) for g in gpus))
+        ):
+            raise ConfigError(path, f"{key}.gpus", 'expected "all", an index, or a list of indices')
     max_c = raw.get("max_concurrent")
     if max_c is not None:
         _check_type(max_c, int, path, f"{key}.max_concurrent", "a positive integer")
@@ -192,7 +213,7 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
             raise ConfigError(path, f"{key}.max_concurrent", "must be at least 1")
     image = raw.get("image")
     if backend == "docker" and not image:
-        raise ConfigError(path, f"{key}.image", "backend = \"docker\" needs an image")
+        raise ConfigError(path, f"{key}.image", 'backend = "docker" needs an image')
     slurm_raw = _table(raw.get("slurm", {}), path, f"{key}.slurm")
     unknown = set(slurm_raw) - _SLURM_KEYS
     if unknown:
@@ -210,7 +231,9 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         command=command,
         params=dict(params),
         backend=backend,
-        shell=bool(_check_type(raw.get("shell", False), bool, path, f"{key}.shell", "true or false")),
+        shell=bool(
+            _check_type(raw.get("shell", False), bool, path, f"{key}.shell", "true or false")
+        ),
         env=env,
         gpus=gpus,
         data=_str_list(raw.get("data", []), path, f"{key}.data"),
@@ -230,15 +253,26 @@ def parse_trigger(name: str, raw: Any, path: Path, jobs: dict[str, JobConfig]) -
     if not isinstance(job, str):
         raise ConfigError(path, f"{key}.job", "missing: name the job this trigger launches")
     if job not in jobs:
-        raise ConfigError(path, f"{key}.job", f"unknown job {job!r} (known: {', '.join(sorted(jobs))})")
+        raise ConfigError(
+            path, f"{key}.job", f"unknown job {job!r} (known: {', '.join(sorted(jobs))})"
+        )
     on = raw.pop("on", None)
     if on not in TRIGGER_KINDS:
-        raise ConfigError(path, f"{key}.on", f"must be one of {', '.join(TRIGGER_KINDS)}, got {on!r}")
+        raise ConfigError(
+            path, f"{key}.on", f"must be one of {', '.join(TRIGGER_KINDS)}, got {on!r}"
+        )
     enabled = _check_type(raw.pop("enabled", True), bool, path, f"{key}.enabled", "true or false")
     cooldown = parse_duration(raw.pop("cooldown", 0), path=path, key=f"{key}.cooldown")
     params = _table(raw.pop("params", {}), path, f"{key}.params")
-    return TriggerConfig(name=name, job=job, on=on, enabled=enabled, cooldown=cooldown,
-                         params=dict(params), options=raw)
+    return TriggerConfig(
+        name=name,
+        job=job,
+        on=on,
+        enabled=enabled,
+        cooldown=cooldown,
+        params=dict(params),
+        options=raw,
+    )
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
@@ -255,5 +289,6 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     )
     monitor = _table(data.get("monitor", {}), path, "monitor")
     interval = parse_duration(monitor.get("interval", 1.0), path=path, key="monitor.interval")
-    return Config(path=path, jobs=jobs, triggers=triggers, mlflow=mlflow,
-                  monitor_interval=interval, raw=data)
+    return Config(
+        path=path, jobs=jobs, triggers=triggers, mlflow=mlflow, monitor_interval=interval, raw=data
+    )

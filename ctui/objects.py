@@ -65,4 +65,6 @@ class ObjectStore:
     def all_ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return [p.parent.name + p.name for p in self.root.glob("??/*") if not p.name.startswith(".")]
+        return [
+            p.parent.name + p.name for p in self.root.glob("??/*") if not p.name.startswith(".")
+        ]

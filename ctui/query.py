@@ -21,8 +21,23 @@ _TERM = re.compile(r"^(?P<key>[A-Za-z_][\w.\-/]*)\s*(?P<op>!=|>=|<=|=|>|<|~)(?P<
 
 #: plain fields of a run document a filter or sort may name
 FIELDS = (
-    "id", "job", "status", "created", "started", "ended", "duration", "exit_code", "trigger",
-    "cause", "backend", "git", "data_hash", "host", "note", "reproduces", "verdict",
+    "id",
+    "job",
+    "status",
+    "created",
+    "started",
+    "ended",
+    "duration",
+    "exit_code",
+    "trigger",
+    "cause",
+    "backend",
+    "git",
+    "data_hash",
+    "host",
+    "note",
+    "reproduces",
+    "verdict",
 )
 ALIASES = {"tag": "tags", "sha": "git", "commit": "git", "data": "data_hash", "exit": "exit_code"}
 
@@ -113,8 +128,13 @@ class Filter:
         for word in self.words:
             hay = " ".join(
                 str(x)
-                for x in (run.get("id"), run.get("job"), run.get("trigger"), run.get("note"),
-                          *(run.get("tags") or ()))
+                for x in (
+                    run.get("id"),
+                    run.get("job"),
+                    run.get("trigger"),
+                    run.get("note"),
+                    *(run.get("tags") or ()),
+                )
                 if x
             ).lower()
             if word not in hay:
@@ -185,7 +205,9 @@ def sort_key(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
     return k
 
 
-def sort_runs(runs: Iterable[dict[str, Any]], key: str, descending: bool = False) -> list[dict[str, Any]]:
+def sort_runs(
+    runs: Iterable[dict[str, Any]], key: str, descending: bool = False
+) -> list[dict[str, Any]]:
     """Sort by any column; runs missing the value stay at the end either way."""
     items = list(runs)
     k = sort_key(key)

@@ -258,8 +258,9 @@ class Store:
         """Create the file with its schema version if it does not exist yet."""
         with self.locked():
             if not self.path.exists():
-                self._storage.write({META: {"store": {"schema": SCHEMA_VERSION,
-                                                      "created": time.time()}}, RUNS: {}})
+                self._storage.write(
+                    {META: {"store": {"schema": SCHEMA_VERSION, "created": time.time()}}, RUNS: {}}
+                )
 
 
 def resolve_ref(ref: str, ids: list[str]) -> str:

@@ -33,8 +33,12 @@ def _root(
     ctx: typer.Context,
     store: Annotated[
         Path | None,
-        typer.Option("--store", envvar="CTUI_STORE", help="The TinyDB store file to use "
-                     "(default: .ctui/ctui.json found by walking up from the project dir)."),
+        typer.Option(
+            "--store",
+            envvar="CTUI_STORE",
+            help="The TinyDB store file to use "
+            "(default: .ctui/ctui.json found by walking up from the project dir).",
+        ),
     ] = None,
     project_dir: Annotated[
         Path | None,

@@ -42,7 +42,9 @@ def store() -> Store:
 def emit_json(obj: Any) -> None:
     """Stable machine output: sorted keys, UTF-8, one trailing newline."""
     sys.stdout.buffer.write(
-        orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        orjson.dumps(
+            obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+        )
     )
     sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()

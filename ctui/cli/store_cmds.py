@@ -1,0 +1,488 @@
+"""Commands over the run store: init, runs, show, tag, note, rm, export, import, doctor."""
+
+from __future__ import annotations
+
+import base64
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from ctui.cli import common
+from ctui.errors import CtuiError, ExitCode
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+CONFIG_TEMPLATE = """\
+# ctui.toml — jobs, triggers and settings for ctui (https://github.com/ctui/ctui)
+#
+# A job is a command with default params. Params fill {placeholders} token by token
+# (never pasted into a shell string) and are also exported as CTUI_PARAM_<NAME>.
+#
+# [jobs.train]
+# command = "python train.py --lr {lr} --epochs {epochs}"
+# params = { lr = 0.01, epochs = 3 }
+# backend = "local"          # local | docker | slurm
+# data = ["data/train.csv"]  # extra data paths to hash (DVC-tracked paths are found anyway)
+# metrics = ["metrics.json"] # metrics files read after the run (dvc.yaml metrics too)
+# max_concurrent = 1         # further runs wait as `queued`
+# env = { OMP_NUM_THREADS = "4" }
+# gpus = "all"               # or [0, 1]
+#
+# [triggers.new-data]
+# job = "train"
+# on = "data"                # data | code | schedule | metric | after
+# cooldown = "10m"
+#
+# [mlflow]
+# enabled = true             # tracking_uri defaults to sqlite:///.ctui/mlflow.db
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("runs")(runs)
+    app.command("show")(show)
+    app.command("tag")(tag)
+    app.command("note")(note)
+    app.command("rm")(rm)
+    app.command("export")(export)
+    app.command("import")(import_)
+    app.command("doctor")(doctor)
+
+
+def init(
+    path: Annotated[Path, typer.Argument(help="Project folder (default: here).")] = Path("."),
+) -> None:
+    """Make a folder a ctui project: `.ctui/` state and a commented `ctui.toml`."""
+    from ctui.project import Project
+    from ctui.store import Store
+
+    root = path.resolve()
+    if not root.is_dir():
+        raise CtuiError(f"{root} is not a folder")
+    proj = Project(root=root, state_dir=root / ".ctui").ensure()
+    Store(proj.store_file).initialise()
+    said = [f"initialised {proj.state_dir}"]
+    toml = root / "ctui.toml"
+    if not toml.exists():
+        toml.write_text(CONFIG_TEMPLATE)
+        said.append(f"wrote {toml} (commented example)")
+    if (root / ".git").exists():
+        gi = root / ".gitignore"
+        lines = gi.read_text().splitlines() if gi.exists() else []
+        if not any(line.strip().rstrip("/") in (".ctui", "/.ctui") for line in lines):
+            with gi.open("a") as fh:
+                fh.write(("" if not lines or gi.read_text().endswith("\n") else "\n") + ".ctui/\n")
+            said.append("added .ctui/ to .gitignore")
+    for line in said:
+        common.console().print(line)
+
+
+def _refresh_if_active(project: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Let the job layer settle runs whose supervisor died (lost) or queue slots that freed."""
+    if not any(d.get("status") in ("running", "queued") for d in docs):
+        return docs
+    try:
+        from ctui.jobs.reconcile import refresh
+    except ImportError:
+        return docs
+    if refresh(project):
+        from ctui.store import Store
+
+        return Store(project.store_file).runs()
+    return docs
+
+
+def select_runs(
+    project: Any, filter_text: str | None, sort: str | None, limit: int | None
+) -> list[dict[str, Any]]:
+    """The runs `ctui runs` shows: filtered, sorted (newest first by default), limited."""
+    from ctui.query import filter_runs, sort_runs
+    from ctui.store import Store
+
+    docs = _refresh_if_active(project, Store(project.store_file).runs())
+    docs = filter_runs(docs, filter_text)
+    if sort:
+        descending = sort.startswith("-")
+        docs = sort_runs(docs, sort.lstrip("-+"), descending)
+    else:
+        docs.reverse()
+    if limit is not None and limit >= 0:
+        docs = docs[:limit]
+    return docs
+
+
+def runs(
+    filter_text: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help="e.g. 'status=failed metric.acc>0.9 job=train tag=x'"),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            "-s",
+            help="Column to sort by; prefix '-' for descending "
+            "(e.g. -metric.acc). Default: newest first.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", help="Show at most N runs (table default 50).")
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option("--columns", "-c", help="Extra columns, comma separated: metric.acc,param.lr"),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run documents as JSON.")
+    ] = False,
+) -> None:
+    """List runs (newest first)."""
+    project = common.project()
+    if as_json:
+        common.emit_json(select_runs(project, filter_text, sort, limit))
+        return
+    shown_limit = 50 if limit is None else limit
+    docs = select_runs(project, filter_text, sort, None)
+    total = len(docs)
+    docs = docs[:shown_limit] if shown_limit >= 0 else docs
+    _print_runs_table(docs, columns)
+    if total > len(docs):
+        common.console().print(f"[dim]… {total - len(docs)} more (use --limit or --filter)[/dim]")
+
+
+def _print_runs_table(docs: list[dict[str, Any]], columns: str | None) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from ctui import format as fmt
+
+    if columns:
+        extra = [c.strip() for c in columns.split(",") if c.strip()]
+    else:
+        extra = ["metric." + k for k in fmt.common_keys(docs, "metrics", 3)]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("id", "job", "status", "started", "duration", "trigger", "git", "data"):
+        table.add_column(name, no_wrap=True)
+    for name in extra:
+        table.add_column(name.split(".", 1)[-1], justify="right", no_wrap=True)
+    from ctui.query import value_of
+
+    now = time.time()
+    for r in docs:
+        table.add_row(
+            Text(r["id"]),
+            Text(str(r.get("job", ""))),
+            common.status_text(r.get("status", "?")),
+            fmt.timestamp(r.get("started") or r.get("created"), now=now),
+            fmt.duration(fmt.run_duration(r, now=now)),
+            Text(str(r.get("trigger") or "")),
+            Text(str(r.get("git") or "")[:7]),
+            Text(str(r.get("data_hash") or "")[:8]),
+            *(fmt.number(value_of(r, c)) for c in extra),
+        )
+    if not docs:
+        common.console().print("no runs yet — launch one with `ctui run JOB` or try `ctui demo`")
+        return
+    common.console().print(table)
+
+
+def show(
+    run: Annotated[str, typer.Argument(help="Run id or unique prefix (or @last).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run document as JSON.")
+    ] = False,
+) -> None:
+    """Show one run: status, params, metrics, manifest hashes, where its files are."""
+    project = common.project()
+    store = common.store()
+    doc = store.get_run(store.resolve(run))
+    run_dir = project.run_dir(doc["id"])
+    if as_json:
+        common.emit_json({**doc, "run_dir": str(run_dir)})
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    from ctui import format as fmt
+
+    con = common.console()
+    head = Text(f"run {doc['id']}  ", style="bold")
+    head.append_text(common.status_text(doc.get("status", "?")))
+    head.append(f"  job {doc.get('job')}")
+    con.print(head)
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="dim")
+    info.add_column()
+    rows: list[tuple[str, Any]] = [
+        (
+            "command",
+            " ".join(doc["command"])
+            if isinstance(doc.get("command"), list)
+            else doc.get("command"),
+        ),
+        ("started", fmt.iso(doc.get("started") or doc.get("created"))),
+        ("duration", fmt.duration(fmt.run_duration(doc))),
+        ("exit code", doc.get("exit_code")),
+        ("error", doc.get("error")),
+        ("trigger", " — ".join(x for x in (doc.get("trigger"), doc.get("cause")) if x)),
+        ("git", doc.get("git")),
+        ("backend", doc.get("backend")),
+        ("host", doc.get("host")),
+        ("tags", ", ".join(doc.get("tags") or [])),
+        ("note", doc.get("note")),
+        ("reproduces", doc.get("reproduces")),
+        ("verdict", doc.get("verdict")),
+        ("run folder", str(run_dir)),
+    ]
+    for k, v in rows:
+        if v not in (None, "", []):
+            info.add_row(k, Text(str(v)))
+    con.print(info)
+    for title, field in (("params", "params"), ("metrics", "metrics")):
+        values = doc.get(field) or {}
+        if values:
+            t = Table(title=title, title_justify="left", box=None, show_header=False)
+            for k in sorted(values):
+                t.add_row(Text(k, style="dim"), fmt.number(values[k]))
+            con.print(t)
+    if doc.get("manifest"):
+        t = Table(title="manifest", title_justify="left", box=None, show_header=False)
+        for k, v in sorted(doc["manifest"].items()):
+            t.add_row(Text(k, style="dim"), str(v)[:12])
+        con.print(t)
+    if doc.get("log_tail"):
+        con.print(Text("last log lines:", style="dim"))
+        for line in doc["log_tail"]:
+            con.print(Text(line))
+
+
+def tag(
+    run: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
+    tags: Annotated[list[str], typer.Argument(help="Tags to add (or remove with --remove).")],
+    remove: Annotated[bool, typer.Option("--remove", "-r", help="Remove the tags.")] = False,
+) -> None:
+    """Add or remove tags on a run."""
+    store = common.store()
+    run_id = store.resolve(run)
+
+    def change(doc: dict[str, Any]) -> None:
+        current = list(doc.get("tags") or [])
+        if remove:
+            current = [t for t in current if t not in tags]
+        else:
+            current += [t for t in tags if t not in current]
+        doc["tags"] = current
+
+    doc = store.update_run(run_id, mutate=change)
+    assert doc is not None
+    common.console().print(f"{run_id}: tags = {', '.join(doc['tags']) or '(none)'}")
+
+
+def note(
+    run: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
+    text: Annotated[str, typer.Argument(help="The note ('-' reads it from stdin).")],
+    append: Annotated[bool, typer.Option("--append", "-a", help="Append to the note.")] = False,
+) -> None:
+    """Set (or append to) a run's note."""
+    store = common.store()
+    run_id = store.resolve(run)
+    if text == "-":
+        text = sys.stdin.read().rstrip("\n")
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["note"] = (doc.get("note", "") + "\n" + text).strip() if append else text
+
+    store.update_run(run_id, mutate=change)
+    common.console().print(f"{run_id}: note saved")
+
+
+def rm(
+    refs: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Also remove active runs.")] = False,
+    keep_files: Annotated[bool, typer.Option("--keep-files", help="Keep run folders.")] = False,
+) -> None:
+    """Remove runs from the store (and their run folders)."""
+    import shutil
+
+    project = common.project()
+    store = common.store()
+    ids = list(dict.fromkeys(store.resolve(r) for r in refs))
+    docs = [store.get_run(i) for i in ids]
+    active = [d["id"] for d in docs if d.get("status") in ("running", "queued")]
+    if active and not force:
+        raise CtuiError(
+            f"run(s) still active: {', '.join(active)}",
+            hint="stop them first (`ctui stop`), or pass --force",
+        )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CtuiError(f"refusing to remove {len(ids)} run(s) without --yes")
+        if not typer.confirm(f"Remove {len(ids)} run(s)?"):
+            raise typer.Exit(int(ExitCode.FAILED))
+    n = store.remove_runs(ids)
+    if not keep_files:
+        for i in ids:
+            shutil.rmtree(project.run_dir(i), ignore_errors=True)
+    common.console().print(f"removed {n} run(s)")
+
+
+def _referenced_objects(objects: Any, doc: dict[str, Any]) -> dict[str, bytes]:
+    """The manifest sections of a run and any object they point at (e.g. the patch)."""
+    found: dict[str, bytes] = {}
+    todo = [h for h in (doc.get("manifest") or {}).values() if isinstance(h, str)]
+    while todo:
+        oid = todo.pop()
+        if oid in found or not objects.has(oid):
+            continue
+        data = objects.get_bytes(oid)
+        found[oid] = data
+        try:
+            content = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        todo.extend(_hex_strings(content))
+    return found
+
+
+def _hex_strings(obj: Any) -> list[str]:
+    if isinstance(obj, str):
+        return [obj] if _HEX64.match(obj) else []
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _hex_strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _hex_strings(v)]
+    return []
+
+
+def export(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
+    filter_text: Annotated[
+        str | None, typer.Option("--filter", "-f", help="Only these runs.")
+    ] = None,
+    no_objects: Annotated[
+        bool, typer.Option("--no-objects", help="Leave out the manifest objects.")
+    ] = False,
+) -> None:
+    """Export runs as JSON lines (with their manifests), for `ctui import` elsewhere."""
+    from ctui.objects import ObjectStore
+
+    project = common.project()
+    objects = ObjectStore(project.objects_dir)
+    docs = select_runs(project, filter_text, "id", None)
+    fh = out.open("wb") if out else sys.stdout.buffer
+    try:
+        for doc in docs:
+            record: dict[str, Any] = {"type": "run", "run": doc}
+            if not no_objects:
+                record["objects"] = {
+                    oid: base64.b64encode(data).decode()
+                    for oid, data in _referenced_objects(objects, doc).items()
+                }
+            fh.write(orjson.dumps(record, option=orjson.OPT_SORT_KEYS) + b"\n")
+    finally:
+        if out:
+            fh.close()
+    if out:
+        common.err_console().print(f"exported {len(docs)} run(s) to {out}")
+
+
+def import_(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A JSON lines file from `ctui export` ('-' = stdin), "
+            "or `mlflow` to import from MLflow."
+        ),
+    ],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite runs with the same id.")
+    ] = False,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="MLflow experiment (with `mlflow`).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (with `mlflow`).")
+    ] = None,
+) -> None:
+    """Import runs from `ctui export` JSON lines, or from MLflow (`ctui import mlflow`)."""
+    project = common.project()
+    if source == "mlflow":
+        from ctui.integrations import mlflow_bridge
+
+        n = mlflow_bridge.import_runs(project, experiment, tracking_uri)  # type: ignore[attr-defined]
+        common.console().print(f"imported {n} run(s) from MLflow")
+        return
+    from ctui.objects import ObjectStore, content_hash
+    from ctui.store import Store
+
+    if source != "-" and not Path(source).is_file():
+        raise CtuiError(f"no such file: {source}", hint="pass a file written by `ctui export`")
+    fh = sys.stdin.buffer if source == "-" else Path(source).open("rb")  # noqa: SIM115
+    objects = ObjectStore(project.objects_dir)
+    docs = []
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+                doc = record["run"]
+                if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+                    raise ValueError("run without an id")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise CtuiError(
+                    f"{source}:{lineno}: not a ctui export record ({exc})",
+                    hint="nothing was imported",
+                ) from None
+            for oid, b64 in (record.get("objects") or {}).items():
+                data = base64.b64decode(b64)
+                if content_hash(data) != oid:
+                    raise CtuiError(
+                        f"{source}:{lineno}: object {oid[:12]} does not match its hash",
+                        hint="the file is damaged; nothing was imported",
+                    )
+            docs.append(record)
+    for record in docs:
+        for b64 in (record.get("objects") or {}).values():
+            objects.put_bytes(base64.b64decode(b64))
+    project.ensure()
+    n = Store(project.store_file).put_runs((r["run"] for r in docs), replace=replace)
+    common.console().print(f"imported {n} run(s), {len(docs) - n} already present")
+
+
+def doctor(
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Restore the last good copy of an unreadable store.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the store's health: readable, schema, objects, run folders, stale runs."""
+    from ctui.doctor import check_store, restore_backup
+
+    project = common.project()
+    if restore:
+        message = restore_backup(project)
+        common.console().print(message)
+    report = check_store(project)
+    if as_json:
+        common.emit_json(report)
+    else:
+        from rich.text import Text
+
+        for check in report["checks"]:
+            mark = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "error": ("✗", "bold red")}
+            sym, style = mark[check["level"]]
+            line = Text(f"{sym} ", style=style)
+            line.append(check["message"])
+            common.console().print(line)
+            if check.get("hint"):
+                common.console().print(Text(f"  {check['hint']}", style="dim"))
+    if not report["healthy"]:
+        raise typer.Exit(int(ExitCode.FAILED))
