@@ -1,0 +1,87 @@
+"""`max_concurrent`: which queued runs may start now (FIFO per job, decided under the lock)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ctui.store import RUNS, Store, open_store
+
+if TYPE_CHECKING:
+    from ctui.config import Config
+    from ctui.project import Project
+
+
+class _Nothing(Exception):
+    """Raised inside a transaction to write nothing."""
+
+
+def queued_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Queued runs in the order they will start (creation time, then id)."""
+    return sorted(
+        (r for r in runs if r.get("status") == "queued" and r.get("backend", "local") != "slurm"),
+        key=lambda r: (r.get("created") or 0, r["id"]),
+    )
+
+
+def _limit(run: dict[str, Any], config: Config | None) -> int | None:
+    if config is not None and run.get("job") in config.jobs:
+        return config.jobs[run["job"]].max_concurrent
+    limit = run.get("max_concurrent")
+    return limit if isinstance(limit, int) else None
+
+
+def claim_slots(store: Store, config: Config | None = None) -> list[str]:
+    """Flip the queued runs that fit into free slots to `running` (one locked write).
+
+    Returns their ids, oldest first; the caller starts their supervisors.
+    """
+    if not any(r.get("status") == "queued" for r in store.runs()):
+        return []
+
+    def pick(data: dict[str, Any]) -> list[str]:
+        runs = list(data.get(RUNS, {}).values())
+        busy = Counter(r.get("job") for r in runs if r.get("status") == "running")
+        chosen: list[str] = []
+        for run in queued_runs(runs):
+            limit = _limit(run, config)
+            if limit is not None and busy[run.get("job")] >= limit:
+                continue
+            busy[run.get("job")] += 1
+            run["status"] = "running"
+            run["dequeued"] = time.time()
+            run["supervisor_pid"] = None
+            chosen.append(run["id"])
+        if not chosen:
+            raise _Nothing
+        return chosen
+
+    try:
+        result: list[str] = store.transact(pick)
+    except _Nothing:
+        return []
+    return result
+
+
+def start_queued(
+    project: Project, store: Store | None = None, config: Config | None = None
+) -> list[str]:
+    """Start every queued run that has a free slot now; returns the ids started."""
+    from ctui.jobs.launch import start_supervisor
+
+    store = store or open_store(project)
+    if config is None:
+        try:
+            from ctui.config import load_config
+
+            config = load_config(project.root)
+        except Exception:  # a config broken after launch must not block the queue
+            config = None
+    started = claim_slots(store, config)
+    for run_id in started:
+        try:
+            start_supervisor(project, run_id, store)
+        except Exception:
+            continue  # start_supervisor marked the run failed
+    return started

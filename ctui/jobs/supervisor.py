@@ -1,0 +1,308 @@
+"""The detached supervisor of one run: `python -m ctui.jobs.supervisor STATE_DIR RUN_ID`.
+
+Started by `launch.start_supervisor` in its own session, it claims the run (records its pid and
+start time, compare-and-set on `status == running`), starts the job through the run's backend,
+samples resources every `[monitor] interval` seconds into `resources.jsonl`, and when the job
+ends records exit code, end, duration, status, peaks, final metrics and — for a failed run —
+the last lines of the log. Then it starts the next queued run if a slot freed.
+
+SIGTERM (sent by `ctui stop`) stops the job: SIGTERM to its process group (or the container),
+SIGKILL after the grace period; the run ends `cancelled`. SIGHUP and SIGINT are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ctui.atomic import append_jsonl, atomic_write_bytes
+from ctui.jobs.backends import get_backend
+from ctui.jobs.backends.base import Execution, LaunchSpec, StartError
+from ctui.project import Project, _StoreProject
+from ctui.store import Store
+
+LOG_TAIL_LINES = 20
+
+
+class Supervisor:
+    def __init__(self, project: Project, store: Store, run_id: str):
+        self.project = project
+        self.store = store
+        self.run_id = run_id
+        self.run_dir = project.run_dir(run_id)
+        self.spec = LaunchSpec.from_dict(orjson.loads((self.run_dir / "spec.json").read_bytes()))
+        self.interval = float(self.spec.options.get("monitor_interval") or 1.0)
+        self.stop_event = threading.Event()  # set by SIGTERM
+        self.wake = threading.Event()
+        self.execution: Execution | None = None
+
+    # -- store helpers ---------------------------------------------------------------------
+    def _update(self, fields: dict[str, Any]) -> dict[str, Any] | None:
+        return self.store.update_run(self.run_id, fields, when=lambda d: d["status"] == "running")
+
+    def _note(self, text: str) -> None:
+        """A line from ctui itself in the job log (why it could not start, that it was stopped)."""
+        with open(self.spec.log_path, "ab") as fh:
+            fh.write(f"[ctui] {text}\n".encode())
+
+    # -- main ------------------------------------------------------------------------------
+    def run(self) -> int:
+        import psutil
+
+        me = psutil.Process()
+        ctime = me.create_time()
+        claimed = self.store.update_run(
+            self.run_id,
+            {"supervisor_pid": me.pid, "supervisor_ctime": ctime, "host": socket.gethostname()},
+            when=lambda d: d["status"] == "running" and d.get("supervisor_pid") in (None, me.pid),
+        )
+        if claimed is None:
+            return 0  # cancelled while starting, or another supervisor owns it
+        atomic_write_bytes(
+            self.run_dir / "supervisor.json",
+            orjson.dumps(
+                {
+                    "pid": me.pid,
+                    "create_time": ctime,
+                    "host": socket.gethostname(),
+                    "started": time.time(),
+                }
+            ),
+        )
+        if claimed.get("stop_requested"):
+            self.stop_event.set()
+        try:
+            backend = get_backend(self.spec.backend)
+            self.execution = backend.start(self.spec)
+        except StartError as exc:
+            self._note(f"could not start: {exc.message}")
+            return self._finish(None, error=exc.message, started=time.time())
+        except Exception as exc:
+            self._note(f"could not start: {exc}")
+            traceback.print_exc()
+            return self._finish(None, error=f"could not start: {exc}", started=time.time())
+        started = time.time()
+        self._update({"started": started, **self.execution.info()})
+        code = self._watch()
+        return self._finish(code, started=started)
+
+    def _watch(self) -> int:
+        from ctui.monitor.gpu import GpuSampler, visible_from_env
+        from ctui.monitor.process import ProcessTreeSampler
+        from ctui.monitor.summary import Peaks
+
+        ex = self.execution
+        assert ex is not None
+        procs = ProcessTreeSampler(pids=ex.host_pids)
+        visible = self._visible_gpus(visible_from_env)
+        gpu = GpuSampler(visible)
+        self.peaks = Peaks()
+        resources = self.run_dir / "resources.jsonl"
+        if not gpu.available:
+            append_jsonl(resources, orjson.dumps({"time": time.time(), "gpu": gpu.sample()}))
+        stopping: threading.Thread | None = None
+        next_sample = time.monotonic()
+        try:
+            while True:
+                code = ex.wait(timeout=max(0.0, min(0.25, next_sample - time.monotonic())))
+                if code is not None:
+                    return code
+                if self.stop_event.is_set() and stopping is None:
+                    grace = self._grace()
+                    self._note(f"stop requested: SIGTERM, then SIGKILL after {grace:g} s")
+                    stopping = threading.Thread(target=ex.stop, args=(grace,), daemon=True)
+                    stopping.start()
+                if time.monotonic() >= next_sample:
+                    next_sample += self.interval
+                    self._sample(procs, gpu, resources)
+        finally:
+            gpu.close()
+
+    def _visible_gpus(self, visible_from_env: Any) -> list[int | str] | None:
+        if isinstance(self.spec.gpus, list):
+            return list(self.spec.gpus)
+        import os
+
+        return visible_from_env({**os.environ, **self.spec.env})
+
+    def _sample(self, procs: Any, gpu: Any, resources: Path) -> None:
+        try:
+            proc = procs.sample()
+            record: dict[str, Any] = {k: v for k, v in proc.items() if k != "pids"}
+            g = gpu.sample(proc["pids"]) if gpu.available else None
+            if g is not None:
+                record["gpus"] = g.get("gpus", [])
+            self.peaks.add(proc, g)
+            append_jsonl(resources, orjson.dumps(record))
+        except Exception:
+            traceback.print_exc()  # sampling must never take the run down
+
+    def _grace(self) -> float:
+        try:
+            req = self.store.get_run(self.run_id).get("stop_requested") or {}
+            return float(req.get("grace", 10.0))
+        except Exception:
+            return 10.0
+
+    # -- the end -----------------------------------------------------------------------------
+    def _finish(self, code: int | None, *, error: str | None = None, started: float) -> int:
+        from ctui.logs import tail
+
+        if self.execution is not None:
+            try:
+                self.execution.close()
+            except Exception:
+                traceback.print_exc()
+        ended = time.time()
+        fields: dict[str, Any] = {"ended": ended, "duration": round(ended - started, 3)}
+        exit_code = code
+        if code is not None and code < 0:  # killed by a signal
+            exit_code = 128 - code
+            try:
+                error = error or f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                error = error or f"killed by signal {-code}"
+        fields["exit_code"] = exit_code
+        if self.stop_event.is_set() or self._stop_requested():
+            status = "cancelled"
+            error = error or "stopped by user"
+        elif code == 0 and error is None:
+            status = "succeeded"
+        else:
+            status = "failed"
+            if error is None:
+                error = f"exited with code {exit_code}"
+        fields["status"] = status
+        fields["error"] = error
+        if status == "failed":
+            fields["log_tail"] = tail(self.spec.log_path, LOG_TAIL_LINES)
+        peaks = getattr(self, "peaks", None)
+        if peaks is not None:
+            fields["peaks"] = peaks.result()
+        try:
+            fields["metrics"] = self._final_metrics()
+        except Exception:
+            traceback.print_exc()
+        try:
+            self._mlflow_after(fields)
+        except Exception:
+            traceback.print_exc()
+        done = self._update(fields)
+        if done is None:  # someone else finished it (stop from a host without us, lost)
+            self.store.update_run(
+                self.run_id,
+                {k: v for k, v in fields.items() if k not in ("status", "error")},
+                when=lambda d: d["status"] in ("cancelled", "lost"),
+            )
+        self._start_next()
+        return 0
+
+    def _stop_requested(self) -> bool:
+        try:
+            return bool(self.store.get_run(self.run_id).get("stop_requested"))
+        except Exception:
+            return False
+
+    def _final_metrics(self) -> dict[str, Any]:
+        from ctui.integrations.dvc_metrics import read_metrics
+
+        metrics = last_metrics(self.run_dir / "metrics.jsonl")
+        metrics.update(read_metrics(Path(self.spec.cwd), self.spec.options.get("metrics") or []))
+        return metrics
+
+    def _mlflow_after(self, fields: dict[str, Any]) -> None:
+        if not self.spec.options.get("mlflow"):
+            return
+        from ctui.config import load_config
+        from ctui.integrations import mlflow_bridge
+
+        config = load_config(self.project.root)
+        run = {**self.store.get_run(self.run_id), **fields}
+        extra = mlflow_bridge.after_run(self.project, config, run)
+        fields["metrics"] = {**(extra or {}), **fields.get("metrics", {})}
+        if run.get("mlflow") is not None:
+            fields["mlflow"] = run["mlflow"]
+
+    def _start_next(self) -> None:
+        try:
+            from ctui.jobs.queue import start_queued
+
+            start_queued(self.project, self.store)
+        except Exception:
+            traceback.print_exc()
+
+
+def last_metrics(path: Path) -> dict[str, Any]:
+    """The last value of each metric in a `metrics.jsonl` (streamed, not loaded whole)."""
+    out: dict[str, Any] = {}
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return out
+    with fh:
+        for line in fh:
+            try:
+                rec = orjson.loads(line)
+                out[str(rec["name"])] = rec["value"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # a half-written last line or a stray record
+    return out
+
+
+def _signals(sup: Supervisor) -> None:
+    def on_term(signum: int, frame: Any) -> None:
+        sup.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ctui.jobs.supervisor")
+    parser.add_argument("state_dir", type=Path)
+    parser.add_argument("run_id")
+    parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--store", type=Path, default=None)
+    args = parser.parse_args(argv)
+    state = args.state_dir.resolve()
+    root = args.root or state.parent
+    store_file = args.store or state / "ctui.json"
+    project: Project
+    if store_file != state / "ctui.json":
+        project = _StoreProject(root=root, state_dir=state, _store_file=store_file)
+    else:
+        project = Project(root=root, state_dir=state)
+    store = Store(store_file)
+    sup = Supervisor(project, store, args.run_id)
+    _signals(sup)
+    try:
+        return sup.run()
+    except Exception:
+        traceback.print_exc()
+        try:
+            store.update_run(
+                args.run_id,
+                {
+                    "status": "failed",
+                    "ended": time.time(),
+                    "error": "internal error in the supervisor (see supervisor.log)",
+                },
+                when=lambda d: d["status"] == "running",
+            )
+        except Exception:
+            pass
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
