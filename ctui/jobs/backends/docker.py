@@ -61,7 +61,7 @@ def client(timeout: int | None = PING_TIMEOUT) -> Any:
     except ImportError:
         raise UnavailableError(
             "the docker Python package is not installed",
-            hint="install it (pip install docker) to use backend = \"docker\"",
+            hint='install it (pip install docker) to use backend = "docker"',
         ) from None
     try:
         c = docker.from_env(timeout=timeout)
@@ -111,8 +111,10 @@ def image_info(c: Any, ref: str, *, pull: bool = True) -> dict[str, Any]:
         img = c.images.get(ref)
     except ImageNotFound:
         if not pull:
-            raise CtuiError(f"Docker image {ref!r} is not on the engine at {engine_address()}",
-                            hint="build or pull it first") from None
+            raise CtuiError(
+                f"Docker image {ref!r} is not on the engine at {engine_address()}",
+                hint="build or pull it first",
+            ) from None
         try:
             img = c.images.pull(ref)
         except APIError as exc:
@@ -263,7 +265,7 @@ class DockerBackend(Backend):
         if not job.image:
             raise CtuiError(
                 f"job {job.name!r} has no Docker image",
-                hint="set image = \"…\" in the job's table in ctui.toml",
+                hint='set image = "…" in the job\'s table in ctui.toml',
             )
         c = client()
         try:
@@ -355,7 +357,9 @@ def stop_container(run: dict[str, Any], grace: float = 10.0) -> bool:
     except NotFound:
         return False
     except APIError as exc:
-        raise CtuiError(f"could not stop the container: {_short(exc)}", code=ExitCode.FAILED) from None
+        raise CtuiError(
+            f"could not stop the container: {_short(exc)}", code=ExitCode.FAILED
+        ) from None
 
 
 BACKEND = DockerBackend()
