@@ -2,11 +2,14 @@
 
 A *view* is what a diff compares::
 
-    {"label": str, "sections": {name: section}, "params": {...}, "metrics": {...}}
+    {"label": str, "sections": {name: section}, "params": {...}, "metrics": {...},
+     "blobs": {object_id: bytes}}                      # optional: patches not in the store
 
 where a section is a manifest section (see `ctui.manifest`), or just `{"hash": h}` for a
 section not yet loaded (`run_view` builds those; `diff_runs` loads only sections whose
 hashes differ, so identical sections are never walked).
+
+Kept lean on purpose (stdlib + orjson): `ctui diff` must answer in well under 0.3 s.
 """
 
 from __future__ import annotations
@@ -15,19 +18,140 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctui.errors import CtuiError
+
 if TYPE_CHECKING:
     from ctui.objects import ObjectStore
 
 #: the order sections appear in results and verdicts
 ORDER = ("data", "code", "env", "compute", "params", "metrics")
+MANIFEST_SECTIONS = ORDER[:4]
+#: keys of a section that describe it rather than hold content
+_META = frozenset({"status", "reason", "hash"})
+#: a patch between two commits longer than this is cut (the stat still tells the whole story)
+MAX_PATCH_BYTES = 200_000
+_VERDICT_KEYS = 4
+
+
+# -- views -------------------------------------------------------------------------------------
 
 
 def run_view(store_doc: Mapping[str, Any], objects: ObjectStore | None = None) -> dict[str, Any]:
     """A view of a run document (its `manifest` = section → hash, `params`, `metrics`).
 
-    Sections hold only their hash; `diff_runs` loads them from `objects` where needed.
+    Sections hold only their hash; `diff_runs` loads them from `objects` where needed
+    (or call `load_sections(view, objects)` to load them all).
     """
-    raise NotImplementedError
+    manifest = store_doc.get("manifest") or {}
+    sections: dict[str, Any] = {}
+    for name in MANIFEST_SECTIONS:
+        oid = manifest.get(name)
+        sections[name] = {"hash": oid} if oid else _not_recorded()
+    return {
+        "label": str(store_doc.get("id", "?")),
+        "id": store_doc.get("id"),
+        "sections": sections,
+        "params": dict(store_doc.get("params") or {}),
+        "metrics": dict(store_doc.get("metrics") or {}),
+    }
+
+
+def manifest_view(manifest: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """A view of a manifest (as captured, loaded, or read from `ctui manifest --json`)."""
+    return {
+        "label": label,
+        "sections": dict(manifest.get("sections") or {}),
+        "blobs": dict(manifest.get("blobs") or {}),
+    }
+
+
+def load_sections(view: Mapping[str, Any], objects: ObjectStore | None) -> dict[str, Any]:
+    """The view with every hash-only section read from `objects`."""
+    out = dict(view)
+    out["sections"] = {n: _materialize(s, objects) for n, s in view["sections"].items()}
+    return out
+
+
+def _not_recorded() -> dict[str, Any]:
+    return {"status": "absent", "reason": "not recorded for this run", "hash": None}
+
+
+def _materialize(section: Mapping[str, Any] | None, objects: ObjectStore | None) -> dict:
+    if section is None:
+        return _not_recorded()
+    if "status" in section or not section.get("hash"):
+        return dict(section)
+    if objects is None:
+        raise CtuiError("internal: a section given by hash needs an object store to load it")
+    loaded = dict(objects.get_json(section["hash"]))
+    loaded["hash"] = section["hash"]
+    return loaded
+
+
+# -- flattening: a section → {key: leaf value} ------------------------------------------------
+
+
+def flatten(name: str, section: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparable leaves of a section, keyed by a readable path (`packages.numpy`)."""
+    out: dict[str, Any] = {}
+    if name == "data":
+        # one leaf per tracked path (its hash/size/nfiles); where it was declared is bookkeeping
+        for path, entry in (section.get("paths") or {}).items():
+            if isinstance(entry, Mapping):
+                out[path] = {k: v for k, v in entry.items() if k != "sources"}
+            else:
+                out[path] = entry
+        for pfile, values in (section.get("params") or {}).items():
+            _flatten_into(out, f"params {pfile}:", values, sep="")
+        return out
+    for key, value in section.items():
+        if key not in _META:
+            _flatten_into(out, key, value)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], prefix: str, value: Any, sep: str = ".") -> None:
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            _flatten_into(out, f"{prefix}{sep}{k}" if prefix else str(k), v)
+    elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        for i, v in enumerate(value):
+            _flatten_into(out, f"{prefix}[{i}]", v)
+    else:
+        out[prefix] = value
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as recorded values: 1 == 1.0, but True != 1 and "1" != 1; NaN equals NaN."""
+    if _is_number(old) and _is_number(new):
+        return old == new or (old != old and new != new)
+    return type(old) is type(new) and old == new
+
+
+def compare_flat(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """added (only in b), removed (only in a), changed (both, unequal; numeric delta)."""
+    added = {k: b[k] for k in b.keys() - a.keys()}
+    removed = {k: a[k] for k in a.keys() - b.keys()}
+    changed: dict[str, Any] = {}
+    for k in a.keys() & b.keys():
+        old, new = a[k], b[k]
+        if not _same(old, new):
+            item: dict[str, Any] = {"old": old, "new": new}
+            if _is_number(old) and _is_number(new):
+                item["delta"] = new - old
+            changed[k] = item
+    return {
+        "added": dict(sorted(added.items())),
+        "removed": dict(sorted(removed.items())),
+        "changed": dict(sorted(changed.items())),
+    }
+
+
+# -- the diff ----------------------------------------------------------------------------------
 
 
 def diff_manifests(
@@ -39,7 +163,10 @@ def diff_manifests(
     repo: Path | None = None,
 ) -> dict[str, Any]:
     """Diff two manifests (as from `ctui.manifest.capture`/`load`); see `diff_runs`."""
-    raise NotImplementedError
+    chosen = [s for s in (sections or MANIFEST_SECTIONS) if s in MANIFEST_SECTIONS]
+    return diff_runs(
+        manifest_view(a, "a"), manifest_view(b, "b"), sections=chosen, objects=objects, repo=repo
+    )
 
 
 def diff_runs(
@@ -63,7 +190,169 @@ def diff_runs(
     given only by hash and stored patches; `repo` is a git repository where the two commits
     may exist, for `git diff --stat` and the patch between them.
     """
-    raise NotImplementedError
+    unknown = [s for s in sections or () if s not in ORDER]
+    if unknown:
+        raise CtuiError(
+            f"unknown section(s): {', '.join(unknown)}", hint=f"choose from {', '.join(ORDER)}"
+        )
+    chosen = [s for s in ORDER if sections is None or s in sections]
+    result: dict[str, Any] = {}
+    for name in chosen:
+        if name in MANIFEST_SECTIONS:
+            result[name] = _diff_section(name, a, b, objects, repo)
+        elif name in a or name in b:  # manifests have no params/metrics: nothing to say
+            pa, pb = a.get(name) or {}, b.get(name) or {}
+            flat = compare_flat(_flat_plain(pa), _flat_plain(pb))
+            status = "changed" if any(flat.values()) else "identical"
+            result[name] = {"status": status, **flat}
+    differing = [n for n, s in result.items() if _differs(s)]
+    return {
+        "a": a.get("label", "a"),
+        "b": b.get("label", "b"),
+        "identical": not differing,
+        "changed": differing,
+        "verdict": verdict(result, a.get("label", "a"), b.get("label", "b")),
+        "sections": result,
+    }
+
+
+def _flat_plain(d: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        _flatten_into(out, str(k), v)
+    return out
+
+
+def _differs(section_result: Mapping[str, Any]) -> bool:
+    status = section_result["status"]
+    if status == "absent":
+        return bool(section_result.get("absent_in")) and len(section_result["absent_in"]) == 1
+    return status == "changed"
+
+
+def _diff_section(
+    name: str,
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    objects: ObjectStore | None,
+    repo: Path | None,
+) -> dict[str, Any]:
+    sa = a["sections"].get(name) if a.get("sections") else None
+    sb = b["sections"].get(name) if b.get("sections") else None
+    ha, hb = (sa or {}).get("hash"), (sb or {}).get("hash")
+    empty: dict[str, dict[str, Any]] = {"added": {}, "removed": {}, "changed": {}}
+    if ha and ha == hb:  # equal hashes: identical without reading either side
+        status_known = (sa or {}).get("status") or (sb or {}).get("status")
+        if status_known == "absent":
+            return {"status": "absent", "absent_in": ["a", "b"], **empty,
+                    "reason": {"a": sa.get("reason"), "b": sb.get("reason")}}  # type: ignore[union-attr]  # fmt: skip
+        return {"status": "identical", "hash": ha, **empty}
+    sa, sb = _materialize(sa, objects), _materialize(sb, objects)
+    absent_in = [side for side, s in (("a", sa), ("b", sb)) if s.get("status") != "ok"]
+    if absent_in:
+        return {
+            "status": "absent",
+            "absent_in": absent_in,
+            "reason": {"a": sa.get("reason"), "b": sb.get("reason")},
+            **empty,
+        }
+    out: dict[str, Any] = compare_flat(flatten(name, sa), flatten(name, sb))
+    out = {"status": "changed" if any(out.values()) else "identical", **out}
+    if name == "code":
+        out.update(_code_extras(sa, sb, a, b, objects, repo))
+    return out
+
+
+# -- code: the patch between the commits and the stored uncommitted patches -----------------
+
+
+def _code_extras(
+    sa: Mapping[str, Any],
+    sb: Mapping[str, Any],
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    objects: ObjectStore | None,
+    repo: Path | None,
+) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    ca, cb = sa.get("commit"), sb.get("commit")
+    if ca and cb and ca != cb and repo is not None:
+        extras.update(commits_diff(Path(repo), ca, cb))
+    pa, pb = (sa.get("patch") or {}).get("id"), (sb.get("patch") or {}).get("id")
+    if pa != pb:
+        extras["uncommitted"] = {
+            "a": _patch_text(pa, a, objects),
+            "b": _patch_text(pb, b, objects),
+        }
+    return extras
+
+
+def commits_diff(repo: Path, old: str, new: str) -> dict[str, Any]:
+    """`git diff --stat` and the patch from `old` to `new`, or why they are not available."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["git", "-c", "core.quotepath=off", "diff", "--no-color", "--no-ext-diff",
+             "--patch-with-stat", old, new, "--"],
+            cwd=repo, capture_output=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"stat": None, "patch": None, "commits_note": f"git diff failed: {exc}"}
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        note = err[-1] if err else "git diff failed"
+        return {"stat": None, "patch": None, "commits_note": f"commits not in {repo}: {note}"}
+    text = proc.stdout.decode("utf-8", errors="replace")
+    cut = text.find("\ndiff --git ")
+    stat, patch = (text, "") if cut < 0 else (text[:cut], text[cut + 1 :])
+    if len(patch) > MAX_PATCH_BYTES:
+        patch = patch[:MAX_PATCH_BYTES] + "\n… (patch cut; run git diff for all of it)\n"
+    return {"stat": stat.strip("\n"), "patch": patch}
+
+
+def _patch_text(oid: str | None, view: Mapping[str, Any], objects: ObjectStore | None) -> Any:
+    if not oid:
+        return None
+    blob = (view.get("blobs") or {}).get(oid)
+    if blob is None and objects is not None and objects.has(oid):
+        blob = objects.get_bytes(oid)
+    if blob is None:
+        return {"id": oid, "missing": True}
+    if not isinstance(blob, bytes):
+        from ctui.manifest import blob_bytes
+
+        blob = blob_bytes(blob)
+    return blob.decode("utf-8", errors="replace")
+
+
+# -- the verdict -------------------------------------------------------------------------------
+
+
+def verdict(
+    sections: Mapping[str, Mapping[str, Any]], a_label: str = "a", b_label: str = "b"
+) -> str:
+    """One line: `identical`, `only data changed: data/prepared, data/features`,
+    `data, code and params changed`."""
+    differing = [n for n in ORDER if n in sections and _differs(sections[n])]
+    if not differing:
+        return "identical"
+    if len(differing) == 1:
+        name = differing[0]
+        s = sections[name]
+        if s["status"] == "absent":
+            side = a_label if s["absent_in"] == ["a"] else b_label
+            reason = s["reason"]["a" if s["absent_in"] == ["a"] else "b"]
+            return f"only {name} differs: absent in {side} ({reason})"
+        keys = sorted({*s["added"], *s["removed"], *s["changed"]})
+        shown = ", ".join(keys[:_VERDICT_KEYS])
+        more = f" (+{len(keys) - _VERDICT_KEYS} more)" if len(keys) > _VERDICT_KEYS else ""
+        return f"only {name} changed: {shown}{more}"
+    names = ", ".join(differing[:-1]) + f" and {differing[-1]}"
+    return f"{names} changed"
+
+
+# -- many runs -----------------------------------------------------------------------------
 
 
 def compare_many(views: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -72,4 +361,16 @@ def compare_many(views: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     Result: {"labels": [...], "rows": [{"kind": "param"|"metric"|"section", "key": str,
     "values": [one per view]}]} — only rows whose values are not all equal.
     """
-    raise NotImplementedError
+    rows: list[dict[str, Any]] = []
+    for name in MANIFEST_SECTIONS:
+        values = [((v.get("sections") or {}).get(name) or {}).get("hash") for v in views]
+        if len(set(values)) > 1:
+            rows.append({"kind": "section", "key": name, "values": values})
+    for kind, field in (("param", "params"), ("metric", "metrics")):
+        flats = [_flat_plain(v.get(field) or {}) for v in views]
+        keys = sorted(set().union(*flats)) if flats else []
+        for key in keys:
+            values = [f.get(key) for f in flats]
+            if any(x != values[0] for x in values[1:]):
+                rows.append({"kind": kind, "key": key, "values": values})
+    return {"labels": [v.get("label", str(i)) for i, v in enumerate(views)], "rows": rows}

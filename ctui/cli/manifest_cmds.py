@@ -1,9 +1,361 @@
-"""Commands of this group are registered on the root app by `register`."""
+"""`ctui manifest` (what this box/project is made of) and `ctui diff` (why two runs differ)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from ctui.cli import common
+from ctui.errors import CtuiError, ExitCode
+
+SECTION_HELP = "Only this section (repeatable): data, code, env, compute, params, metrics."
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("manifest")(manifest)
+    app.command("diff")(diff)
+
+
+# -- ctui manifest -----------------------------------------------------------------------------
+
+
+def _capture_root() -> tuple[Path, Path | None, Any]:
+    """(root, cache dir, project or None): the ctui project, else the git toplevel, else cwd."""
+    try:
+        project = common.project()
+        return project.root, project.cache_dir, project
+    except CtuiError:
+        pass
+    start = common.STATE.project_dir or Path.cwd()
+    import subprocess
+
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True
+        )
+        if top.returncode == 0 and top.stdout.strip():
+            return Path(top.stdout.strip()), None, None
+    except OSError:
+        pass
+    return Path(start), None, None
+
+
+def manifest(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    section: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--section", "-s", help="Only this section (repeatable): data, code, env, compute."
+        ),
+    ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option("--job", "-j", help="Also hash the data paths this job declares."),
+    ] = None,
+    data: Annotated[
+        list[str] | None, typer.Option("--data", help="Also hash this data path (repeatable).")
+    ] = None,
+) -> None:
+    """Capture and show the manifest here: data, code, env and compute, each with its hash.
+
+    Works outside a ctui project too (the git top level or the current folder is the root).
+    `ctui manifest --json > m.json` writes a file that `ctui diff` accepts in place of a run.
+    """
+    from ctui import manifest as mf
+
+    root, cache_dir, project = _capture_root()
+    data_paths = list(data or [])
+    if job:
+        from ctui.config import load_config
+
+        data_paths += load_config(project.root if project else root).job(job).data
+    if cache_dir is not None and not cache_dir.is_dir():
+        cache_dir = None  # never create .ctui/ as a side effect of looking
+    doc = mf.capture(
+        root, sections=section or mf.SECTIONS, data_paths=data_paths, cache_dir=cache_dir
+    )
+    if as_json:
+        common.emit_json(mf.to_json(doc))
+        return
+    _print_manifest(doc)
+
+
+def _print_manifest(doc: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from ctui import format as fmt
+
+    tree = Tree(f"[bold]manifest[/] of {escape(doc['root'])}")
+    for name, s in doc["sections"].items():
+        label = f"[bold]{name}[/]  [dim]{s['hash'][:12]}[/]"
+        if s["status"] != "ok":
+            tree.add(f"{label}  [yellow]absent[/]: {escape(str(s['reason']))}")
+            continue
+        node = tree.add(label)
+        for line in _section_lines(name, s, fmt):
+            node.add(escape(line) if isinstance(line, str) else line)
+    common.console().print(tree)
+
+
+def _section_lines(name: str, s: dict[str, Any], fmt: Any) -> list[Any]:
+    if name == "data":
+        return (
+            [_data_table(s, fmt)]
+            if s["paths"]
+            else ["no tracked paths"] + [f"problem: {p}" for p in s.get("problems", [])]
+        )
+    if name == "code":
+        lines = [f"commit {s['commit']}  branch {s['branch'] or '(detached)'}"]
+        if s.get("remote"):
+            lines.append(f"remote {s['remote']}")
+        dirty = f"dirty: {len(s['changed_files'])} changed file(s)" if s["dirty"] else "clean"
+        if s.get("patch"):
+            dirty += f", patch {fmt.bytes_(s['patch']['size'])} ({s['patch']['id'][:12]})"
+        lines.append(dirty)
+        if s["untracked_count"]:
+            lines.append(f"untracked: {s['untracked_count']} ({', '.join(s['untracked'][:5])}…)")
+        return lines
+    if name == "env":
+        py = s["python"]
+        lines = [
+            f"{py['implementation']} {py['version']}  {py['executable']}",
+            f"{s['os']['distro'] or s['os']['system']}  kernel {s['os']['kernel']}",
+            f"{len(s['packages'])} packages",
+        ]
+        if s.get("container"):
+            c = s["container"]
+            lines.append(f"container {c['runtime']} image {c['image_id'] or '?'}")
+        if s.get("cuda"):
+            lines.append("  ".join(f"{k} {v}" for k, v in s["cuda"].items()))
+        lines.append(f"{len(s['variables'])} environment variables (secrets redacted)")
+        return lines
+    if name == "compute":
+        cpu = s["cpu"]
+        lines = [
+            f"host {s['host']}",
+            f"cpu {cpu['model']}  {cpu['physical_cores']} cores / {cpu['logical_cores']} threads",
+            f"ram {fmt.bytes_(s['memory_total'])}  disk {fmt.bytes_(s['disk_total'])}",
+        ]
+        for g in s["gpus"]:
+            lines.append(
+                f"gpu{g['index']} {g.get('name', '?')} {fmt.bytes_(g.get('memory_total'))}"
+            )
+        if not s["gpus"]:
+            lines.append(f"no GPU: {s['gpu_reason']}")
+        elif s.get("gpu_driver"):
+            d = s["gpu_driver"]
+            lines.append(f"driver {d.get('version', '?')}  CUDA {d.get('cuda', '?')}")
+        return lines
+    return []
+
+
+def _data_table(s: dict[str, Any], fmt: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+    for col in ("path", "hash", "size", "files"):
+        table.add_column(col)
+    for path, e in list(s["paths"].items())[:200]:
+        h = e.get("hash") or ("missing" if e.get("missing") else "—")
+        table.add_row(path, str(h)[:12], fmt.bytes_(e.get("size")), str(e.get("nfiles", "")))
+    if len(s["paths"]) > 200:
+        table.add_row(f"… {len(s['paths']) - 200} more", "", "", "")
+    return table
+
+
+# -- ctui diff ---------------------------------------------------------------------------------
+
+
+def diff(
+    refs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Two or more run ids/prefixes, or manifest JSON files written by "
+            "`ctui manifest --json`."
+        ),
+    ],
+    section: Annotated[list[str] | None, typer.Option("--section", "-s", help=SECTION_HELP)] = None,
+    only_changed: Annotated[
+        bool, typer.Option("--only-changed", help="Leave identical sections out.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 1 when they differ (like git diff).")
+    ] = False,
+) -> None:
+    """Show why runs differ: a one-line verdict, then data, code, env, compute, params, metrics.
+
+    With more than two runs: a table of the params, metrics and sections that differ.
+    """
+    from ctui import diff as engine
+
+    if len(refs) < 2:
+        raise CtuiError("ctui diff needs at least two runs", hint="ctui diff RUN_A RUN_B")
+    views, objects, repo = _views(refs)
+    if len(views) > 2:
+        table = engine.compare_many([engine.load_sections(v, objects) for v in views])
+        if section:
+            table["rows"] = [r for r in table["rows"] if _row_section(r) in section]
+        if as_json:
+            common.emit_json(table)
+        else:
+            _print_compare(table)
+        if exit_code and table["rows"]:
+            raise typer.Exit(int(ExitCode.FAILED))
+        return
+    result = engine.diff_runs(views[0], views[1], sections=section, objects=objects, repo=repo)
+    if only_changed:
+        result["sections"] = {n: s for n, s in result["sections"].items() if n in result["changed"]}
+    if as_json:
+        common.emit_json(result)
+    else:
+        _print_diff(result)
+    if exit_code and not result["identical"]:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _row_section(row: dict[str, Any]) -> str:
+    return {"param": "params", "metric": "metrics"}.get(row["kind"], row["key"])
+
+
+def _views(refs: list[str]) -> tuple[list[dict[str, Any]], Any, Path | None]:
+    """Each ref as a view: a manifest JSON file if such a file exists, else a run id/prefix."""
+    from ctui import diff as engine
+
+    views: list[dict[str, Any]] = []
+    objects = None
+    repo: Path | None = None
+    store = None
+    for ref in refs:
+        path = Path(ref)
+        if path.is_file():
+            views.append(engine.manifest_view(_read_manifest_file(path), ref))
+            continue
+        if store is None:
+            from ctui.objects import ObjectStore
+
+            project = common.project()
+            store = common.store()
+            objects = ObjectStore(project.objects_dir)
+            repo = project.root
+        views.append(engine.run_view(store.get_run(store.resolve(ref)), objects))
+    if repo is None:
+        repo = Path.cwd()
+    return views, objects, repo
+
+
+def _read_manifest_file(path: Path) -> dict[str, Any]:
+    import orjson
+
+    from ctui.manifest import from_json
+
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise CtuiError(f"cannot read {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise CtuiError(
+            f"{path} is not valid JSON: {exc}",
+            hint="write manifests with `ctui manifest --json > FILE`",
+        ) from None
+    try:
+        return from_json(doc)
+    except CtuiError as exc:
+        raise CtuiError(f"{path}: {exc.message}", hint=exc.hint) from None
+
+
+# -- human output ------------------------------------------------------------------------------
+
+_LOOK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
+
+
+def _short(value: Any, width: int = 60) -> str:
+    if isinstance(value, dict) and "hash" in value:
+        bits = [str(value.get("hash") or "—")[:12]]
+        if value.get("size") is not None:
+            from ctui import format as fmt
+
+            bits.append(fmt.bytes_(value["size"]))
+        if value.get("nfiles") is not None:
+            bits.append(f"{value['nfiles']} files")
+        if value.get("missing"):
+            bits.append("missing")
+        return " ".join(bits)
+    text = value if isinstance(value, str) else repr(value) if value is not None else "—"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_diff(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    con = common.console()
+    style = "green" if result["identical"] else "bold yellow"
+    con.print(Text(result["verdict"], style=style))
+    con.print(Text(f"a = {result['a']}   b = {result['b']}", style="dim"))
+    for name, s in result["sections"].items():
+        head = Text(f"\n{name}: ", style="bold")
+        head.append(s["status"], style={"identical": "green", "changed": "yellow"}.get(
+            s["status"], "magenta"))  # fmt: skip
+        con.print(head)
+        if s["status"] == "absent":
+            for side in s.get("absent_in", []):
+                con.print(Text(f"  absent in {side}: {s['reason'][side]}"))
+            continue
+        if s["status"] == "identical":
+            continue
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+        table.add_column("")
+        table.add_column("key", overflow="fold")
+        table.add_column(result["a"][:20], overflow="fold")
+        table.add_column(result["b"][:20], overflow="fold")
+        table.add_column("Δ", justify="right")
+        for kind in ("changed", "added", "removed"):
+            sym, colour = _LOOK[kind]
+            for key, value in s[kind].items():
+                if kind == "changed":
+                    old, new = _short(value["old"]), _short(value["new"])
+                    delta = value.get("delta")
+                    d = f"{delta:+.4g}" if delta is not None else ""
+                else:
+                    old, new = ("", _short(value)) if kind == "added" else (_short(value), "")
+                    d = ""
+                table.add_row(Text(sym, style=colour), Text(key, style=colour), old, new, d)
+        con.print(table)
+        if s.get("stat"):
+            con.print(Text("  commits a..b:", style="dim"))
+            con.print(Text(s["stat"]))
+        elif s.get("commits_note"):
+            con.print(Text(f"  {s['commits_note']}", style="dim"))
+        for side, patch in (s.get("uncommitted") or {}).items():
+            if isinstance(patch, str):
+                lines = patch.count("\n")
+                con.print(Text(f"  uncommitted patch in {side}: {lines} lines", style="dim"))
+            elif patch:
+                con.print(f"  uncommitted patch in {side}: [red]missing[/] {escape(patch['id'])}")
+
+
+def _print_compare(table_doc: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    con = common.console()
+    if not table_doc["rows"]:
+        con.print(Text("identical: no params, metrics or sections differ", style="green"))
+        return
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("kind", style="dim")
+    table.add_column("key")
+    for label in table_doc["labels"]:
+        table.add_column(label[:20], overflow="fold")
+    for row in table_doc["rows"]:
+        cells = [
+            (str(v)[:12] if row["kind"] == "section" and v else _short(v, 24))
+            for v in row["values"]
+        ]
+        table.add_row(row["kind"], row["key"], *cells)
+    con.print(table)

@@ -48,7 +48,7 @@ def capture_code(root: Path, *, blobs: dict[str, bytes]) -> dict[str, Any]:
         "remote": remotes.get("origin") or next(iter(remotes.values()), None),
         "remotes": remotes,
         "dirty": bool(info["changed"]),
-        "changed": info["changed"],
+        "changed_files": info["changed"],
         "untracked": info["untracked"][:MAX_UNTRACKED],
         "untracked_count": len(info["untracked"]),
         "patch": None,
