@@ -1,0 +1,185 @@
+"""TUI-side helpers over the core: the runs table's columns, cell formatting, loading runs.
+
+Nothing here imports textual, so the bench and the tests can use it on its own. The filter
+language and sorting come from `ctui.query`, the same code `ctui runs --filter` uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ctui.cli.common import STATUS_LOOK
+from ctui.format import common_keys, duration, number, run_duration
+from ctui.store import ACTIVE
+
+Run = dict[str, Any]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the runs table. `key` is a query key (`status`, `metric.acc`, `param.lr`)."""
+
+    key: str
+    label: str
+    width: int
+    numeric: bool = False
+
+
+#: the fixed columns, in order; metric and param columns are added after them
+BASE_COLUMNS = (
+    Column("id", "id", 12),
+    Column("job", "job", 8),
+    Column("status", "status", 11),
+    Column("started", "started", 8, numeric=True),
+    Column("duration", "duration", 8, numeric=True),
+    Column("trigger", "trigger", 8),
+    Column("git", "git", 7),
+    Column("data_hash", "data", 8),
+)
+
+MAX_TEXT_WIDTH = 16
+
+
+def pick_extra_keys(runs: list[Run], metrics: int = 3, params: int = 2) -> list[str]:
+    """The most common metric and param names of recent runs, as `metric.x` / `param.y` keys."""
+    return [f"metric.{k}" for k in common_keys(runs, "metrics", metrics)] + [
+        f"param.{k}" for k in common_keys(runs, "params", params)
+    ]
+
+
+def all_extra_keys(runs: Iterable[Run]) -> list[str]:
+    """Every metric and param name seen, for the column chooser."""
+    m: set[str] = set()
+    p: set[str] = set()
+    for run in runs:
+        m.update(run.get("metrics") or ())
+        p.update(run.get("params") or ())
+    return [f"metric.{k}" for k in sorted(m)] + [f"param.{k}" for k in sorted(p)]
+
+
+def build_columns(runs: list[Run], extra_keys: list[str]) -> list[Column]:
+    """Base columns sized to the data that varies (job, trigger names), plus extra keys."""
+    jobs = {str(r.get("job") or "") for r in runs}
+    triggers = {str(r.get("trigger") or "") for r in runs}
+    cols: list[Column] = []
+    for col in BASE_COLUMNS:
+        if col.key == "job":
+            col = Column("job", "job", _fit(jobs, col.width))
+        elif col.key == "trigger":
+            col = Column("trigger", "trigger", _fit(triggers, col.width))
+        cols.append(col)
+    for key in extra_keys:
+        kind, _, name = key.partition(".")
+        label = name
+        if kind == "param":
+            values = {_plain(r.get("params", {}).get(name)) for r in runs[-2000:]}
+            width = _fit(values | {label}, 8)
+            cols.append(Column(key, label, width))
+        else:
+            cols.append(Column(key, label, max(8, min(len(label), MAX_TEXT_WIDTH)), numeric=True))
+    return cols
+
+
+def _fit(values: Iterable[str], minimum: int) -> int:
+    longest = max((len(v) for v in values), default=0)
+    return max(minimum, min(longest, MAX_TEXT_WIDTH))
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return number(value)
+    return str(value)
+
+
+def fmt_ago(ts: Any, now: float) -> str:
+    """`12s ago`-style relative time, compact enough for a table cell."""
+    if not isinstance(ts, int | float):
+        return ""
+    d = now - ts
+    if d < 0:
+        return "soon"
+    if d < 60:
+        return f"{int(d)}s ago"
+    if d < 3600:
+        return f"{int(d // 60)}m ago"
+    if d < 86400:
+        return f"{int(d // 3600)}h ago"
+    return f"{int(d // 86400)}d ago"
+
+
+def fmt_time(ts: Any) -> str:
+    """Absolute local time for the detail screen."""
+    if not isinstance(ts, int | float):
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def status_look(status: str) -> tuple[str, str]:
+    """(symbol, rich style) of a status; readable without colour thanks to the symbol."""
+    return STATUS_LOOK.get(status, ("?", ""))
+
+
+def cell(run: Run, key: str, now: float) -> tuple[str, str]:
+    """(text, rich style) of one table cell. Text is plain: never parsed as markup."""
+    if key == "id":
+        return run.get("id", ""), ""
+    if key == "status":
+        status = str(run.get("status", ""))
+        symbol, style = status_look(status)
+        return f"{symbol} {status}", style
+    if key == "started":
+        return fmt_ago(run.get("started") or run.get("created"), now), "dim"
+    if key == "duration":
+        return duration(run_duration(run, now=now)), ""
+    if key == "trigger":
+        return str(run.get("trigger") or "manual"), "dim"
+    if key in ("git", "data_hash"):
+        value = run.get(key)
+        return (str(value)[:8] if value else "—"), "dim" if not value else ""
+    if key == "job":
+        return str(run.get("job") or ""), "bold"
+    kind, _, name = key.partition(".")
+    if kind == "metric":
+        value = (run.get("metrics") or {}).get(name)
+        return ("" if value is None else number(value)), ""
+    if kind == "param":
+        return _plain((run.get("params") or {}).get(name)), ""
+    if kind == "tag":
+        return ",".join(run.get("tags") or ()), ""
+    value = run.get(key)
+    return ("" if value is None else str(value)), ""
+
+
+def any_active(runs: Iterable[Run]) -> bool:
+    return any(r.get("status") in ACTIVE for r in runs)
+
+
+def filter_and_sort(runs: list[Run], text: str, key: str, descending: bool) -> list[Run]:
+    """Apply the query language filter (raises CtuiError on bad syntax), then sort."""
+    from ctui.query import filter_runs, sort_runs
+
+    rows = filter_runs(runs, text) if text.strip() else list(runs)
+    return sort_runs(rows, key, descending)
+
+
+def optional(module: str, attr: str) -> Any:
+    """`module.attr`, or None while that module is not written yet (screens built in parallel).
+
+    Only a missing `module` itself counts as absent: a module that exists but fails to import
+    (a missing dependency inside it) still raises, so a real bug is never hidden.
+    """
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            return None
+        raise
+    return getattr(mod, attr, None)

@@ -1,0 +1,401 @@
+"""The home screen: every run in a fast table; filter, sort, mark, and jump to the other screens.
+
+The table refreshes live: a timer polls the store's cheap `stamp()` in a worker thread and
+reloads the runs only when the file changed; the timer is re-armed after each poll finishes,
+so polls never pile up. Reconciliation (marking runs whose supervisor vanished as `lost`)
+runs only while some run is active.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from ctui.errors import CtuiError
+from ctui.store import Store
+from ctui.tui.data import (
+    Clock,
+    Column,
+    Run,
+    any_active,
+    build_columns,
+    filter_and_sort,
+    optional,
+    pick_extra_keys,
+)
+from ctui.tui.widgets.runs_table import RunsTable
+
+if TYPE_CHECKING:
+    from ctui.project import Project
+
+
+class RunsScreen(Screen[None]):
+    """All runs of the project. Bindings carry ids so a user keymap can rebind them."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="runs.filter"),
+        Binding("space", "mark", "Mark", id="runs.mark"),
+        Binding("d", "diff", "Diff", id="runs.diff"),
+        Binding("n", "launch", "New run", id="runs.launch"),
+        Binding("l", "live", "Log", id="runs.live"),
+        Binding("s", "stop", "Stop", id="runs.stop"),
+        Binding("t", "triggers", "Triggers", id="runs.triggers"),
+        Binding("R", "reproduce", "Reproduce", show=False, id="runs.reproduce"),
+        Binding("greater_than_sign", "sort_column(1)", "Sort →", show=False, id="runs.sort_next"),
+        Binding("less_than_sign", "sort_column(-1)", "Sort ←", show=False, id="runs.sort_prev"),
+        Binding("r", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
+        Binding("c", "columns", "Columns", show=False, id="runs.columns"),
+        Binding("escape", "clear", "Clear", show=False, id="runs.clear"),
+    ]
+
+    #: seconds between store polls
+    POLL_INTERVAL = 1.0
+
+    def __init__(
+        self, project: Project, *, clock: Clock | None = None, poll_interval: float | None = None
+    ) -> None:
+        super().__init__(id="runs-screen")
+        self.project = project
+        self.store = Store(project.store_file)
+        self.clock = clock
+        self.poll_interval = poll_interval or self.POLL_INTERVAL
+        self.all_runs: list[Run] = []
+        self.filter_text = ""
+        self.sort_key = "started"
+        self.sort_desc = True
+        self.extra_keys: list[str] | None = None
+        self.columns: list[Column] = []
+        self._stamp: tuple[int, int] | None = None
+        self._polls = 0
+
+    # -- layout --------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="runs-bar")
+        yield RunsTable(clock=self.clock, id="runs-table")
+        yield Static(id="filter-error", classes="hidden")
+        yield Input(
+            placeholder="filter: status=failed metric.acc>0.9 job=train tag=x",
+            id="filter-input",
+            classes="hidden",
+        )
+        yield Footer()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    def on_mount(self) -> None:
+        # The first load is synchronous: one orjson parse, so the first frame has rows.
+        try:
+            self._stamp = self.store.stamp()
+            self.all_runs = self.store.runs()
+        except CtuiError as exc:
+            self.notify(str(exc), title="cannot read the run store", severity="error")
+        self._rebuild_columns()
+        self._apply()
+        self.table.focus()
+        self.set_timer(self.poll_interval, self._poll)
+        self.set_interval(30, self.table.retick)
+
+    # -- data ----------------------------------------------------------------------------
+    def _rebuild_columns(self) -> None:
+        if self.extra_keys is None:
+            self.extra_keys = pick_extra_keys(self.all_runs)
+        self.columns = build_columns(self.all_runs, self.extra_keys)
+        self.table.set_columns(self.columns)
+
+    def _apply(self) -> bool:
+        """Filter and sort into the table; False (and a message) on a bad filter."""
+        error = self.query_one("#filter-error", Static)
+        try:
+            rows = filter_and_sort(self.all_runs, self.filter_text, self.sort_key, self.sort_desc)
+        except CtuiError as exc:
+            error.update(Text(str(exc)))
+            error.remove_class("hidden")
+            return False
+        error.add_class("hidden")
+        self.table.set_sort(self.sort_key, self.sort_desc)
+        self.table.set_rows(rows)
+        self._update_bar()
+        return True
+
+    def _update_bar(self) -> None:
+        table = self.table
+        label = next((c.label for c in self.columns if c.key == self.sort_key), self.sort_key)
+        bar = Text()
+        bar.append(" ctui ", style="bold reverse")
+        bar.append(f" {self.project.root.name}  ", style="bold")
+        bar.append(f"{len(table.rows)}/{len(self.all_runs)} runs")
+        bar.append(f"  sort: {label}{'▼' if self.sort_desc else '▲'}", style="dim")
+        if self.filter_text.strip():
+            bar.append("  filter: ", style="dim")
+            bar.append(self.filter_text.strip())
+        if table.marked:
+            bar.append(f"  ● {len(table.marked)} marked", style="bold")
+        self.query_one("#runs-bar", Static).update(bar)
+
+    def _poll(self) -> None:
+        self._poll_store()
+
+    @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
+    def _poll_store(self) -> None:
+        runs: list[Run] | None = None
+        error: str | None = None
+        try:
+            if any_active(self.all_runs):
+                refresh = optional("ctui.jobs.reconcile", "refresh")
+                if refresh is not None:
+                    refresh(self.project)
+            stamp = self.store.stamp()
+            if stamp != self._stamp:
+                runs = self.store.runs()
+                self._stamp = stamp
+        except CtuiError as exc:
+            error = str(exc)
+        except OSError as exc:
+            error = f"cannot read the run store: {exc}"
+        try:
+            self.app.call_from_thread(self._polled, runs, error)
+        except RuntimeError:
+            pass  # the app is shutting down
+
+    def _polled(self, runs: list[Run] | None, error: str | None) -> None:
+        self._polls += 1
+        if error:
+            self.notify(error, severity="error", timeout=5)
+        if runs is not None:
+            self.all_runs = runs
+            self._rebuild_columns()
+            self._apply()
+        elif any_active(self.all_runs):
+            self.table.retick()  # running durations move on
+        if self.is_attached:
+            self.set_timer(self.poll_interval, self._poll)
+
+    def reload(self) -> None:
+        """Read the store now (after this screen changed something)."""
+        self._stamp = None
+        self._poll_store()
+
+    # -- filter --------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#filter-input", Input)
+        box.value = self.filter_text
+        box.remove_class("hidden")
+        box.focus()
+        box.cursor_position = len(box.value)
+
+    @on(Input.Changed, "#filter-input")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        previous = self.filter_text
+        self.filter_text = event.value
+        if not self._apply():
+            self.filter_text = previous
+
+    @on(Input.Submitted, "#filter-input")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value
+        if self._apply():
+            self._close_filter()
+
+    def _close_filter(self) -> None:
+        self.query_one("#filter-input", Input).add_class("hidden")
+        self.query_one("#filter-error", Static).add_class("hidden")
+        self.table.focus()
+
+    def set_filter(self, text: str) -> bool:
+        """Apply a filter (palette, tests); False when it does not parse."""
+        previous = self.filter_text
+        self.filter_text = text
+        if not self._apply():
+            self.filter_text = previous
+            return False
+        return True
+
+    def action_clear(self) -> None:
+        box = self.query_one("#filter-input", Input)
+        if box.has_focus:
+            self._close_filter()
+            return
+        if self.table.marked:
+            self.table.clear_marks()
+        elif self.filter_text:
+            self.filter_text = ""
+            self._apply()
+        self._update_bar()
+
+    # -- sort ----------------------------------------------------------------------------
+    def sort_by(self, key: str, descending: bool | None = None) -> None:
+        if descending is None:
+            descending = self.sort_desc if key == self.sort_key else key in ("started",)
+        self.sort_key, self.sort_desc = key, descending
+        self._apply()
+
+    def action_sort_column(self, step: int) -> None:
+        keys = [c.key for c in self.columns]
+        i = keys.index(self.sort_key) if self.sort_key in keys else 0
+        key = keys[(i + step) % len(keys)]
+        numeric = next((c.numeric for c in self.columns if c.key == key), False)
+        self.sort_by(key, numeric)  # numbers largest first, text A→Z
+
+    def action_sort_reverse(self) -> None:
+        self.sort_by(self.sort_key, not self.sort_desc)
+
+    # -- marks and actions on runs -------------------------------------------------------
+    def action_mark(self) -> None:
+        self.table.toggle_mark()
+        self.table.action_cursor(1)
+        self._update_bar()
+
+    def _cursor_run(self) -> Run | None:
+        run = self.table.cursor_run
+        if run is None:
+            self.notify("no run selected", severity="warning")
+        return run
+
+    @on(RunsTable.Selected)
+    def _open_detail(self, event: RunsTable.Selected) -> None:
+        self.open_detail(event.run["id"])
+
+    def open_detail(self, run_id: str) -> None:
+        from ctui.tui.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(self.project, run_id, clock=self.clock))
+
+    def diff_ids(self) -> list[str]:
+        """Marked runs, or the cursor run and the run of the same job before it."""
+        marked = self.table.marked_runs()
+        if len(marked) >= 2:
+            return [r["id"] for r in sorted(marked, key=lambda r: r["id"])]
+        run = self.table.cursor_run
+        if run is None:
+            return []
+        older = [r for r in self.all_runs if r["id"] < run["id"]]
+        same_job = [r for r in older if r.get("job") == run.get("job")]
+        before = (same_job or older)[-1:]
+        return [before[0]["id"], run["id"]] if before else []
+
+    def action_diff(self) -> None:
+        ids = self.diff_ids()
+        if len(ids) < 2:
+            self.notify(
+                "mark two runs with space (or pick a run that has an earlier one)",
+                severity="warning",
+            )
+            return
+        screen = optional("ctui.tui.screens.diff", "DiffScreen")
+        if screen is None:
+            self.notify("the diff screen is not available yet", severity="warning")
+            return
+        self.app.push_screen(screen(self.project, ids))
+
+    def action_launch(self) -> None:
+        screen = optional("ctui.tui.screens.launch", "LaunchScreen")
+        if screen is None:
+            self.notify("the launch screen is not available yet", severity="warning")
+            return
+        self.app.push_screen(screen(self.project))
+
+    def action_live(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        screen = optional("ctui.tui.screens.live_run", "LiveRunScreen")
+        if screen is None:
+            self.notify("the live view is not available yet", severity="warning")
+            return
+        self.app.push_screen(screen(self.project, run["id"]))
+
+    def action_triggers(self) -> None:
+        screen = optional("ctui.tui.screens.triggers", "TriggersScreen")
+        if screen is None:
+            self.notify("the triggers screen is not available yet", severity="warning")
+            return
+        self.app.push_screen(screen(self.project))
+
+    def action_stop(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        if run.get("status") not in ("queued", "running"):
+            self.notify(f"run {run['id']} is {run.get('status')}, not running", severity="warning")
+            return
+        from ctui.tui.screens.confirm import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._stop(run["id"])
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Stop run {run['id']}?",
+                f"job {run.get('job')}: the process group "
+                "gets SIGTERM, then SIGKILL after a grace period",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="runs-actions", exit_on_error=False)
+    def _stop(self, run_id: str) -> None:
+        from ctui.jobs.launch import stop_run
+
+        try:
+            doc = stop_run(self.project, run_id)
+            msg, severity = f"run {run_id}: {doc.get('status', 'stopped')}", "information"
+        except CtuiError as exc:
+            msg, severity = str(exc), "error"
+        self.app.call_from_thread(self.notify, msg, severity=severity)
+        self.app.call_from_thread(self.reload)
+
+    def action_reproduce(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        reproduce = optional("ctui.reproduce", "reproduce_run")
+        if reproduce is None:
+            self.notify("reproduce is not available yet", severity="warning")
+            return
+        from ctui.tui.screens.confirm import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"reproducing {run['id']}…")
+                self._reproduce(reproduce, run["id"])
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Reproduce run {run['id']}?",
+                "rebuilds its code, data and environment and runs it again",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="runs-actions", exit_on_error=False)
+    def _reproduce(self, reproduce: Any, run_id: str) -> None:
+        try:
+            result = reproduce(self.project, run_id)
+            verdict = result.get("verdict") if isinstance(result, dict) else result
+            msg, severity = f"reproduce {run_id}: {verdict}", "information"
+        except CtuiError as exc:
+            msg, severity = str(exc), "error"
+        self.app.call_from_thread(self.notify, msg, severity=severity, timeout=10)
+
+    def action_columns(self) -> None:
+        from ctui.tui.data import all_extra_keys
+        from ctui.tui.screens.columns import ColumnsScreen
+
+        def chosen(keys: list[str] | None) -> None:
+            if keys is not None:
+                self.extra_keys = keys
+                self._rebuild_columns()
+                self._apply()
+
+        self.app.push_screen(
+            ColumnsScreen(all_extra_keys(self.all_runs), self.extra_keys or []), chosen
+        )

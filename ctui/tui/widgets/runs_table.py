@@ -1,0 +1,272 @@
+"""A runs table that renders only the rows on screen (Textual's line API).
+
+Textual's DataTable builds every row up front (3.2 s for 10,000 runs); this one keeps the
+rows as a plain Python list and renders a line when it is painted, so the cost follows the
+screen height, not the number of runs. Rendered lines are kept in a small LRU keyed by the
+run, the cursor/mark state and a generation counter that changes when the data does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ctui.tui.data import Clock, Column, Run, cell
+
+SEP = " "
+MARK_WIDTH = 2  # "● " in front of marked rows, so marks read without colour
+
+
+class RunsTable(ScrollView, can_focus=True):
+    """Rows are run documents; `columns` say what to show. Row 0 of the widget is the header."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "runs-table--header",
+        "runs-table--sort",
+        "runs-table--cursor",
+        "runs-table--marked",
+    }
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="table.up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="table.down"),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False, id="table.page_up"),
+        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False, id="table.page_down"),
+        Binding("home,g", "edge(0)", "First", show=False, id="table.first"),
+        Binding("end,G", "edge(1)", "Last", show=False, id="table.last"),
+        Binding("left", "pan(-4)", "Left", show=False, id="table.left"),
+        Binding("right", "pan(4)", "Right", show=False, id="table.right"),
+        Binding("enter", "select", "Open", id="table.select"),
+    ]
+
+    cursor: reactive[int] = reactive(0, always_update=True, layout=False)
+
+    class CursorMoved(Message):
+        def __init__(self, table: RunsTable, run: Run | None) -> None:
+            super().__init__()
+            self.table = table
+            self.run = run
+
+    class Selected(Message):
+        """Enter on a row."""
+
+        def __init__(self, table: RunsTable, run: Run) -> None:
+            super().__init__()
+            self.table = table
+            self.run = run
+
+    def __init__(self, *, clock: Clock | None = None, cache_size: int = 512, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.clock: Clock = clock or time.time
+        self.columns: list[Column] = []
+        self.rows: list[Run] = []
+        self.marked: set[str] = set()
+        self.sort_key = "started"
+        self.sort_desc = True
+        self._generation = 0
+        self._cache: OrderedDict[tuple[Any, ...], Strip] = OrderedDict()
+        self._cache_size = cache_size
+        self._line_width = 0
+
+    # -- data ----------------------------------------------------------------------------
+    def set_columns(self, columns: list[Column]) -> None:
+        self.columns = list(columns)
+        self._line_width = MARK_WIDTH + sum(c.width for c in columns) + len(SEP) * len(columns)
+        self._invalidate()
+
+    def set_rows(self, rows: list[Run], *, keep_cursor: bool = True) -> None:
+        """Replace the rows (already filtered and sorted); the cursor stays on its run."""
+        current = self.cursor_run if keep_cursor else None
+        self.rows = rows
+        self._invalidate()
+        index = 0
+        if current is not None:
+            run_id = current.get("id")
+            for i, run in enumerate(rows):
+                if run.get("id") == run_id:
+                    index = i
+                    break
+        self.cursor = min(index, max(len(rows) - 1, 0))
+        self._scroll_cursor_into_view()
+
+    def set_sort(self, key: str, descending: bool) -> None:
+        self.sort_key, self.sort_desc = key, descending
+        self.refresh()
+
+    def toggle_mark(self) -> None:
+        run = self.cursor_run
+        if run is None:
+            return
+        run_id = run["id"]
+        if run_id in self.marked:
+            self.marked.discard(run_id)
+        else:
+            self.marked.add(run_id)
+        self.refresh_line(self.cursor + 1)
+
+    def clear_marks(self) -> None:
+        self.marked.clear()
+        self.refresh()
+
+    def retick(self) -> None:
+        """Relative times ("3m ago") moved on: re-render the visible lines."""
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._generation += 1
+        self._cache.clear()
+        self.virtual_size = Size(self._line_width, len(self.rows) + 1)
+        self.refresh()
+
+    @property
+    def cursor_run(self) -> Run | None:
+        if 0 <= self.cursor < len(self.rows):
+            return self.rows[self.cursor]
+        return None
+
+    def marked_runs(self) -> list[Run]:
+        """Marked runs in table order."""
+        return [r for r in self.rows if r.get("id") in self.marked]
+
+    # -- cursor --------------------------------------------------------------------------
+    @property
+    def page_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.refresh_line(old + 1)
+        self.refresh_line(new + 1)
+        self.post_message(self.CursorMoved(self, self.cursor_run))
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, len(self.rows) - 1)) if self.rows else 0
+
+    def move_to(self, index: int) -> None:
+        self.cursor = index
+        self._scroll_cursor_into_view()
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = round(self.scroll_offset.y)
+        height = self.page_height
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def action_cursor(self, delta: int) -> None:
+        self.move_to(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        height = self.page_height
+        self.cursor = self.cursor + direction * height
+        top = round(self.scroll_offset.y) + direction * height
+        self.scroll_to(y=max(0, top), animate=False, immediate=True)
+        self._scroll_cursor_into_view()
+
+    def action_edge(self, end: int) -> None:
+        self.move_to(len(self.rows) - 1 if end else 0)
+
+    def action_pan(self, delta: int) -> None:
+        self.scroll_to(x=max(0, self.scroll_offset.x + delta), animate=False, immediate=True)
+
+    def action_select(self) -> None:
+        run = self.cursor_run
+        if run is not None:
+            self.post_message(self.Selected(self, run))
+
+    # -- rendering -----------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        if y == 0:
+            strip = self._header()
+        else:
+            index = scroll_y + y - 1
+            if index >= len(self.rows):
+                return Strip.blank(width, self.rich_style)
+            strip = self._row(index)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def _header(self) -> Strip:
+        key = ("header", self._generation, self.sort_key, self.sort_desc)
+        strip = self._cache.get(key)
+        if strip is not None:
+            return strip
+        base = self.get_component_rich_style("runs-table--header")
+        sort_style = self.get_component_rich_style("runs-table--sort")
+        segments = [Segment(" " * MARK_WIDTH, base)]
+        for col in self.columns:
+            label = col.label
+            style = base
+            if col.key == self.sort_key:
+                label = f"{label}{'▼' if self.sort_desc else '▲'}"
+                style = base + sort_style
+            segments.append(Segment(_fit(label, col.width, col.numeric), style))
+            segments.append(Segment(SEP, base))
+        strip = Strip(segments, self._line_width)
+        self._remember(key, strip)
+        return strip
+
+    def _row(self, index: int) -> Strip:
+        run = self.rows[index]
+        run_id = run.get("id", "")
+        is_cursor = index == self.cursor
+        is_marked = run_id in self.marked
+        key = (run_id, self._generation, is_cursor, is_marked, self.has_focus)
+        strip = self._cache.get(key)
+        if strip is not None:
+            self._cache.move_to_end(key)
+            return strip
+        base = self.rich_style
+        if is_marked:
+            base = base + self.get_component_rich_style("runs-table--marked")
+        if is_cursor and self.has_focus:
+            base = base + self.get_component_rich_style("runs-table--cursor")
+        elif is_cursor:
+            base = base + Style(reverse=True)
+        now = self.clock()
+        segments = [Segment("● " if is_marked else "  ", base)]
+        for col in self.columns:
+            text, style = cell(run, col.key, now)
+            cell_style = base + Style.parse(style) if style else base
+            if is_cursor:
+                cell_style = cell_style + base  # the cursor colours win over the cell colours
+            segments.append(Segment(_fit(text, col.width, col.numeric), cell_style))
+            segments.append(Segment(SEP, base))
+        strip = Strip(segments, self._line_width)
+        self._remember(key, strip)
+        return strip
+
+    def _remember(self, key: tuple[Any, ...], strip: Strip) -> None:
+        self._cache[key] = strip
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._scroll_cursor_into_view()
+
+
+def _fit(text: str, width: int, right: bool) -> str:
+    """Pad or cut `text` to exactly `width` cells (with an ellipsis when cut)."""
+    length = cell_len(text)
+    if length > width:
+        return set_cell_size(text, width - 1) + "…"
+    pad = " " * (width - length)
+    return pad + text if right else text + pad
