@@ -1,9 +1,361 @@
-"""Commands of this group are registered on the root app by `register`."""
+"""Job commands: run, stop, ps, logs, queue, top, jobs."""
 
 from __future__ import annotations
 
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from ctui.cli import common
+from ctui.errors import CtuiError, ExitCode
+
+if TYPE_CHECKING:
+    from ctui.project import Project
+
+FINAL_STATUSES = ("succeeded", "failed", "cancelled", "lost", "timeout")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("run")(run)
+    app.command("stop")(stop)
+    app.command("ps")(ps)
+    app.command("logs")(logs)
+    app.command("queue")(queue)
+    app.command("top")(top)
+    app.command("jobs")(jobs)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def run(
+    job: Annotated[str, typer.Argument(help="Job name from ctui.toml (`ctui jobs` lists them).")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Override a param: -p lr=0.1 (repeatable)."),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow/--detach",
+            "-f/-d",
+            help="Stream the log until the run ends and exit with its status "
+            "(default: detach and print the run id).",
+        ),
+    ] = False,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="local | docker | slurm (default: the job's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run document.")] = False,
+) -> None:
+    """Launch a run of JOB in the background (detached supervisor)."""
+    from ctui.config import load_config
+    from ctui.jobs.command import parse_assignments
+    from ctui.jobs.launch import launch_run
+
+    project = common.project()
+    config = load_config(project.root)
+    config.job(job)  # unknown job → exit 2 before anything else
+    params = parse_assignments(param or [])
+    doc = launch_run(project, job, params, backend=backend, config=config)
+    if as_json and not follow:
+        common.emit_json(doc)
+        return
+    out = common.err_console() if as_json else common.console()
+    out.print(f"{doc['status']} run [bold]{doc['id']}[/bold] of job {job}")
+    if not follow:
+        out.print(f"[dim]follow its log with[/dim] ctui logs -f {doc['id']}")
+        return
+    final = follow_run(project, doc["id"])
+    if as_json:
+        common.emit_json(final)
+    else:
+        common.console().print(common.status_text(final["status"]), _end_note(final))
+    raise typer.Exit(0 if final["status"] == "succeeded" else int(ExitCode.FAILED))
+
+
+def _end_note(doc: dict[str, Any]) -> str:
+    parts = []
+    if doc.get("exit_code") is not None:
+        parts.append(f"exit code {doc['exit_code']}")
+    if doc.get("error") and doc.get("status") != "succeeded":
+        parts.append(str(doc["error"]))
+    return " — ".join(parts)
+
+
+def _is_over(project: Project, run_id: str) -> Any:
+    """A predicate for `follow`: the run is final (refreshing so a lost run ends it too)."""
+    from ctui.jobs.reconcile import refresh
+    from ctui.store import open_store
+
+    store = open_store(project)
+    last = [0.0]
+
+    def over() -> bool:
+        if store.get_run(run_id)["status"] in FINAL_STATUSES:
+            return True
+        now = time.monotonic()
+        if now - last[0] > 2.0:  # lost detection is cheap but not free: every 2 s
+            last[0] = now
+            refresh(project, store)
+        return False
+
+    return over
+
+
+def follow_run(project: Project, run_id: str, *, offset: int = 0) -> dict[str, Any]:
+    """Copy the run's log to stdout until the run ends; returns the final run document.
+
+    Ctrl-C stops following only: the run keeps going (exit 130).
+    """
+    from ctui.logs import follow
+    from ctui.store import open_store
+
+    path = project.run_dir(run_id) / "output.log"
+    write = sys.stdout.write
+    try:
+        for line in follow(path, _is_over(project, run_id), offset=offset):
+            write(line + "\n")
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        common.err_console().print(
+            f"stopped following; the run keeps going (ctui stop {run_id} stops it)"
+        )
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    return open_store(project).get_run(run_id)
+
+
+# -- stop -----------------------------------------------------------------------------------
+
+
+def stop(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id or unique prefix.")],
+    grace: Annotated[
+        float, typer.Option("--grace", help="Seconds between SIGTERM and SIGKILL.")
+    ] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run document.")] = False,
+) -> None:
+    """Stop a run: SIGTERM to its process group, SIGKILL after the grace period."""
+    from ctui.jobs.launch import stop_run
+    from ctui.store import open_store
+
+    project = common.project()
+    run_id = open_store(project).resolve(run_ref)
+    before = open_store(project).get_run(run_id)["status"]
+    doc = stop_run(project, run_id, grace=grace)
+    if as_json:
+        common.emit_json(doc)
+        return
+    if before in FINAL_STATUSES:
+        common.console().print(f"run {run_id} had already ended ({before})")
+        return
+    common.console().print(f"run {run_id}:", common.status_text(doc["status"]))
+
+
+# -- ps / queue -----------------------------------------------------------------------------
+
+
+def _active_runs(project: Project) -> list[dict[str, Any]]:
+    from ctui.jobs.reconcile import refresh
+    from ctui.store import open_store
+
+    store = open_store(project)
+    refresh(project, store)
+    return [r for r in store.runs() if r.get("status") in ("running", "queued")]
+
+
+def ps(
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Include queued runs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run documents.")] = False,
+) -> None:
+    """List running runs (with --all, queued ones too)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ctui import format as fmt
+
+    project = common.project()
+    docs = [r for r in _active_runs(project) if all_ or r["status"] == "running"]
+    if as_json:
+        common.emit_json(docs)
+        return
+    if not docs:
+        common.console().print("no runs running")
+        return
+    now = time.time()
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("id", "job", "status", "started", "elapsed", "pid", "trigger", "params"):
+        table.add_column(name, no_wrap=name != "params")
+    for r in docs:
+        params = " ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
+        table.add_row(
+            Text(r["id"]),
+            Text(str(r.get("job"))),
+            common.status_text(r["status"]),
+            fmt.timestamp(r.get("started") or r.get("created"), now=now),
+            fmt.duration(fmt.run_duration(r, now=now)),
+            Text(str(r.get("pid") or "")),
+            Text(str(r.get("trigger") or "")),
+            Text(params),
+        )
+    common.console().print(table)
+
+
+def queue(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the queued run documents.")
+    ] = False,
+) -> None:
+    """Show queued runs in the order they will start."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ctui import format as fmt
+    from ctui.jobs.queue import queued_runs
+
+    project = common.project()
+    docs = queued_runs(_active_runs(project))
+    if as_json:
+        common.emit_json(docs)
+        return
+    if not docs:
+        common.console().print("the queue is empty")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("#", "id", "job", "queued", "max_concurrent", "trigger", "params"):
+        table.add_column(name, no_wrap=name != "params")
+    for i, r in enumerate(docs, 1):
+        params = " ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
+        table.add_row(
+            str(i),
+            Text(r["id"]),
+            Text(str(r.get("job"))),
+            fmt.timestamp(r.get("created")),
+            str(r.get("max_concurrent") or ""),
+            Text(str(r.get("trigger") or "")),
+            Text(params),
+        )
+    common.console().print(table)
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+
+def logs(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id or unique prefix.")],
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
+    lines: Annotated[
+        int | None, typer.Option("--lines", "-n", help="Only the last N lines.")
+    ] = None,
+) -> None:
+    """Print a run's log (stdout+stderr of the job)."""
+    from ctui.logs import tail
+    from ctui.store import open_store
+
+    project = common.project()
+    store = open_store(project)
+    run_id = store.resolve(run_ref)
+    path = project.run_dir(run_id) / "output.log"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = 0
+        if not follow_:
+            raise CtuiError(f"run {run_id} has no log file ({path})") from None
+    if lines is not None:
+        out = sys.stdout
+        for line in tail(path, lines, end=size):
+            out.write(line + "\n")
+        out.flush()
+    else:
+        _copy(path, size)
+    if follow_:
+        follow_run(project, run_id, offset=size)
+
+
+def _copy(path: Any, size: int) -> None:
+    """The first `size` bytes of the log to stdout, in large blocks."""
+    out = sys.stdout.buffer
+    left = size
+    with open(path, "rb") as fh:
+        while left > 0:
+            block = fh.read(min(left, 1 << 20))
+            if not block:
+                break
+            out.write(block)
+            left -= len(block)
+    out.flush()
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+def jobs(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the jobs as JSON.")] = False,
+) -> None:
+    """List the jobs declared in ctui.toml with their params."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from ctui.config import load_config
+
+    project = common.project()
+    config = load_config(project.root)
+    if as_json:
+        common.emit_json({name: asdict(job) for name, job in config.jobs.items()})
+        return
+    if not config.jobs:
+        where = config.path or project.root / "ctui.toml"
+        common.console().print(f"no jobs declared in {where} — add a [jobs.NAME] table")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("job", "backend", "max", "params", "command"):
+        table.add_column(name, no_wrap=name in ("job", "backend", "max"))
+    for name, job in config.jobs.items():
+        params = " ".join(f"{k}={v!r}" for k, v in job.params.items())
+        table.add_row(
+            Text(name),
+            Text(job.backend),
+            str(job.max_concurrent or ""),
+            Text(params),
+            Text(job.command),
+        )
+    common.console().print(table)
+
+
+# -- top ------------------------------------------------------------------------------------
+
+
+def top(
+    run_ref: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="One run (default: all running runs).")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Refresh period (s).")] = 1.0,
+) -> None:
+    """Live CPU, RAM and GPU of running runs (Ctrl-C to quit)."""
+    from ctui.monitor.top import TopView
+
+    project = common.project()
+    view = TopView(project, run_ref)
+    try:
+        if once:
+            common.console().print(view.frame())
+            return
+        from rich.live import Live
+
+        with Live(view.frame(), console=common.console(), auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(view.frame(), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        view.close()
