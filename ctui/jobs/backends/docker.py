@@ -165,7 +165,7 @@ def mount_paths(paths: Iterable[str]) -> list[str]:
     for p in sorted({Path(x).resolve() for x in paths if x}, key=lambda q: len(q.parts)):
         if not any(p == c or c in p.parents for c in chosen):
             chosen.append(p)
-    return [str(p) for p in chosen]
+    return sorted(str(p) for p in chosen)
 
 
 # -- one running container ---------------------------------------------------------------------
