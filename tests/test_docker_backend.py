@@ -47,6 +47,8 @@ _skip = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
 def needs_engine(test: Any) -> Any:
     """A test that runs real containers: marked `docker`, skipped when no engine answers."""
     return pytest.mark.docker(_skip(test))
+
+
 pytestmark = [pytest.mark.timeout(120)]
 
 CONFIG = f"""
@@ -237,5 +239,6 @@ def test_device_requests_and_mounts() -> None:
     (some,) = device_requests([0, 2])
     assert some["DeviceIDs"] == ["0", "2"]
     assert mount_paths(["/p", "/p/.ctui/runs/x", "/p/.ctui/worktrees/y", "/q"]) == ["/p", "/q"]
-    assert pinned_ref({"image": "a", "image_id": "sha256:1", "digest": "a@sha256:2"}) == "a@sha256:2"
-    assert pinned_ref({"image": "a", "image_id": "sha256:1", "digest": None}) == "sha256:1"
+    pinned = {"image": "a", "image_id": "sha256:1", "digest": "a@sha256:2"}
+    assert pinned_ref(pinned) == "a@sha256:2"
+    assert pinned_ref({**pinned, "digest": None}) == "sha256:1"
