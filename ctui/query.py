@@ -106,9 +106,10 @@ class Term:
 
 
 def _equal(actual: Any, wanted: str) -> bool:
-    a_num, w_num = _number(actual), _number(wanted)
-    if a_num is not None and w_num is not None and not isinstance(actual, str):
-        return a_num == w_num
+    if not isinstance(actual, str):  # text never compares as a number: skip float() on it
+        a_num, w_num = _number(actual), _number(wanted)
+        if a_num is not None and w_num is not None:
+            return a_num == w_num
     if isinstance(actual, bool):
         return str(actual).lower() == wanted.lower()
     text = str(actual)
