@@ -49,7 +49,9 @@ def test_index_counts_lines_and_partial_last_line(tmp_path: Path) -> None:
         idx.extend(scan(fd, 0, 11, chunk=3), 11)
         assert idx.line_count == 3
         assert [os.pread(fd, e - s, s) for s, e in map(idx.span, range(3))] == [
-            b"one", b"two", b"thr"
+            b"one",
+            b"two",
+            b"thr",
         ]
         tail = read_tail_index(fd, 11, tail_bytes=6)
         assert not tail.complete

@@ -1,0 +1,190 @@
+"""The diff screen: two runs side by side, section by section; more runs as a compare table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from ctui.errors import CtuiError
+from ctui.tui.widgets.diff_rows import build_rows, short
+from ctui.tui.widgets.diff_view import DiffView
+
+if TYPE_CHECKING:
+    from ctui.project import Project
+
+Run = dict[str, Any]
+
+
+def run_label(doc: Run) -> str:
+    """`<id>  <job>  <status>` — how a run is named in headings."""
+    return f"{doc.get('id', '?')}  {doc.get('job') or ''}  {doc.get('status') or ''}".strip()
+
+
+def reproduce_lines(docs: list[Run]) -> list[str]:
+    """ "B reproduces A: reproduced" for each run that reproduces another and has a verdict."""
+    lines = []
+    for doc in docs:
+        original = doc.get("reproduces")
+        if original:
+            verdict = doc.get("verdict") or "not compared yet"
+            lines.append(f"{doc.get('id')} reproduces {original}: {verdict}")
+    return lines
+
+
+class DiffScreen(Screen[None]):
+    """`DiffScreen(project, run_ids)`: 2 runs → side-by-side diff; more → compare table."""
+
+    CSS_PATH = "diff.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="diff.back"),
+        Binding("o", "toggle_only_changed", "Only changed", id="diff.only_changed"),
+        Binding("right_square_bracket,n", "next_change", "Next change", id="diff.next"),
+        Binding("left_square_bracket,N", "previous_change", "Prev change", id="diff.previous"),
+        Binding("r", "reload", "Reload", id="diff.reload"),
+    ]
+
+    def __init__(self, project: Project, run_ids: list[str]) -> None:
+        super().__init__()
+        self.project = project
+        self.run_ids = list(run_ids)
+        self.docs: list[Run] = []
+        self.result: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.run_ids) == 2
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="diff-title")
+        yield Static(Text("comparing…"), id="diff-verdict")
+        yield Static("", id="diff-repro")
+        if self.is_pair:
+            yield Static("", id="diff-columns")
+            yield DiffView(id="diff-view")
+        else:
+            yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#diff-repro").display = False
+        self._body().loading = True
+        self.load()
+
+    def _body(self) -> DiffView | DataTable[Any]:
+        if self.is_pair:
+            return self.query_one(DiffView)
+        return self.query_one(DataTable)
+
+    # -- loading ---------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="diff-load")
+    def load(self) -> None:
+        """Read the runs and diff them off the UI thread (git and object reads are slow)."""
+        from ctui.diff import compare_many, diff_runs, run_view
+        from ctui.objects import ObjectStore
+        from ctui.store import Store
+
+        try:
+            if len(self.run_ids) < 2:
+                raise CtuiError("pick at least two runs to compare", hint="mark runs with space")
+            store = Store(self.project.store_file)
+            objects = ObjectStore(self.project.objects_dir)
+            docs = [store.get_run(store.resolve(r)) for r in self.run_ids]
+            views = [run_view(d, objects) for d in docs]
+            if len(views) == 2:
+                result = diff_runs(views[0], views[1], objects=objects, repo=self.project.root)
+                payload: tuple[Any, ...] = (docs, result, views)
+            else:
+                payload = (docs, compare_many(views), views)
+        except CtuiError as exc:
+            self.app.call_from_thread(self._show_error, exc.message, exc.hint)
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in the screen, never a crash
+            self.app.call_from_thread(self._show_error, f"{type(exc).__name__}: {exc}", None)
+            return
+        self.app.call_from_thread(self._show, *payload)
+
+    def _show_error(self, message: str, hint: str | None) -> None:
+        self.error = message
+        text = Text("✗ ", style="bold red")
+        text.append(message)
+        if hint:
+            text.append(f"  ({hint})", style="dim")
+        self.query_one("#diff-verdict", Static).update(text)
+        self._body().loading = False
+
+    def _show(self, docs: list[Run], result: dict[str, Any], views: list[Any]) -> None:
+        self.docs = docs
+        self.result = result
+        self.error = None
+        body = self._body()
+        body.loading = False
+        self.query_one("#diff-title", Static).update(
+            Text(" ⟷ ".join(run_label(d) for d in docs), style="bold")
+        )
+        repro = reproduce_lines(docs)
+        repro_widget = self.query_one("#diff-repro", Static)
+        repro_widget.display = bool(repro)
+        repro_widget.update(Text("\n".join(f"↻ {line}" for line in repro)))
+        if isinstance(body, DiffView):
+            verdict = result.get("verdict") or ("identical" if result.get("identical") else "")
+            marker = "=" if result.get("identical") else "≠"
+            self.query_one("#diff-verdict", Static).update(Text(f"{marker} {verdict}"))
+            self.query_one("#diff-columns", Static).update(self._columns_heading(docs))
+            body.set_rows(build_rows(result, views[0], views[1]))
+            body.focus()
+        else:
+            self._fill_table(body, docs, result)
+
+    def _columns_heading(self, docs: list[Run]) -> Text:
+        width = max(20, self.query_one(DiffView).scrollable_content_region.width or self.size.width)
+        col = max(10, (width - 5) // 2)
+        a = Text(f"  A  {run_label(docs[0])}")
+        a.truncate(col + 2, overflow="ellipsis", pad=True)
+        a.append(" │ ")
+        a.append(f"B  {run_label(docs[1])}")
+        a.stylize("bold")
+        return a
+
+    def _fill_table(self, table: DataTable[Any], docs: list[Run], result: dict[str, Any]) -> None:
+        rows = result.get("rows") or []
+        table.clear(columns=True)
+        table.add_column("", key="kind")
+        table.add_column("key", key="key")
+        for i, doc in enumerate(docs):
+            table.add_column(str(doc.get("id", i)), key=f"run{i}")
+        for row in rows:
+            values = [Text(short(v)) for v in row.get("values", [])]
+            table.add_row(Text(row.get("kind", "")), Text(str(row.get("key", ""))), *values)
+        verdict = f"{len(rows)} params/metrics/sections differ across {len(docs)} runs"
+        if not rows:
+            verdict = f"no params, metrics or sections differ across {len(docs)} runs"
+        self.query_one("#diff-verdict", Static).update(Text(verdict))
+        table.focus()
+
+    # -- actions ---------------------------------------------------------------------------
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def action_reload(self) -> None:
+        self._body().loading = True
+        self.load()
+
+    def action_toggle_only_changed(self) -> None:
+        if self.is_pair:
+            view = self.query_one(DiffView)
+            view.only_changed = not view.only_changed
+
+    def action_next_change(self) -> None:
+        if self.is_pair and not self.query_one(DiffView).next_change():
+            self.notify("no later change", timeout=1.5)
+
+    def action_previous_change(self) -> None:
+        if self.is_pair and not self.query_one(DiffView).previous_change():
+            self.notify("no earlier change", timeout=1.5)
