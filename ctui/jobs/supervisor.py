@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -29,6 +29,9 @@ from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import Execution, LaunchSpec, StartError
 from ctui.project import Project, _StoreProject
 from ctui.store import Store
+
+if TYPE_CHECKING:
+    from ctui.monitor.process import ProcessTreeSampler
 
 LOG_TAIL_LINES = 20
 
@@ -91,26 +94,30 @@ class Supervisor:
             traceback.print_exc()
             return self._finish(None, error=f"could not start: {exc}", started=time.time())
         started = time.time()
+        from ctui.monitor.process import ProcessTreeSampler
+
+        # sample at once: a short job may be over before the first tick
+        procs = ProcessTreeSampler(pids=self.execution.host_pids)
+        first = procs.sample()
         self._update({"started": started, **self.execution.info()})
-        code = self._watch()
+        code = self._watch(procs, first)
         return self._finish(code, started=started)
 
-    def _watch(self) -> int:
+    def _watch(self, procs: ProcessTreeSampler, first: dict[str, Any]) -> int:
         from ctui.monitor.gpu import GpuSampler, visible_from_env
-        from ctui.monitor.process import ProcessTreeSampler
         from ctui.monitor.summary import Peaks
 
         ex = self.execution
         assert ex is not None
-        procs = ProcessTreeSampler(pids=ex.host_pids)
         visible = self._visible_gpus(visible_from_env)
         gpu = GpuSampler(visible)
         self.peaks = Peaks()
         resources = self.run_dir / "resources.jsonl"
         if not gpu.available:
             append_jsonl(resources, orjson.dumps({"time": time.time(), "gpu": gpu.sample()}))
+        self._record(first, gpu, resources)
         stopping: threading.Thread | None = None
-        next_sample = time.monotonic()
+        next_sample = time.monotonic() + self.interval
         try:
             while True:
                 code = ex.wait(timeout=max(0.0, min(0.25, next_sample - time.monotonic())))
@@ -134,9 +141,16 @@ class Supervisor:
 
         return visible_from_env({**os.environ, **self.spec.env})
 
-    def _sample(self, procs: Any, gpu: Any, resources: Path) -> None:
+    def _sample(self, procs: ProcessTreeSampler, gpu: Any, resources: Path) -> None:
         try:
-            proc = procs.sample()
+            self._record(procs.sample(), gpu, resources)
+        except Exception:
+            traceback.print_exc()  # sampling must never take the run down
+
+    def _record(self, proc: dict[str, Any], gpu: Any, resources: Path) -> None:
+        if not proc["nprocs"]:
+            return  # the job has already gone
+        try:
             record: dict[str, Any] = {k: v for k, v in proc.items() if k != "pids"}
             g = gpu.sample(proc["pids"]) if gpu.available else None
             if g is not None:
