@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ctui.cli.common import STATUS_LOOK
@@ -162,10 +163,57 @@ def any_active(runs: Iterable[Run]) -> bool:
 
 def filter_and_sort(runs: list[Run], text: str, key: str, descending: bool) -> list[Run]:
     """Apply the query language filter (raises CtuiError on bad syntax), then sort."""
-    from ctui.query import filter_runs, sort_runs
+    view = RunsView()
+    view.set_runs(runs)
+    return view.rows(text, key, descending)
 
-    rows = filter_runs(runs, text) if text.strip() else list(runs)
-    return sort_runs(rows, key, descending)
+
+def _first(pair: tuple[Any, Run]) -> Any:
+    return pair[0]
+
+
+class RunsView:
+    """Filtered and sorted runs, with caches so a key press costs one sort, not a rescan.
+
+    The filter result is kept per filter text, and each column's sort keys (from
+    `ctui.query.sort_key`, so the order is the CLI's) are computed once per load of the runs.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[Run] = []
+        self._filtered: tuple[str, list[Run]] | None = None
+        self._keys: dict[str, dict[str, Any]] = {}
+
+    def set_runs(self, runs: list[Run]) -> None:
+        self.runs = runs
+        self._filtered = None
+        self._keys.clear()
+
+    def filtered(self, text: str) -> list[Run]:
+        from ctui.query import filter_runs
+
+        text = text.strip()
+        if self._filtered is None or self._filtered[0] != text:
+            self._filtered = (text, filter_runs(self.runs, text) if text else self.runs)
+        return self._filtered[1]
+
+    def sort_keys(self, key: str) -> dict[str, Any]:
+        keys = self._keys.get(key)
+        if keys is None:
+            from ctui.query import sort_key
+
+            k = sort_key(key)
+            keys = self._keys[key] = {r["id"]: k(r) for r in self.runs}
+        return keys
+
+    def rows(self, text: str, key: str, descending: bool) -> list[Run]:
+        """Runs matching `text`, sorted by `key`; runs missing the value stay last."""
+        rows = self.filtered(text)
+        keys = self.sort_keys(key)
+        decorated = [(keys[r["id"]], r) for r in rows]
+        present = [kr for kr in decorated if kr[0][0] != 2]
+        present.sort(key=_first, reverse=descending)
+        return [r for _, r in present] + [r for k, r in decorated if k[0] == 2]
 
 
 def optional(module: str, attr: str) -> Any:
@@ -183,3 +231,66 @@ def optional(module: str, attr: str) -> Any:
             return None
         raise
     return getattr(mod, attr, None)
+
+
+#: at most this much of the end of a JSONL file is read for a chart
+JSONL_TAIL_BYTES = 8 * 1024 * 1024
+
+
+def read_jsonl(path: Path, max_bytes: int = JSONL_TAIL_BYTES) -> list[dict[str, Any]]:
+    """Records of a JSONL file (its last `max_bytes`); broken or partial lines are skipped."""
+    import orjson
+
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, 2)
+            start = max(0, size - max_bytes)
+            fh.seek(start)
+            raw = fh.read()
+    except OSError:
+        return []
+    lines = raw.split(b"\n")
+    if start:
+        lines = lines[1:]  # the first line was cut by the seek
+    out = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def metric_histories(path: Path) -> dict[str, list[float]]:
+    """`metrics.jsonl` → name → values in step order."""
+    series: dict[str, list[tuple[float, int, float]]] = {}
+    for i, rec in enumerate(read_jsonl(path)):
+        name, value = rec.get("name"), rec.get("value")
+        if not isinstance(name, str) or not isinstance(value, int | float):
+            continue
+        step = rec.get("step")
+        series.setdefault(name, []).append((step if isinstance(step, int | float) else i, i, value))
+    return {name: [v for *_, v in sorted(points)] for name, points in sorted(series.items())}
+
+
+def resource_series(path: Path) -> dict[str, list[float]]:
+    """`resources.jsonl` → `cpu %`, `rss MiB`, `gpuN util %`, `gpuN mem MiB` series."""
+    series: dict[str, list[float]] = {}
+
+    def add(key: str, value: Any, scale: float = 1.0) -> None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            series.setdefault(key, []).append(value * scale)
+
+    for rec in read_jsonl(path):
+        add("cpu %", rec.get("cpu"))
+        add("rss MiB", rec.get("rss"), 1 / 2**20)
+        for gpu in rec.get("gpus") or ():
+            if isinstance(gpu, dict):
+                n = gpu.get("index", "?")
+                add(f"gpu{n} util %", gpu.get("util"))
+                add(f"gpu{n} mem MiB", gpu.get("mem_used"), 1 / 2**20)
+    return series

@@ -23,9 +23,9 @@ from ctui.tui.data import (
     Clock,
     Column,
     Run,
+    RunsView,
     any_active,
     build_columns,
-    filter_and_sort,
     optional,
     pick_extra_keys,
 )
@@ -65,7 +65,7 @@ class RunsScreen(Screen[None]):
         self.store = Store(project.store_file)
         self.clock = clock
         self.poll_interval = poll_interval or self.POLL_INTERVAL
-        self.all_runs: list[Run] = []
+        self.view = RunsView()
         self.filter_text = ""
         self.sort_key = "started"
         self.sort_desc = True
@@ -73,6 +73,15 @@ class RunsScreen(Screen[None]):
         self.columns: list[Column] = []
         self._stamp: tuple[int, int] | None = None
         self._polls = 0
+
+    @property
+    def all_runs(self) -> list[Run]:
+        """Every run in the store, oldest first."""
+        return self.view.runs
+
+    @all_runs.setter
+    def all_runs(self, runs: list[Run]) -> None:
+        self.view.set_runs(runs)
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -114,7 +123,7 @@ class RunsScreen(Screen[None]):
         """Filter and sort into the table; False (and a message) on a bad filter."""
         error = self.query_one("#filter-error", Static)
         try:
-            rows = filter_and_sort(self.all_runs, self.filter_text, self.sort_key, self.sort_desc)
+            rows = self.view.rows(self.filter_text, self.sort_key, self.sort_desc)
         except CtuiError as exc:
             error.update(Text(str(exc)))
             error.remove_class("hidden")

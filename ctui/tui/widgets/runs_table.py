@@ -93,10 +93,7 @@ class RunsTable(ScrollView, can_focus=True):
         index = 0
         if current is not None:
             run_id = current.get("id")
-            for i, run in enumerate(rows):
-                if run.get("id") == run_id:
-                    index = i
-                    break
+            index = next((i for i, run in enumerate(rows) if run["id"] == run_id), 0)
         self.cursor = min(index, max(len(rows) - 1, 0))
         self._scroll_cursor_into_view()
 
