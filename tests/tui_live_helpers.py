@@ -1,0 +1,55 @@
+"""Helpers shared by the launch and live-view tests: a project with tiny real jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.screen import Screen
+
+PY = sys.executable
+
+# Each job is a real process. `count` prints numbered lines and logs a metric per line;
+# `sleeper` prints, then sleeps until stopped.
+CTUI_TOML = f"""
+[jobs.count]
+command = "{PY} -c \\"import sys; from ctui import track; n = int(sys.argv[1]); [(print('count line', i, flush=True), track.log_metric('loss', 1.0 / (i + 1), i)) for i in range(n)]; print('done [ok]')\\" {{n}}"
+params = {{ n = 5, lr = 0.1, name = "a b", fast = true }}
+
+[jobs.sleeper]
+command = "{PY} -c \\"import time; print('sleeping', flush=True); time.sleep(60)\\""
+
+[jobs.cluster]
+command = "train --lr {{lr}}"
+backend = "slurm"
+params = {{ lr = 0.01 }}
+slurm = {{ partition = "gpu", time = "01:00:00", cpus = 4, mem = "16G" }}
+"""
+
+
+def write_config(root: Path) -> None:
+    (root / "ctui.toml").write_text(CTUI_TOML)
+
+
+class ScreenApp(App[None]):
+    """A bare app that pushes one screen (the screens are self-contained)."""
+
+    def __init__(self, make: Callable[[], Screen[Any]]) -> None:
+        super().__init__()
+        self.make = make
+
+    def on_mount(self) -> None:
+        self.push_screen(self.make())
+
+
+async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
