@@ -66,6 +66,9 @@ class ProcessTreeSampler:
         for pid, p in self._procs.items():
             try:
                 with p.oneshot():
+                    if p.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped
+                        gone.append(pid)
+                        continue
                     cpu += p.cpu_percent(None)
                     rss += p.memory_info().rss
                     threads += p.num_threads()
