@@ -6,6 +6,8 @@ Other TUI test modules import `make_tui_project` and `FROZEN_NOW` from here.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +171,13 @@ def make_tui_project(root: Path, *, files: bool = True) -> Project:
 
 
 @pytest.fixture
-def tui_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+def tui_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
     monkeypatch.setenv("CTUI_KEYMAP", str(tmp_path / "no-keymap.toml"))
-    return make_tui_project(tmp_path / "demo")
+    monkeypatch.setenv("TZ", "UTC")  # absolute times on the detail screen
+    time.tzset()
+    yield make_tui_project(tmp_path / "demo")
+    monkeypatch.undo()
+    time.tzset()
 
 
 def test_fixed_runs_are_sorted_by_time() -> None:
