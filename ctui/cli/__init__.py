@@ -65,11 +65,20 @@ def _register_all() -> None:
         manifest_cmds,
         repro_cmds,
         store_cmds,
+        sync_cmds,
         trigger_cmds,
         tui_cmds,
     )
 
-    for module in (store_cmds, manifest_cmds, job_cmds, trigger_cmds, repro_cmds, tui_cmds):
+    for module in (
+        store_cmds,
+        manifest_cmds,
+        job_cmds,
+        trigger_cmds,
+        repro_cmds,
+        sync_cmds,
+        tui_cmds,
+    ):
         module.register(app)
 
 

@@ -1,0 +1,295 @@
+"""MLflow bridge against a real MLflow sqlite store (one per pytest session), with real jobs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ctui.config import load_config
+from ctui.ids import new_run_id
+from ctui.integrations import mlflow_bridge as bridge
+from ctui.integrations.mlflow_import import import_runs
+from ctui.store import Store
+
+pytestmark = pytest.mark.timeout(120)
+
+REPO = Path(__file__).resolve().parent.parent
+
+JOB = textwrap.dedent(
+    """
+    import mlflow
+    from ctui import track
+
+    mlflow.log_param("optimizer", "sgd")
+    for step in range(5):
+        track.log_metric("loss", 1.0 / (step + 1), step=step)
+    mlflow.log_metric("acc", 0.93)
+    track.log_params(seed=7)
+    print("trained")
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One real MLflow sqlite store for the whole session (creating one costs seconds)."""
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=uri).search_experiments()  # creates the schema once
+    return uri
+
+
+def _configure(project: Any, uri: str, experiment: str) -> Any:
+    (project.root / "ctui.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [jobs.train]
+            command = "python train.py --lr {{lr}}"
+            params = {{ lr = 0.01 }}
+
+            [mlflow]
+            enabled = true
+            tracking_uri = "{uri}"
+            experiment = "{experiment}"
+            """
+        )
+    )
+    return load_config(project.root)
+
+
+def _new_run(project: Any, **fields: Any) -> dict[str, Any]:
+    from ctui import manifest
+    from ctui.objects import ObjectStore
+
+    hashes = manifest.save(
+        ObjectStore(project.objects_dir), manifest.capture(project.root, sections=("code",))
+    )
+    run_id = new_run_id()
+    doc = {
+        "id": run_id,
+        "job": "train",
+        "status": "running",
+        "created": 1_790_000_000.0,
+        "started": 1_790_000_000.0,
+        "params": {"lr": 0.01},
+        "manifest": hashes,
+        "backend": "local",
+        **fields,
+    }
+    project.run_dir(run_id).mkdir(parents=True)
+    Store(project.store_file).insert_run(doc)
+    return doc
+
+
+def _run_job(project: Any, run: dict[str, Any], env: dict[str, str], script: str = JOB) -> int:
+    (project.root / "train.py").write_text(script)
+    full = {
+        **os.environ,
+        **env,
+        "CTUI_RUN_DIR": str(project.run_dir(run["id"])),
+        "PYTHONPATH": str(REPO),
+    }
+    done = subprocess.run(
+        [sys.executable, "train.py"], cwd=project.root, env=full, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.returncode
+
+
+def _finish(project: Any, run: dict[str, Any], status: str = "succeeded", code: int = 0) -> None:
+    run.update(status=status, exit_code=code, ended=1_790_000_060.0)
+    Store(project.store_file).update_run(
+        run["id"], {"status": status, "exit_code": code, "ended": 1_790_000_060.0}
+    )
+
+
+def test_job_logs_into_the_run_ctui_created(project: Any, mlflow_uri: str) -> None:
+    config = _configure(project, mlflow_uri, "bridge-basic")
+    run = _new_run(project)
+    env = bridge.before_launch(project, config, run)
+
+    assert env["MLFLOW_TRACKING_URI"] == mlflow_uri
+    assert env["MLFLOW_EXPERIMENT_NAME"] == "bridge-basic"
+    assert run["mlflow"]["sync"] == "ok"
+    assert env["MLFLOW_RUN_ID"] == run["mlflow"]["run_id"]
+
+    _run_job(project, run, env)
+    _finish(project, run)
+    final = bridge.after_run(project, config, run)
+
+    assert final["acc"] == pytest.approx(0.93)  # the job's own mlflow.log_metric
+    assert final["loss"] == pytest.approx(0.2)  # ctui.track's history, pushed by ctui
+    cl = bridge.client(mlflow_uri)
+    got = cl.get_run(run["mlflow"]["run_id"])
+    assert got.info.status == "FINISHED"
+    assert got.data.tags[bridge.RUN_TAG] == run["id"]
+    assert got.data.tags["ctui.manifest.code"] == run["manifest"]["code"]
+    assert got.data.params == {"lr": "0.01", "optimizer": "sgd", "seed": "7"}
+    history = cl.get_metric_history(got.info.run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [
+        (s, pytest.approx(1.0 / (s + 1))) for s in range(5)
+    ]
+    artifacts = [a.path for a in cl.list_artifacts(got.info.run_id)]
+    assert "manifest.json" in artifacts
+    stored = Store(project.store_file).get_run(run["id"])
+    assert stored["mlflow"]["sync"] == "ok"
+
+    # again (a second `ctui sync`, a supervisor retry): nothing is logged twice
+    bridge.after_run(project, config, run)
+    assert len(cl.get_metric_history(got.info.run_id, "loss")) == 5
+    synced = orjson.loads((project.run_dir(run["id"]) / bridge.SYNCED_FILE).read_bytes())
+    assert synced["metrics"] == {"loss": 5}
+
+
+def test_lost_sync_record_does_not_duplicate(project: Any, mlflow_uri: str) -> None:
+    """A push that reached MLflow but not the run folder's record is not pushed twice."""
+    config = _configure(project, mlflow_uri, "bridge-record")
+    run = _new_run(project)
+    env = bridge.before_launch(project, config, run)
+    _run_job(project, run, env)
+    bridge.sync_run(project, run, mlflow_uri)  # while running: pushes what is there
+    (project.run_dir(run["id"]) / bridge.SYNCED_FILE).unlink()
+    _finish(project, run, "failed", 3)
+    bridge.after_run(project, config, run)
+    cl = bridge.client(mlflow_uri)
+    assert len(cl.get_metric_history(run["mlflow"]["run_id"], "loss")) == 5
+    assert cl.get_run(run["mlflow"]["run_id"]).info.status == "FAILED"
+
+
+def test_unreachable_server_leaves_sync_pending(project: Any, free_port: int) -> None:
+    secret = f"http://alice:s3cret@127.0.0.1:{free_port}"
+    config = _configure(project, secret, "down")
+    run = _new_run(project)
+    env = bridge.before_launch(project, config, run)
+    assert "MLFLOW_RUN_ID" not in env
+    assert env["MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{free_port}"
+    assert run["mlflow"]["sync"] == "pending"
+    assert "s3cret" not in orjson.dumps(run).decode()
+    _finish(project, run)
+    assert bridge.after_run(project, config, run) == {}
+    stored = Store(project.store_file).get_run(run["id"])
+    assert stored["mlflow"]["sync"] == "pending"
+    result = bridge.sync_pending(project, config)
+    assert result["pending"] == [run["id"]] and not result["synced"]
+    assert "s3cret" not in project.store_file.read_text()
+
+
+def test_disabled_bridge_does_nothing(project: Any) -> None:
+    config = load_config(project.root)
+    run = _new_run(project)
+    assert bridge.before_launch(project, config, run) == {}
+    assert "mlflow" not in run
+    assert bridge.sync_pending(project) == {"synced": [], "pending": [], "errors": {}}
+
+
+def test_default_uri_and_experiment(project: Any) -> None:
+    config = load_config(project.root)
+    assert bridge.tracking_uri(project, config) == (
+        f"sqlite:///{project.state_dir.resolve()}/mlflow.db"
+    )
+    assert bridge.experiment_name(project, config) == project.root.name
+    assert bridge.safe_uri("https://u:p@host:5000/x") == "https://host:5000/x"
+    assert bridge.safe_uri("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+
+
+def _mlflow_run(cl: Any, exp_id: str, status: str, loss: list[float], **tags: str) -> str:
+    from mlflow.entities import Metric, Param
+
+    run = cl.create_run(exp_id, start_time=1_780_000_000_000, tags=tags, run_name="old")
+    rid = run.info.run_id
+    cl.log_batch(
+        rid,
+        metrics=[Metric("loss", v, 1_780_000_000_000 + i, i) for i, v in enumerate(loss)],
+        params=[Param("lr", "0.1"), Param("opt", "adam"), Param("layers", "3")],
+    )
+    cl.set_terminated(rid, status=status, end_time=1_780_000_100_000)
+    return str(rid)
+
+
+def test_import_runs_is_idempotent(project: Any, mlflow_uri: str) -> None:
+    cl = bridge.client(mlflow_uri)
+    exp_id = cl.create_experiment("legacy-import")
+    ok = _mlflow_run(cl, exp_id, "FINISHED", [0.9, 0.5, 0.3], team="vision")
+    bad = _mlflow_run(cl, exp_id, "FAILED", [1.0])
+    _mlflow_run(cl, exp_id, "FINISHED", [0.1], **{bridge.RUN_TAG: "ours"})
+    store = Store(project.store_file)
+    store.insert_run({"id": "ours", "job": "train", "status": "succeeded"})
+
+    assert import_runs(project, "legacy-import", mlflow_uri) == 2
+    by_mlflow = {r["mlflow"]["run_id"]: r for r in store.runs() if r.get("backend") == "mlflow"}
+    assert set(by_mlflow) == {ok, bad}
+    doc = by_mlflow[ok]
+    assert doc["status"] == "succeeded" and by_mlflow[bad]["status"] == "failed"
+    assert doc["params"] == {"lr": 0.1, "opt": "adam", "layers": 3}
+    assert doc["metrics"] == {"loss": 0.3}
+    assert doc["job"] == "legacy-import"
+    assert "team=vision" in doc["tags"]
+    assert doc["started"] == 1_780_000_000 and doc["duration"] == 100
+    lines = (project.run_dir(doc["id"]) / "metrics.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(x)["value"] for x in lines] == [0.9, 0.5, 0.3]
+
+    store.update_run(doc["id"], {"note": "kept"})
+    assert import_runs(project, "legacy-import", mlflow_uri) == 0
+    again = [r for r in store.runs() if r.get("backend") == "mlflow"]
+    assert len(again) == 2
+    assert store.get_run(doc["id"])["note"] == "kept"
+
+
+def test_import_unknown_experiment_is_bad_input(project: Any, mlflow_uri: str) -> None:
+    from ctui.errors import ExitCode, UnavailableError
+
+    with pytest.raises(UnavailableError) as err:
+        import_runs(project, "no-such-experiment", mlflow_uri)
+    assert err.value.code == ExitCode.BAD_INPUT
+
+
+def test_cli_sync_and_import(project: Any, mlflow_uri: str, free_port: int) -> None:
+    cl = bridge.client(mlflow_uri)
+    _mlflow_run(cl, cl.create_experiment("cli-import"), "KILLED", [0.4])
+
+    def ctui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ctui", *args],
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+
+    out = ctui("import-mlflow", "--experiment", "cli-import", "--tracking-uri", mlflow_uri, "--json")
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout) == {"imported": 1}
+    out = ctui("sync", "--json")
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout) == {"synced": [], "pending": [], "errors": {}}
+
+    config = _configure(project, f"http://127.0.0.1:{free_port}", "down")
+    run = _new_run(project)
+    bridge.before_launch(project, config, run)
+    _finish(project, run)
+    Store(project.store_file).update_run(run["id"], {"mlflow": run["mlflow"]})
+    out = ctui("sync")
+    assert out.returncode == 1
+    assert f"still pending {run['id']}" in out.stdout
+    out = ctui("import-mlflow", "--experiment", "nope", "--tracking-uri", mlflow_uri)
+    assert out.returncode == 2
+    assert "no MLflow experiment named 'nope'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.fixture
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
