@@ -414,9 +414,9 @@ def import_(
     """Import runs from `ctui export` JSON lines, or from MLflow (`ctui import mlflow`)."""
     project = common.project()
     if source == "mlflow":
-        from ctui.integrations import mlflow_bridge
+        from ctui.integrations.mlflow_import import import_runs
 
-        n = mlflow_bridge.import_runs(project, experiment, tracking_uri)  # type: ignore[attr-defined]
+        n = import_runs(project, experiment, tracking_uri)
         common.console().print(f"imported {n} run(s) from MLflow")
         return
     from ctui.objects import ObjectStore, content_hash
