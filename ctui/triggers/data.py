@@ -1,0 +1,140 @@
+"""`on = "data"`: the data the job depends on changed since the job's last run.
+
+"The data" is the job's data section (DVC-tracked paths from dvc.lock / *.dvc plus the job's
+declared `data` paths), optionally narrowed to `paths`. A job that never ran on the current
+data fires. A declared path modified less than `debounce` seconds ago (default 5 s) is
+still being written: wait, so a half-written dataset never starts a run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ctui.config import TriggerConfig, parse_duration
+from ctui.objects import json_hash
+from ctui.triggers.base import FIRE, IDLE, WAIT, Cause, Context, Evaluation, short
+from ctui.triggers.datasection import current_data_section
+from ctui.triggers.validate import DEFAULT_DEBOUNCE
+
+
+def _newest_mtime(path: Path) -> float | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    newest = st.st_mtime
+    if path.is_dir():
+        for dirpath, _dirs, files in os.walk(path):
+            for f in files:
+                try:
+                    newest = max(newest, os.stat(os.path.join(dirpath, f)).st_mtime)
+                except OSError:
+                    continue
+    return newest
+
+
+def path_hashes(section: dict[str, Any], only: list[str] | None) -> dict[str, str | None]:
+    """path → hash from a data section, narrowed to `only` (paths or folders) if given."""
+    paths = section.get("paths") or {}
+    out: dict[str, str | None] = {}
+    for p, entry in paths.items():
+        if only and not any(p == o or p.startswith(o.rstrip("/") + "/") for o in only):
+            continue
+        out[p] = entry.get("hash") if isinstance(entry, dict) else None
+    return out
+
+
+def describe_change(old: dict[str, str | None], new: dict[str, str | None]) -> str:
+    """`data/train.csv 3f2a…→9c1e…` (first three changes, then a count)."""
+    parts: list[str] = []
+    for p in sorted(set(old) | set(new)):
+        a, b = old.get(p), new.get(p)
+        if a == b:
+            continue
+        if p not in old:
+            parts.append(f"{p} new {short(b, 4)}")
+        elif p not in new:
+            parts.append(f"{p} removed")
+        else:
+            parts.append(f"{p} {short(a, 4)}→{short(b, 4)}")
+    if not parts:
+        return "data changed"
+    more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
+    return ", ".join(parts[:3]) + more
+
+
+def _old_section(ctx: Context, oid: str) -> dict[str, Any] | None:
+    key = ("data-object", oid)
+    if key not in ctx.cache:
+        from ctui.errors import CtuiError
+        from ctui.objects import ObjectStore
+
+        try:
+            ctx.cache[key] = ObjectStore(ctx.project.objects_dir).get_json(oid)
+        except CtuiError:
+            ctx.cache[key] = None
+    section: dict[str, Any] | None = ctx.cache[key]
+    return section
+
+
+def evaluate(tc: TriggerConfig, state: dict[str, Any], ctx: Context) -> Evaluation:
+    job = ctx.config.jobs[tc.job]
+    ev = Evaluation(tc.name, tc.job, "data", IDLE)
+    only_opt = tc.options.get("paths")
+    only = [only_opt] if isinstance(only_opt, str) else only_opt
+    debounce = parse_duration(
+        tc.options.get("debounce", DEFAULT_DEBOUNCE), path=Path("ctui.toml"), key="debounce"
+    )
+    # Debounce: a declared path still being written is not a dataset yet.
+    wall = time.time()
+    for rel in job.data:
+        mtime = _newest_mtime(ctx.root / rel)
+        if mtime is not None and wall - mtime < debounce:
+            ev.status = WAIT
+            age = wall - mtime
+            ev.note = f"{rel} changed {age:.1f}s ago; waiting {debounce:g}s for it to settle"
+            ev.next_check = ctx.now + (debounce - (wall - mtime))
+            return ev
+
+    cache_key = ("data-section", tuple(job.data))
+    if cache_key not in ctx.cache:
+        ctx.cache[cache_key] = current_data_section(ctx.root, job.data, ctx.project.cache_dir)
+    section = ctx.cache[cache_key]
+    if section.get("status") != "ok":
+        ev.note = f"no data to watch: {section.get('reason')}"
+        return ev
+    current = path_hashes(section, only)
+    cur_hash = section["hash"] if not only else json_hash(current)
+    if not current:
+        ev.note = f"no tracked data under {', '.join(only or [])}"
+        return ev
+
+    last = next(
+        (r for r in reversed(ctx.runs_of(tc.job)) if (r.get("manifest") or {}).get("data")), None
+    )
+    if last is not None:
+        oid = last["manifest"]["data"]
+        if not only and oid == section["hash"]:
+            ev.note = f"run {last['id']} used this data ({short(cur_hash, 12)})"
+            return ev
+        old_section = _old_section(ctx, oid)
+        old = path_hashes(old_section, only) if old_section is not None else {}
+        if old == current:
+            ev.note = f"run {last['id']} used this data ({short(cur_hash, 12)})"
+            return ev
+        text = describe_change(old, current)
+    else:
+        text = f"never ran on this data ({len(current)} paths, {short(cur_hash, 12)})"
+    ev.status = FIRE
+    ev.causes.append(
+        Cause(
+            key=f"data:{tc.name}:{cur_hash}",
+            text=text,
+            context={"data_hash": cur_hash[:12]},
+            memory={"data_hash": cur_hash},
+        )
+    )
+    return ev

@@ -1,0 +1,104 @@
+"""The current data section of a job, with a stat-keyed cache on top of `ctui.manifest`.
+
+`ctui.manifest.capture` parses every `*.dvc` / `dvc.lock` (YAML) on each call; with
+thousands of DVC files that is most of a trigger evaluation. Here the captured section is
+reused while nothing it was built from changed: the same DVC files with the same
+(size, mtime_ns, inode), and the declared data paths with the same stats. Anything else →
+the real `capture` runs, so the hash is always exactly the one a run records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ctui.atomic import atomic_write_bytes
+from ctui.objects import json_hash
+
+CACHE_FILE = "trigger-data-sections.json"
+#: in-process cache: (root, cache file) → {key: [stamp hash, section]}
+_MEMORY: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _declared_stamps(root: Path, rel: str) -> list[Any]:
+    path = root / rel
+    if not path.is_dir():
+        return [rel, _stamp(path)]
+    out: list[Any] = [rel]
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for f in sorted(filenames):
+            out.append([os.path.join(dirpath, f), _stamp(Path(dirpath, f))])
+    return out
+
+
+def source_stamp(root: Path, data_paths: Sequence[str]) -> str:
+    """One hash over the stats of everything the data section is built from."""
+    from ctui.manifest.data import find_dvc_files
+
+    locks, dvcs = find_dvc_files(root)
+    parts: list[Any] = [[rel, _stamp(root / rel)] for rel in (*locks, *dvcs)]
+    parts.append([_declared_stamps(root, rel) for rel in data_paths])
+    return json_hash(parts)
+
+
+def current_data_section(
+    root: Path, data_paths: Sequence[str], cache_dir: Path | None
+) -> dict[str, Any]:
+    """The data section `capture` would give now (with its `hash`), cached by source stats."""
+    from ctui import manifest
+
+    key = json_hash([str(root), list(data_paths)])
+    stamp = source_stamp(root, data_paths)
+    cache = _load(root, cache_dir)
+    hit = cache.get(key)
+    if hit and hit[0] == stamp:
+        section: dict[str, Any] = hit[1]
+        return section
+    section = manifest.capture(
+        root, sections=("data",), data_paths=data_paths, cache_dir=cache_dir
+    )["sections"]["data"]
+    # a path written during the capture would change the stamp: only cache a quiet capture
+    if source_stamp(root, data_paths) == stamp:
+        cache[key] = [stamp, section]
+        _save(root, cache_dir, cache)
+    return section
+
+
+def _ident(root: Path, cache_dir: Path | None) -> tuple[str, str]:
+    return (str(root), str(cache_dir / CACHE_FILE) if cache_dir else "")
+
+
+def _load(root: Path, cache_dir: Path | None) -> dict[str, Any]:
+    ident = _ident(root, cache_dir)
+    if ident in _MEMORY:
+        return _MEMORY[ident]
+    cache: dict[str, Any] = {}
+    if cache_dir is not None:
+        with contextlib.suppress(OSError, orjson.JSONDecodeError):
+            loaded = orjson.loads((cache_dir / CACHE_FILE).read_bytes())
+            if isinstance(loaded, dict):
+                cache = loaded
+    _MEMORY[ident] = cache
+    return cache
+
+
+def _save(root: Path, cache_dir: Path | None, cache: dict[str, Any]) -> None:
+    if cache_dir is None:
+        return
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cache_dir / CACHE_FILE, orjson.dumps(cache))
