@@ -1,9 +1,82 @@
-"""Commands of this group are registered on the root app by `register`."""
+"""`ctui reproduce RUN`: rebuild a run's ingredients, run it again, say whether it reproduced."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from ctui.cli import common
+from ctui.errors import ExitCode
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("reproduce")(reproduce)
+
+
+def reproduce(
+    run: Annotated[str, typer.Argument(help="Run id (any unique prefix, or @last).")],
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="local | docker (default: the backend the run used)."),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Refuse to launch when the environment differs (exit 1)."),
+    ] = False,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            "--tolerance", min=0.0, help="Relative tolerance for float metrics (integers: exact)."
+        ),
+    ] = 1e-6,
+    keep: Annotated[
+        bool, typer.Option("--keep-worktree", help="Keep the rebuilt worktree for inspection.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Rebuild RUN's code, data and environment, run it again and compare.
+
+    Exit 0 when reproduced, 1 when it diverged (or --strict found a different environment),
+    2 when the run cannot be rebuilt (commit gone, data missing, engine unreachable).
+    """
+    from ctui.reproduce import reproduce_run
+
+    out = common.err_console()
+
+    def progress(message: str) -> None:
+        from rich.text import Text
+
+        out.print(Text("· ", style="dim") + Text(message))
+
+    result = reproduce_run(
+        common.project(),
+        run,
+        backend=backend,
+        strict=strict,
+        rel_tol=tolerance,
+        keep_worktree=keep,
+        progress=progress,
+    )
+    if as_json:
+        common.emit_json(
+            {
+                "run": result["run"]["id"],
+                "original": result["original"]["id"],
+                "verdict": result["verdict"],
+                "reproduced": result["reproduced"],
+                "differences": result["differences"],
+                "notes": result["notes"],
+                "env_before": result["env_before"],
+            }
+        )
+    else:
+        from rich.text import Text
+
+        for note in result["notes"]:
+            out.print(Text(f"note: {note}", style="dim"))
+        style = "bold green" if result["reproduced"] else "bold red"
+        common.console().print(
+            Text(f"{result['run']['id']} ", style="bold") + Text(result["verdict"], style=style)
+        )
+    raise typer.Exit(0 if result["reproduced"] else int(ExitCode.FAILED))
