@@ -52,7 +52,9 @@ def _next_check(
     return float(value) if value is not None else None
 
 
-def list_triggers(project: Project, config: Config | None = None) -> list[dict[str, Any]]:
+def list_triggers(
+    project: Project, config: Config | None = None, *, now: float | None = None
+) -> list[dict[str, Any]]:
     """One row per declared trigger: config + state (nothing is evaluated or written)."""
     from ctui.config import load_config
     from ctui.triggers.validate import validate_all
@@ -60,7 +62,7 @@ def list_triggers(project: Project, config: Config | None = None) -> list[dict[s
     config = config or load_config(project.root)
     validate_all(config)
     states = open_store(project).docs(TRIGGERS) if project.store_file.exists() else {}
-    now = time.time()
+    now = time.time() if now is None else now
     rows = []
     for name, tc in config.triggers.items():
         state = states.get(name) or {}
