@@ -97,6 +97,10 @@ def reproduce_run(
         )
     commit = str(code["commit"])
     require_commit(project.root, commit, rid)
+    if (backend or original.get("backend")) == "docker":
+        from ctui.jobs.backends.docker import client
+
+        client().close()  # engine down → exit 2 before anything is built
 
     worktree = project.state_dir / WORKTREES / _worktree_name()
     try:

@@ -14,6 +14,7 @@ import pytest
 
 from ctui.errors import CtuiError, ExitCode
 from tests.conftest import git
+from tests.test_docker_backend import IMAGE, needs_engine
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -26,6 +27,14 @@ values = [int(x) for x in Path("data/train.csv").read_text().split()]
 total = sum(values) * SCALE
 track.log_metrics({{"total": total, "mean": total / len(values) / 3}})
 print("total", total)
+"""
+
+# the same sum in busybox sh, for the Docker backend (the image has no Python)
+TOTAL_SH = """\
+total=0
+for x in $(cat data/train.csv); do total=$((total + x)); done
+echo "{\\"name\\": \\"total\\", \\"value\\": $total}" >> "$CTUI_RUN_DIR/metrics.jsonl"
+echo "total $total"
 """
 
 NOISY = """\
@@ -59,8 +68,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "README.md").write_text("test repo\n")
     (root / "ctui.toml").write_text(
         f'[jobs.train]\ncommand = "{sys.executable} train.py"\n\n'
-        f'[jobs.noisy]\ncommand = "{sys.executable} noisy.py"\n'
+        f'[jobs.noisy]\ncommand = "{sys.executable} noisy.py"\n\n'
+        f'[jobs.boxed]\nbackend = "docker"\nimage = "{IMAGE}"\ncommand = "sh total.sh"\n'
     )
+    (root / "total.sh").write_text(TOTAL_SH)
     (root / "train.py").write_text(TRAIN.format(scale=1))
     (root / "noisy.py").write_text(NOISY)
     (root / "data").mkdir()
@@ -253,6 +264,42 @@ def test_data_missing_from_the_cache_is_named(repo: Any) -> None:
     assert "missing from the DVC cache: data/train.csv" in err.value.message
     assert len(open_store(repo).runs()) == 1
     assert list((repo.state_dir / "worktrees").iterdir()) == []
+
+
+@needs_engine
+def test_reproduces_a_docker_run_in_the_recorded_image(repo: Any) -> None:
+    from ctui.reproduce import reproduce_run
+
+    first = run_job(repo, "boxed")
+    assert first["metrics"] == {"total": 6}
+    image_id = first["docker"]["image_id"]
+    write_data(repo.root, "10 20")
+    git(repo.root, "commit", "-q", "-am", "new data")
+    assert run_job(repo, "boxed")["metrics"] == {"total": 30}
+
+    result = reproduce_run(repo, first["id"])
+    assert result["verdict"] == "reproduced", result
+    new = result["run"]
+    assert new["backend"] == "docker" and new["metrics"] == {"total": 6}
+    assert new["docker"]["image_id"] == image_id, "the recorded image ran, pinned by id"
+    assert sections(repo, new)["env"]["container"]["image_id"] == image_id
+
+
+def test_a_docker_run_with_no_engine_is_exit_2_before_anything_is_built(
+    repo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("docker")
+    from ctui.reproduce import reproduce_run
+    from ctui.store import open_store
+
+    first = run_job(repo)  # a local run, reproduced in Docker
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nonexistent.sock")
+    with pytest.raises(CtuiError) as err:
+        reproduce_run(repo, first["id"], backend="docker")
+    assert err.value.code == ExitCode.BAD_INPUT
+    assert "no Docker engine reachable" in err.value.message
+    assert len(open_store(repo).runs()) == 1
+    assert not (repo.state_dir / "worktrees").exists()
 
 
 def test_metric_tolerance_and_verdict_wording() -> None:

@@ -286,6 +286,8 @@ class DockerBackend(Backend):
             raise StartError("backend docker needs an image", hint="set image in ctui.toml")
         from docker.errors import APIError, DockerException
 
+        from ctui.manifest.redact import strip_url_credentials
+
         try:
             c = client()
         except UnavailableError as exc:
@@ -331,8 +333,8 @@ class DockerBackend(Backend):
             ) from None
         info["container_id"] = container.id
         info["name"] = container.name
-        info["engine"] = engine_host(c)
-        info["engine_url"] = engine_address()
+        info["engine"] = engine_host(c)  # another box when DOCKER_HOST is remote
+        info["engine_url"] = strip_url_credentials(engine_address())
         return DockerExecution(container, info, spec.log_path, is_local_engine(c.api.base_url))
 
     def stop(self, project: Project, run: dict[str, Any], grace: float) -> None:
