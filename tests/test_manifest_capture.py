@@ -172,6 +172,21 @@ def test_declared_data_paths_use_the_size_mtime_cache(tmp_path: Path) -> None:
     assert third["sections"]["data"]["paths"]["d"]["hash"] != entry["hash"]
 
 
+def test_parsed_dvc_files_are_cached_by_size_and_mtime(tmp_path: Path) -> None:
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("stages:\n  s:\n    outs:\n    - path: out\n      md5: aaaa\n")
+    cache = tmp_path / "cache"
+    first = capture(tmp_path, sections=["data"], cache_dir=cache)["sections"]["data"]
+    st = lock.stat()
+    lock.write_text("stages:\n  s:\n    outs:\n    - path: out\n      md5: bbbb\n")
+    os.utime(lock, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = capture(tmp_path, sections=["data"], cache_dir=cache)["sections"]["data"]
+    assert again["paths"]["out"]["hash"] == "aaaa"  # served from the cache
+    fresh = capture(tmp_path, sections=["data"])["sections"]["data"]  # no cache: parsed
+    assert fresh["paths"]["out"]["hash"] == "bbbb"
+    assert first["hash"] == again["hash"] != fresh["hash"]
+
+
 def test_missing_declared_path_is_marked(tmp_path: Path) -> None:
     data = capture(tmp_path, sections=["data"], data_paths=["nope.csv"])["sections"]["data"]
     assert data["paths"]["nope.csv"]["missing"] is True

@@ -42,24 +42,23 @@ def capture_data(
     paths: dict[str, dict[str, Any]] = {}
     params: dict[str, Any] = {}
     problems: list[str] = []
+    hasher = CachedHasher(cache_dir)
     for rel in lock_files:
         try:
-            _read_lock(root, rel, paths, params)
+            _read_lock(hasher.load_yaml(root / rel), rel, paths, params)
         except (OSError, yaml.YAMLError, ValueError) as exc:
             problems.append(f"{rel}: {_short(exc)}")
     for rel in dvc_files:
         try:
-            _read_dvc_file(root, rel, paths)
+            _read_dvc_file(hasher.load_yaml(root / rel), rel, paths)
         except (OSError, yaml.YAMLError, ValueError) as exc:
             problems.append(f"{rel}: {_short(exc)}")
-    if data_paths:
-        hasher = CachedHasher(cache_dir)
-        for rel in data_paths:
-            key = _norm(rel)
-            entry = hasher.hash_path(root / key)
-            entry["sources"] = ["declared"]
-            paths[key] = entry
-        hasher.save()
+    for rel in data_paths:
+        key = _norm(rel)
+        entry = hasher.hash_path(root / key)
+        entry["sources"] = ["declared"]
+        paths[key] = entry
+    hasher.save()
     return {
         "paths": dict(sorted(paths.items())),
         "params": params,
@@ -115,13 +114,7 @@ def _pruned(rel: str) -> bool:
 # -- parsing -----------------------------------------------------------------------------------
 
 
-def _load_yaml(path: Path) -> Any:
-    with open(path, "rb") as fh:
-        return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a safe loader
-
-
-def _read_lock(root: Path, rel: str, paths: dict[str, dict[str, Any]], params: dict) -> None:
-    doc = _load_yaml(root / rel)
+def _read_lock(doc: Any, rel: str, paths: dict[str, dict[str, Any]], params: dict) -> None:
     if not isinstance(doc, dict):
         raise ValueError("expected a mapping")
     base = _parent(rel)
@@ -141,8 +134,7 @@ def _read_lock(root: Path, rel: str, paths: dict[str, dict[str, Any]], params: d
                 params.setdefault(_join(base, pfile), {}).update(values)
 
 
-def _read_dvc_file(root: Path, rel: str, paths: dict[str, dict[str, Any]]) -> None:
-    doc = _load_yaml(root / rel)
+def _read_dvc_file(doc: Any, rel: str, paths: dict[str, dict[str, Any]]) -> None:
     if not isinstance(doc, dict):
         raise ValueError("expected a mapping")
     base = _parent(rel)
@@ -202,7 +194,8 @@ def _short(exc: BaseException) -> str:
 
 
 class CachedHasher:
-    """md5 of files (like DVC), reused while (size, mtime_ns, inode) is unchanged.
+    """md5 of files (like DVC), reused while (size, mtime_ns, inode) is unchanged; and parsed
+    DVC files, reused the same way (YAML parsing is most of a capture's time).
 
     A folder's hash is the md5 of its sorted `relpath md5` lines; its size and nfiles are sums.
     The cache is one JSON file; a lost update between two writers only costs a re-hash.
@@ -217,6 +210,24 @@ class CachedHasher:
                 loaded = orjson.loads(self.file.read_bytes())
                 if isinstance(loaded, dict):
                     self.cache = loaded
+
+    def load_yaml(self, path: Path) -> Any:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            key = f"yaml:{path}"
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+            cached = self.cache.get(key)
+            if cached is not None and cached[:3] == stamp:
+                return cached[3]
+            doc = yaml.load(fh, Loader=_Loader)  # noqa: S506 - a safe loader
+        if self.file is not None:
+            try:
+                orjson.dumps(doc)  # dates or other non-JSON YAML: simply not cached
+            except TypeError:
+                return doc
+            self.cache[key] = [*stamp, doc]
+            self.dirty = True
+        return doc
 
     def hash_path(self, path: Path) -> dict[str, Any]:
         try:
