@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from ctui.errors import ExitCode
@@ -171,6 +172,14 @@ def test_stop_stops_the_container(dproject: Any) -> None:
         time.sleep(0.1)
     cid = store.get_run(run["id"])["docker"]["container_id"]
     assert docker.from_env().containers.get(cid).status == "running"
+    # the container's processes are sampled through their host PIDs (psutil, not stats())
+    samples = dproject.run_dir(run["id"]) / "resources.jsonl"
+    sampled: list[dict[str, Any]] = []
+    while not sampled and time.monotonic() < deadline:
+        time.sleep(0.2)
+        lines = samples.read_text().splitlines() if samples.exists() else []
+        sampled = [s for s in map(orjson.loads, lines) if s.get("nprocs")]
+    assert sampled and sampled[-1]["rss"] > 0 and sampled[-1]["nprocs"] >= 2  # init + sh
     stopped = stop_run(dproject, run["id"], grace=2)
     run = _wait_final(dproject, run["id"])
     assert stopped["status"] == run["status"] == "cancelled"
@@ -242,3 +251,17 @@ def test_device_requests_and_mounts() -> None:
     pinned = {"image": "a", "image_id": "sha256:1", "digest": "a@sha256:2"}
     assert pinned_ref(pinned) == "a@sha256:2"
     assert pinned_ref({**pinned, "digest": None}) == "sha256:1"
+
+
+def test_local_or_remote_engine_and_digest_choice() -> None:
+    from ctui.jobs.backends.docker import _pick_digest, is_local_engine
+
+    assert is_local_engine("unix:///var/run/docker.sock")
+    assert is_local_engine("http+unix://%2Ftmp%2Fd.sock")
+    assert is_local_engine("tcp://127.0.0.1:2375")
+    assert not is_local_engine("tcp://gpu-box:2376")
+    assert not is_local_engine("ssh://me@gpu-box")
+    digests = ["other/x@sha256:1", "registry:5000/team/train@sha256:2"]
+    assert _pick_digest("registry:5000/team/train:v3", digests) == digests[1]
+    assert _pick_digest("unrelated", digests) == digests[0]
+    assert _pick_digest("local-only", []) is None
