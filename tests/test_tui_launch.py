@@ -119,7 +119,9 @@ async def test_job_list_gpus_and_slurm_options(project: Project) -> None:
         # another job: its own params, no Slurm inputs
         jobs.focus()
         await pilot.press("down")
-        await wait_for(pilot, lambda: screen.job_name == "count" and len(screen.query(ParamField)) == 4)
+        await wait_for(
+            pilot, lambda: screen.job_name == "count" and len(screen.query(ParamField)) == 4
+        )
         await pilot.pause()
         assert not screen.query("#slurm-partition")
         assert screen.job_for_launch().gpus == [0, 1] or screen.selected_gpus() == [0, 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,13 +16,20 @@ PY = sys.executable
 
 # Each job is a real process. `count` prints numbered lines and logs a metric per line;
 # `sleeper` prints, then sleeps until stopped.
+COUNT = (
+    "import sys; from ctui import track; n = int(sys.argv[1]); "
+    "[(print('count line', i, flush=True), track.log_metric('loss', 1.0 / (i + 1), i)) "
+    "for i in range(n)]; print('done [ok]')"
+)
+SLEEP = "import time; print('sleeping', flush=True); time.sleep(60)"
+
 CTUI_TOML = f"""
 [jobs.count]
-command = "{PY} -c \\"import sys; from ctui import track; n = int(sys.argv[1]); [(print('count line', i, flush=True), track.log_metric('loss', 1.0 / (i + 1), i)) for i in range(n)]; print('done [ok]')\\" {{n}}"
+command = {json.dumps(f'{PY} -c "{COUNT}" {{n}}')}
 params = {{ n = 5, lr = 0.1, name = "a b", fast = true }}
 
 [jobs.sleeper]
-command = "{PY} -c \\"import time; print('sleeping', flush=True); time.sleep(60)\\""
+command = {json.dumps(f'{PY} -c "{SLEEP}"')}
 
 [jobs.cluster]
 command = "train --lr {{lr}}"

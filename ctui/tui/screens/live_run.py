@@ -54,8 +54,9 @@ def status_line(run: dict[str, Any], now: float | None = None) -> Text:
         text.append(f"  slurm {slurm['job_id']}", style="dim")
         if slurm.get("reason"):
             text.append(f" ({slurm['reason']})", style="dim")
-    if run.get("error") and status in FINAL | {"queued"}:
-        text.append(f"\n{run['error']}", style="red" if status != "queued" else "yellow")
+    error = run.get("error")
+    if error and error != f"exit code {run.get('exit_code')}" and status in FINAL | {"queued"}:
+        text.append(f"\n{error}", style="red" if status != "queued" else "yellow")
     return text
 
 

@@ -306,6 +306,13 @@ class LogView(ScrollView, can_focus=True):
         parts.append("following" if self.follow else "paused")
         self.border_subtitle = " · ".join(parts)
 
+    def on_resize(self) -> None:
+        if self.follow:  # the size changed under a followed log: keep its end in view
+            self.call_after_refresh(self._to_end)
+
+    def _to_end(self) -> None:
+        self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+
     def watch_follow(self, follow: bool) -> None:
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)

@@ -13,8 +13,6 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
@@ -74,86 +72,70 @@ class ResourcesPane(Static):
         if changed:
             self.update(self.render_pane())
 
-    def render_pane(self) -> Group | Text:
-        width = max(30, (self.size.width or 40) - 2)
-        spark_w = max(8, width - 30)
-        bar_w = max(6, min(20, width - 24))
+    def render_pane(self) -> Text:
+        width = max(30, (self.size.width or 44) - 2)
+        label_w = 6
+        bar_w = max(6, min(24, width - label_w - 16))
+        spark_w = max(8, width - label_w)
         if self.last is None:
             note = Text("waiting for the first sample…", style="dim")
             if self.no_gpu:
                 note.append(f"\nGPU: {self.no_gpu}", style="dim")
             return note
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True, justify="right")
+        out = Text(no_wrap=True, overflow="ellipsis")
+
+        def row(label: str, fraction: float | None, value: str, bold: bool = True) -> None:
+            out.append(label.ljust(label_w), style="bold" if bold else "")
+            out.append_text(bar(fraction, bar_w))
+            out.append(f" {value}\n")
+
+        def history(values: Any, lo: float | None = 0, hi: float | None = None) -> None:
+            out.append(" " * label_w)
+            out.append(spark(values, spark_w, lo, hi), style="cyan")
+            out.append("\n")
+
         last = self.last
         cpu = _num(last.get("cpu"))
-        grid.add_row(
-            Text("CPU", style="bold"),
-            bar(None if cpu is None else cpu / 100 / max(1, _cores()), bar_w),
-            Text("n/a" if cpu is None else f"{cpu:.0f}%"),
-        )
-        grid.add_row(Text(""), Text(spark(self.cpu, spark_w, lo=0), style="cyan"), Text(""))
+        cpu_frac = None if cpu is None else cpu / 100 / max(1, _cores())
+        row("CPU", cpu_frac, _pct(cpu))
+        history(self.cpu)
         rss = _num(last.get("rss"))
-        grid.add_row(
-            Text("RAM", style="bold"),
-            bar(None if rss is None else rss / max(1, _total_ram()), bar_w),
-            Text(bytes_(rss)),
-        )
-        grid.add_row(Text(""), Text(spark(self.rss, spark_w, lo=0), style="cyan"), Text(""))
-        grid.add_row(
-            Text("procs", style="dim"),
-            Text(f"{last.get('nprocs', 'n/a')} procs · {last.get('threads', 'n/a')} threads"),
-            Text(""),
-        )
-        parts: list[Any] = [grid]
-        if self.gpus:
-            parts.append(self._gpu_grid(bar_w, spark_w))
-        elif self.no_gpu:
-            parts.append(Text(f"GPU: {self.no_gpu}", style="dim"))
-        return Group(*parts)
-
-    def _gpu_grid(self, bar_w: int, spark_w: int) -> Table:
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True, justify="right")
+        row("RAM", None if rss is None else rss / max(1, _total_ram()), bytes_(rss))
+        history(self.rss)
+        out.append(" " * label_w)
+        procs = f"{last.get('nprocs', 'n/a')} procs · {last.get('threads', 'n/a')} threads\n"
+        out.append(procs, style="dim")
         for index in sorted(self.gpus):
             g = self.gpus[index]
-            name = Text(f"GPU{index} {g.get('name', '')}", style="bold")
-            extra = " · ".join(
-                s
-                for s in (
-                    f"{g['temp']}°C" if _num(g.get("temp")) is not None else "",
-                    f"{_num(g.get('power')):.0f} W" if _num(g.get("power")) is not None else "",
-                    f"job {bytes_(_num(g.get('proc_mem')))}"
-                    if _num(g.get("proc_mem")) is not None
-                    else "",
-                )
-                if s
-            )
-            grid.add_row(name, Text(extra, style="dim"), Text(""))
+            out.append(f"GPU{index} ", style="bold")
+            out.append(str(g.get("name", "")))
+            temp, power, mine = _num(g.get("temp")), _num(g.get("power")), _num(g.get("proc_mem"))
+            extra = [
+                f"{temp:.0f}°C" if temp is not None else "",
+                f"{power:.0f} W" if power is not None else "",
+                f"job {bytes_(mine)}" if mine is not None else "",
+            ]
+            shown = " · ".join(e for e in extra if e)
+            out.append(f"  {shown}\n" if shown else "\n", style="dim")
             util = _num(g.get("util"))
-            grid.add_row(
-                Text(" util"),
-                bar(None if util is None else util / 100, bar_w),
-                Text("n/a" if util is None else f"{util:.0f}%"),
-            )
+            row(" util", None if util is None else util / 100, _pct(util), bold=False)
             used, total = _num(g.get("mem_used")), _num(g.get("mem_total"))
             frac = used / total if used is not None and total else None
-            grid.add_row(
-                Text(" mem"),
-                bar(frac, bar_w),
-                Text(f"{bytes_(used)}/{bytes_(total)}" if frac is not None else "n/a"),
-            )
-            history = self.gpu_util.get(index) or []
-            grid.add_row(Text(""), Text(spark(history, spark_w, 0, 100), style="cyan"), Text(""))
-        return grid
+            mem = f"{bytes_(used)}/{bytes_(total)}" if frac is not None else "n/a"
+            row(" mem", frac, mem, bold=False)
+            history(self.gpu_util.get(index) or [], 0, 100)
+        if not self.gpus and self.no_gpu:
+            out.append(f"GPU: {self.no_gpu}\n", style="dim")
+        out.rstrip()
+        return out
 
     def on_resize(self) -> None:
         if self.last is not None or self.no_gpu:
             self.update(self.render_pane())
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f}%"
 
 
 def _cores() -> int:
