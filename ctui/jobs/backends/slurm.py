@@ -222,6 +222,15 @@ class SlurmBackend(Backend):
         done = _slurm(["scancel", str(job_id)], check=False)
         if done.returncode != 0 and "Invalid job id" not in done.stderr:
             raise UnavailableError(f"scancel {job_id} failed: {done.stderr.strip()}")
+        from ctui.store import Store
+
+        # the run leaves the active set now, so no later refresh would record this
+        Store(project.store_file).update_run(
+            run["id"],
+            mutate=lambda d: d.update(
+                slurm={**(d.get("slurm") or {}), "state": "CANCELLED", "reason": None}
+            ),
+        )
 
     def refresh(self, project: Project, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         by_job = {
