@@ -95,6 +95,10 @@ async def test_filter_with_the_query_language(tui_project: Project) -> None:
         await pilot.press("escape")  # clears the filter
         await pilot.pause()
         assert len(table(app).rows) == len(run_docs())
+        # "/" typed inside the filter box is a character, not the filter key again
+        await pilot.press("slash", *"note~a/b", "enter")
+        assert screen.filter_text == "note~a/b" and table(app).rows == []
+        await pilot.press("escape")
         assert screen.set_filter("metric.acc>0.9 job=train")
         assert [r["metrics"]["acc"] for r in table(app).rows] == [0.93, 0.91]
 

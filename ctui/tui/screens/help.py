@@ -31,10 +31,8 @@ class HelpScreen(Screen[None]):
         text = help_markdown()
         if self.keys:
             # the keys really bound now, so a user keymap shows up here too
-            rows = "\n".join(f"| `{k}` | {d} |" for k, d in self.keys)
-            text += (
-                f"\n## Keys on the screen you came from\n\n| key | action |\n|---|---|\n{rows}\n"
-            )
+            rows = "\n".join(f"- `{k}` — {d}" for k, d in self.keys)
+            text += f"\n## Keys on the screen you came from\n\n{rows}\n"
         with VerticalScroll(id="help-scroll"):
             yield Markdown(text, id="help-text")
         yield Footer()

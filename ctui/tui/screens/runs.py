@@ -39,7 +39,8 @@ class RunsScreen(Screen[None]):
     """All runs of the project. Bindings carry ids so a user keymap can rebind them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="runs.filter"),
+        # priority: handled as the key arrives, so keys typed right after it reach the input
+        Binding("slash", "filter", "Filter", priority=True, id="runs.filter"),
         Binding("space", "mark", "Mark", id="runs.mark"),
         Binding("d", "diff", "Diff", id="runs.diff"),
         Binding("n", "launch", "New run", id="runs.launch"),
@@ -197,8 +198,12 @@ class RunsScreen(Screen[None]):
         box = self.query_one("#filter-input", Input)
         box.value = self.filter_text
         box.remove_class("hidden")
-        box.focus()
+        self.set_focus(box)  # now, not after a refresh: the next key must land in the box
         box.cursor_position = len(box.value)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "/" typed into the filter box is just a character
+        return not (action == "filter" and isinstance(self.focused, Input))
 
     @on(Input.Changed, "#filter-input")
     def _filter_changed(self, event: Input.Changed) -> None:
