@@ -240,6 +240,11 @@ def restore_data(root: Path, worktree: Path, data: Mapping[str, Any]) -> str:
     if proc.returncode == 0:
         return f"dvc checkout: {len(dvc_paths)} path(s)"
     missing = _checkout_failures(proc.stdout + proc.stderr) or dvc_paths
+    inputs = [m for m in missing if _is_input(paths.get(m))]
+    if not inputs:
+        # only outputs of pipeline stages are missing: the job makes them again
+        return f"dvc checkout: {len(dvc_paths) - len(missing)} path(s); not cached, made by " \
+            f"the run: {', '.join(missing)}"  # fmt: skip
     remotes = _dvc(worktree, "remote", "list")
     if remotes.returncode == 0 and remotes.stdout.strip():
         pulled = _dvc(worktree, "pull", "--force")
@@ -256,6 +261,13 @@ def restore_data(root: Path, worktree: Path, data: Mapping[str, Any]) -> str:
         hint="configure a DVC remote that holds it (dvc remote add), or `dvc push` it from "
         "the machine that made the run",
     )
+
+
+def _is_input(entry: Mapping[str, Any] | None) -> bool:
+    """Data the job reads: a `*.dvc` file's out or a stage dep (not only a stage's out)."""
+    if not entry:
+        return True
+    return any(not str(src).endswith(":out") for src in entry.get("sources") or [])
 
 
 def share_dvc_cache(root: Path, worktree: Path) -> None:
@@ -311,7 +323,7 @@ def _checkout_failures(output: str) -> list[str]:
                 item = follow.strip()
                 if not item or item.lower().startswith(("is your cache", "error", "warning")):
                     break
-                out.append(item)
+                out.append(item.rstrip("/"))
     return out
 
 

@@ -319,3 +319,16 @@ def test_metric_tolerance_and_verdict_wording() -> None:
         "diverged in: env (numpy 2.3→2.4), metrics (acc 0.91→0.89, b 1→2, c 1→2, +1 more)"
     )
     assert verdict([]) == "reproduced"
+
+
+def test_checkout_failures_are_parsed_and_stage_outputs_need_no_cache() -> None:
+    from ctui.reproduce import _checkout_failures, _is_input
+
+    out = (
+        "WARNING: stray line\nERROR: Checkout failed for following targets:\n"
+        "a.txt\ndata/dir/\nIs your cache up to date?\n"
+    )
+    assert _checkout_failures(out) == ["a.txt", "data/dir"]
+    assert _is_input({"sources": ["data/train.csv.dvc"]})
+    assert _is_input({"sources": ["dvc.lock:prep:out", "dvc.lock:train:dep"]})
+    assert not _is_input({"sources": ["dvc.lock:train:out"]})
