@@ -280,3 +280,22 @@ def test_property_diff_mirrors_when_swapped(a: dict[str, Any], b: dict[str, Any]
                 assert _same_number(item["delta"], -back["delta"])
         if s["status"] == "absent":
             assert sorted({"a": "b", "b": "a"}[x] for x in s["absent_in"]) == sorted(r["absent_in"])
+
+
+def test_compute_diff_against_a_section_recorded_on_an_h100() -> None:
+    """The compute section below was captured through NVML on a real H100 machine."""
+    import orjson
+
+    from ctui.manifest import capture
+
+    golden = Path(__file__).parent / "golden" / "manifest_compute_h100.json"
+    h100 = finish_section(orjson.loads(golden.read_bytes()))
+    here = capture(Path.cwd(), sections=["compute"])["sections"]["compute"]
+    result = diff_manifests({"sections": {"compute": here}}, {"sections": {"compute": h100}})
+    compute = result["sections"]["compute"]
+    assert compute["status"] == "changed"
+    if not here["gpus"]:
+        assert compute["added"]["gpus[0].name"] == "NVIDIA H100 80GB HBM3"
+        assert compute["added"]["gpus[0].memory_total"] == 85520809984
+        assert compute["changed"]["gpu_reason"]["new"] is None
+    assert result["verdict"].startswith("only compute changed")

@@ -180,3 +180,13 @@ def test_manifest_bad_section_exits_2(tmp_path: Path, monkeypatch) -> None:
     assert proc.returncode == 2
     assert "unknown manifest section" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_human_compute_lines_for_a_recorded_h100() -> None:
+    from ctui import format as fmt
+    from ctui.cli.manifest_cmds import _section_lines
+
+    section = orjson.loads((GOLDEN.parent / "manifest_compute_h100.json").read_bytes())
+    lines = _section_lines("compute", section, fmt)
+    assert "gpu0 NVIDIA H100 80GB HBM3 79.6GiB" in lines
+    assert "driver 580.159.04  CUDA 13.0" in lines
