@@ -229,6 +229,21 @@ def test_code_section_dirty_repo_stores_a_binary_safe_patch(git_repo: Path, tmp_
     assert (clone / "README.md").read_text() == "changed\n"
 
 
+def test_code_section_of_a_project_in_a_subfolder(git_repo: Path) -> None:
+    sub = git_repo / "ml"
+    (sub / ".ctui").mkdir(parents=True)
+    (sub / ".ctui" / "ctui.json").write_text("{}")
+    (sub / "train.py").write_text("print(1)\n")
+    git(git_repo, "add", "ml/train.py")
+    (git_repo / "README.md").write_text("changed outside the project folder\n")
+    m = capture(sub, sections=["code"])
+    code = m["sections"]["code"]
+    assert code["changed_files"] == ["README.md", "ml/train.py"]
+    assert code["untracked"] == []  # ml/.ctui/ is ctui's state, not code
+    patch = m["blobs"][code["patch"]["id"]]
+    assert b"a/README.md" in patch and b"b/ml/train.py" in patch and b".ctui" not in patch
+
+
 def test_code_section_not_a_repo_is_absent(tmp_path: Path) -> None:
     code = capture(tmp_path, sections=["code"])["sections"]["code"]
     assert code["status"] == "absent"

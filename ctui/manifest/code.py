@@ -54,8 +54,9 @@ def capture_code(root: Path, *, blobs: dict[str, bytes]) -> dict[str, Any]:
         "patch": None,
     }
     if info["changed"]:
+        # the whole repository's change (also when the project is a subfolder), minus ctui state
         raw = _git(root, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--",
-                   ".", *(f":(exclude){p}" for p in IGNORED_PREFIXES))  # fmt: skip
+                   ":/", *(f":(top,exclude,glob)**/{p}**" for p in IGNORED_PREFIXES))  # fmt: skip
         if raw:
             patch, redactions = redact_bytes(raw)
             oid = hashlib.sha256(patch).hexdigest()
@@ -93,8 +94,8 @@ def parse_status(raw: bytes) -> dict[str, Any]:
             changed.append(e.split(" ", 10)[10])
         elif e.startswith("? "):
             untracked.append(e[2:])
-    keep = [p for p in changed if not p.startswith(IGNORED_PREFIXES)]
-    extra = [p for p in untracked if not p.startswith(IGNORED_PREFIXES)]
+    keep = [p for p in changed if not _ignored(p)]
+    extra = [p for p in untracked if not _ignored(p)]
     return {
         "commit": commit,
         "branch": branch,
@@ -102,6 +103,12 @@ def parse_status(raw: bytes) -> dict[str, Any]:
         "changed": sorted(keep),
         "untracked": sorted(extra),
     }
+
+
+def _ignored(path: str) -> bool:
+    """ctui's state folder at any depth (the project may be a subfolder of the repository)."""
+    padded = "/" + path
+    return any(f"/{p}" in padded for p in IGNORED_PREFIXES)
 
 
 def _remotes(root: Path) -> dict[str, str]:
