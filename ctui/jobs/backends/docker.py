@@ -47,7 +47,7 @@ ENV_IMAGE_DIGEST = "CTUI_IMAGE_DIGEST"
 
 def engine_address() -> str:
     """Where the engine is expected, in words (for error messages)."""
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return os.environ.get("DOCKER_HOST") or "the default socket (or current docker context)"
 
 
 def client(timeout: int | None = PING_TIMEOUT) -> Any:
@@ -63,8 +63,14 @@ def client(timeout: int | None = PING_TIMEOUT) -> Any:
             "the docker Python package is not installed",
             hint='install it (pip install docker) to use backend = "docker"',
         ) from None
+    kwargs: dict[str, Any] = {}
+    if os.environ.get("DOCKER_HOST", "").startswith("ssh://"):
+        try:
+            import paramiko  # noqa: F401 - the SDK's own ssh transport
+        except ImportError:
+            kwargs["use_ssh_client"] = True  # the system's ssh, with the user's ssh config
     try:
-        c = docker.from_env(timeout=timeout)
+        c = docker.from_env(timeout=timeout, **kwargs)
         c.ping()
     except (DockerException, OSError) as exc:
         raise UnavailableError(
@@ -74,10 +80,12 @@ def client(timeout: int | None = PING_TIMEOUT) -> Any:
     return c
 
 
-def is_local_engine(base_url: str | None = None) -> bool:
-    """True when the engine runs on this machine (its container PIDs are ours to sample)."""
-    url = base_url if base_url is not None else engine_address()
-    if url.startswith(("unix:", "http+unix:", "npipe:")):
+def is_local_engine(url: str | None = None) -> bool:
+    """True when the engine runs on this machine (its container PIDs are ours to sample).
+
+    `url` defaults to `DOCKER_HOST`; unset means the local socket."""
+    url = url if url is not None else os.environ.get("DOCKER_HOST", "")
+    if not url or url.startswith(("unix:", "http+unix:", "npipe:")):
         return True
     host = urlparse(url).hostname or ""
     return host in ("localhost", "127.0.0.1", "::1")
@@ -334,8 +342,8 @@ class DockerBackend(Backend):
         info["container_id"] = container.id
         info["name"] = container.name
         info["engine"] = engine_host(c)  # another box when DOCKER_HOST is remote
-        info["engine_url"] = strip_url_credentials(engine_address())
-        return DockerExecution(container, info, spec.log_path, is_local_engine(c.api.base_url))
+        info["engine_url"] = strip_url_credentials(os.environ.get("DOCKER_HOST") or "local")
+        return DockerExecution(container, info, spec.log_path, is_local_engine())
 
     def stop(self, project: Project, run: dict[str, Any], grace: float) -> None:
         """Stop a run's container from outside its supervisor (e.g. the supervisor is gone)."""
