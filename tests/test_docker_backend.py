@@ -265,3 +265,70 @@ def test_local_or_remote_engine_and_digest_choice() -> None:
     assert _pick_digest("registry:5000/team/train:v3", digests) == digests[1]
     assert _pick_digest("unrelated", digests) == digests[0]
     assert _pick_digest("local-only", []) is None
+
+
+class _TcpToUnix:
+    """A TCP front for the engine's unix socket: DOCKER_HOST=tcp://… as for a remote engine."""
+
+    def __init__(self, sock_path: str, host: str = "127.0.0.2"):
+        import socket
+        import threading
+
+        self.sock_path = sock_path
+        self.server = socket.create_server((host, 0))
+        self.url = f"tcp://{host}:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.sock_path)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: Any, dst: Any) -> None:
+        import contextlib
+        import socket
+
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@needs_engine
+def test_an_engine_over_tcp_elsewhere(dproject: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_HOST=tcp://… at an address that is not taken for this host: the run works, the
+    log and metrics come back, the engine's host is recorded, no local PIDs are sampled."""
+    import docker
+
+    from ctui.jobs.backends.docker import is_local_engine
+    from ctui.jobs.launch import launch_run
+
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        pytest.skip("needs the engine on a unix socket to put a TCP front on it")
+    proxy = _TcpToUnix(host[len("unix://") :])
+    try:
+        monkeypatch.setenv("DOCKER_HOST", proxy.url)
+        assert not is_local_engine()
+        run = _wait_final(dproject, launch_run(dproject, "ok")["id"])
+        assert run["status"] == "succeeded", _log(dproject, run["id"])
+        assert run["metrics"] == {"loss": 3} and "done" in _log(dproject, run["id"])
+        assert run["docker"]["engine"] == docker.from_env().info()["Name"]
+        assert run["docker"]["engine_url"] == proxy.url
+        assert not run["peaks"].get("max_rss"), "no local processes to sample"
+    finally:
+        proxy.close()
