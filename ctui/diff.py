@@ -43,10 +43,11 @@ def run_view(store_doc: Mapping[str, Any], objects: ObjectStore | None = None) -
     (or call `load_sections(view, objects)` to load them all).
     """
     manifest = store_doc.get("manifest") or {}
+    why = store_doc.get("manifest_error")  # launch records why a capture failed
     sections: dict[str, Any] = {}
     for name in MANIFEST_SECTIONS:
         oid = manifest.get(name)
-        sections[name] = {"hash": oid} if oid else _not_recorded()
+        sections[name] = {"hash": oid} if oid else _not_recorded(why)
     return {
         "label": str(store_doc.get("id", "?")),
         "id": store_doc.get("id"),
@@ -72,8 +73,8 @@ def load_sections(view: Mapping[str, Any], objects: ObjectStore | None) -> dict[
     return out
 
 
-def _not_recorded() -> dict[str, Any]:
-    return {"status": "absent", "reason": "not recorded for this run", "hash": None}
+def _not_recorded(why: str | None = None) -> dict[str, Any]:
+    return {"status": "absent", "reason": why or "not recorded for this run", "hash": None}
 
 
 def _materialize(section: Mapping[str, Any] | None, objects: ObjectStore | None) -> dict:

@@ -228,20 +228,23 @@ def _views(refs: list[str]) -> tuple[list[dict[str, Any]], Any, Path | None]:
     views: list[dict[str, Any]] = []
     objects = None
     repo: Path | None = None
-    store = None
+    runs: dict[str, Any] | None = None
     for ref in refs:
         path = Path(ref)
         if path.is_file():
             views.append(engine.manifest_view(_read_manifest_file(path), ref))
             continue
-        if store is None:
+        if runs is None:  # one read of the store for all refs (it can hold 10k runs)
             from ctui.objects import ObjectStore
+            from ctui.store import RUNS
 
             project = common.project()
-            store = common.store()
+            runs = common.store().read_all().get(RUNS, {})
             objects = ObjectStore(project.objects_dir)
             repo = project.root
-        views.append(engine.run_view(store.get_run(store.resolve(ref)), objects))
+        from ctui.store import resolve_ref
+
+        views.append(engine.run_view(runs[resolve_ref(ref, sorted(runs))], objects))
     if repo is None:
         repo = Path.cwd()
     return views, objects, repo
