@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from ctui.errors import CtuiError, ExitCode
@@ -198,20 +199,19 @@ def test_a_planted_env_difference_is_reported_and_strict_refuses(repo: Any) -> N
     from ctui.store import open_store
 
     first = run_job(repo)
-    _plant_env(repo, first, numpy="2.3.0")
-    import numpy
+    _plant_env(repo, first, orjson="2.3.0")  # as if made with another version of a package
 
     proc = cli(repo, "reproduce", first["id"][:8], "--strict")
     assert proc.returncode == ExitCode.FAILED, proc.stderr
-    assert f"numpy 2.3.0→{numpy.__version__}" in proc.stderr
+    assert f"orjson 2.3.0→{orjson.__version__}" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(open_store(repo).runs()) == 1, "--strict launched nothing"
 
     steps: list[str] = []
     result = reproduce_run(repo, first["id"], progress=steps.append)
-    assert any(s.startswith("env: 1 difference: numpy 2.3.0→") for s in steps), steps
+    assert any(s.startswith("env: 1 difference: orjson 2.3.0→") for s in steps), steps
     assert result["reproduced"] is False
-    assert result["verdict"] == f"diverged in: env (numpy 2.3.0→{numpy.__version__})"
+    assert result["verdict"] == f"diverged in: env (orjson 2.3.0→{orjson.__version__})"
     assert result["run"]["metrics"] == first["metrics"]
 
 
@@ -219,7 +219,6 @@ def test_a_non_deterministic_job_diverges_in_metrics_with_the_numbers(repo: Any)
     first = run_job(repo, "noisy")
     proc = cli(repo, "reproduce", first["id"], "--json")
     assert proc.returncode == ExitCode.FAILED, proc.stderr
-    import orjson
 
     out = orjson.loads(proc.stdout)
     assert out["reproduced"] is False
