@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -118,11 +119,14 @@ def reachable(uri: str, timeout: float = 3.0) -> bool:
 
 @contextlib.contextmanager
 def _quick_http() -> Iterator[None]:
+    """Fail fast on a dead server; keep MLflow's chatter ("View run at …") off stdout, where
+    `--json` output goes."""
     saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
     for k, v in _QUICK_HTTP.items():
         os.environ.setdefault(k, v)
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
         for k, old in saved.items():
             if old is None:
