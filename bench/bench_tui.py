@@ -95,14 +95,8 @@ def make_runs(n: int, *, seed: int = 1, start: float = 1_764_000_000.0) -> list[
 
 
 def make_project(root: Path, n: int) -> Path:
-    """A project folder with n runs in its store (bench/gen_store.py's generator if present)."""
-    from ctui.project import Project
-    from ctui.store import Store
-
-    proj = Project(root=root, state_dir=root / ".ctui").ensure()
-    (root / "ctui.toml").write_text('[jobs.train]\ncommand = "python train.py"\n')
+    """A project folder with n runs: bench/gen_store.py's shared generator when present."""
     gen = ROOT / "bench" / "gen_store.py"
-    runs = None
     if gen.exists():
         import importlib.util
 
@@ -110,14 +104,17 @@ def make_project(root: Path, n: int) -> Path:
         if spec and spec.loader:
             mod = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(mod)
-            maker = getattr(mod, "make_runs", None)
-            if maker is not None:
-                runs = maker(n)
-    if runs is None:
-        runs = make_runs(n)
+            if hasattr(mod, "make_store"):
+                mod.make_store(root, n)
+                return root
+    from ctui.project import Project
+    from ctui.store import Store
+
+    proj = Project(root=root, state_dir=root / ".ctui").ensure()
+    (root / "ctui.toml").write_text('[jobs.train]\ncommand = "python train.py"\n')
     store = Store(proj.store_file)
     store.initialise()
-    store.put_runs(runs)
+    store.put_runs(make_runs(n))
     return root
 
 

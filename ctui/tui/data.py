@@ -38,7 +38,7 @@ BASE_COLUMNS = (
     Column("started", "started", 8, numeric=True),
     Column("duration", "duration", 8, numeric=True),
     Column("trigger", "trigger", 8),
-    Column("git", "git", 7),
+    Column("git", "git", 8),
     Column("data_hash", "data", 8),
 )
 

@@ -319,7 +319,7 @@ class RunDetailScreen(Screen[None]):
         if screen is None:
             self.notify("the live view is not available yet", severity="warning")
             return
-        self.app.push_screen(screen(self.project, self.run_id))
+        self.app.push_screen(screen(self.project, self.run_id, clock=self.clock))
 
 
 def _fill(node: TreeNode[Any], value: Any) -> None:

@@ -324,14 +324,14 @@ class RunsScreen(Screen[None]):
         if screen is None:
             self.notify("the live view is not available yet", severity="warning")
             return
-        self.app.push_screen(screen(self.project, run["id"]))
+        self.app.push_screen(screen(self.project, run["id"], clock=self.clock))
 
     def action_triggers(self) -> None:
         screen = optional("ctui.tui.screens.triggers", "TriggersScreen")
         if screen is None:
             self.notify("the triggers screen is not available yet", severity="warning")
             return
-        self.app.push_screen(screen(self.project))
+        self.app.push_screen(screen(self.project, clock=self.clock))
 
     def action_stop(self) -> None:
         run = self._cursor_run()
@@ -393,7 +393,11 @@ class RunsScreen(Screen[None]):
     @work(thread=True, group="runs-actions", exit_on_error=False)
     def _reproduce(self, reproduce: Any, run_id: str) -> None:
         try:
-            result = reproduce(self.project, run_id)
+
+            def progress(message: str) -> None:
+                self.app.call_from_thread(self.notify, message, timeout=4)
+
+            result = reproduce(self.project, run_id, progress=progress)
             verdict = result.get("verdict") if isinstance(result, dict) else result
             msg, severity = f"reproduce {run_id}: {verdict}", "information"
         except CtuiError as exc:

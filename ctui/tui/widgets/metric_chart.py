@@ -1,7 +1,7 @@
-"""A line chart of one series drawn with braille dots (2×4 dots per cell), y-axis labelled.
+"""An area chart of one series drawn with eighth blocks (8 levels per row), y-axis labelled.
 
-Braille gives four times the vertical resolution of block characters, so a curve reads well
-even in the 6–8 rows an 80×24 terminal can spare, and it needs only 256 colours.
+Eighth blocks exist in every terminal font (braille does not in all of them), give a curve
+that reads well in the 6–8 rows an 80×24 terminal can spare, and need only 256 colours.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from textual.widget import Widget
 
 from ctui.format import number
 
-# bit of each dot in a braille cell, indexed [row][column]
-_DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
+# eighth blocks, from empty to full: 8 levels per row of the chart
+_BLOCKS = " ▁▂▃▄▅▆▇█"
 AXIS_WIDTH = 9
 
 
@@ -38,34 +38,27 @@ def resample(values: Sequence[float], n: int) -> list[float]:
     return out
 
 
-def braille_lines(values: Sequence[float], width: int, height: int) -> list[str]:
-    """The chart body: `height` strings of `width` braille cells."""
+def block_lines(values: Sequence[float], width: int, height: int) -> list[str]:
+    """The chart body: `height` strings of `width` cells, an area filled up to each value."""
     if width <= 0 or height <= 0:
         return []
-    dots_w, dots_h = width * 2, height * 4
-    points = resample(values, dots_w)
-    grid = [[0] * width for _ in range(height)]
+    points = resample(values, width)
     if not points:
-        return ["".join(chr(0x2800) for _ in range(width))] * height
+        return [" " * width] * height
     lo, hi = min(points), max(points)
     span = (hi - lo) or 1.0
-
-    def y_of(v: float) -> int:
-        return dots_h - 1 - round((v - lo) / span * (dots_h - 1))
-
-    prev: int | None = None
-    for x, v in enumerate(points):
-        y = y_of(v)
-        # join to the previous point with a vertical run so the line has no gaps
-        y0, y1 = (y, y) if prev is None else (min(prev, y), max(prev, y))
-        for yy in range(y0, y1 + 1):
-            grid[yy // 4][x // 2] |= _DOTS[yy % 4][x % 2]
-        prev = y
-    return ["".join(chr(0x2800 + bits) for bits in row) for row in grid]
+    levels = height * 8
+    # at least one eighth, so the minimum still shows as a line rather than nothing
+    filled = [max(1, round((v - lo) / span * levels)) for v in points]
+    rows = []
+    for row in range(height):  # top row first
+        base = (height - 1 - row) * 8
+        rows.append("".join(_BLOCKS[min(8, max(0, f - base))] for f in filled))
+    return rows
 
 
 class MetricChart(Widget):
-    """One metric's history. Set `values` (and `title`); the chart fills the widget."""
+    """One metric's history. Set `values`; the chart fills the widget."""
 
     DEFAULT_CSS = """
     MetricChart {
@@ -93,7 +86,7 @@ class MetricChart(Widget):
             text.append("no history recorded", style="dim")
             return text
         axis_style = self.get_component_rich_style("metric-chart--axis")
-        lines = braille_lines(values, width, height)
+        lines = block_lines(values, width, height)
         hi, lo = max(values), min(values)
         for i, line in enumerate(lines):
             if i == 0:

@@ -1,0 +1,91 @@
+"""The TUI's data helpers: cached filter/sort agree with the CLI's, JSONL readers, the chart."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+from test_tui_fixtures import run_docs
+
+from ctui.errors import CtuiError
+from ctui.query import filter_runs, sort_runs
+from ctui.tui.data import RunsView, metric_histories, resource_series
+from ctui.tui.widgets.metric_chart import block_lines, resample
+
+
+def many_runs(n: int = 300) -> list[dict]:
+    rng = random.Random(3)
+    runs = []
+    for i in range(n):
+        run = dict(run_docs()[i % 10])
+        run["id"] = f"{i:012d}"
+        run["metrics"] = {"acc": rng.random()} if rng.random() > 0.2 else {}
+        run["duration"] = rng.choice([None, rng.uniform(1, 100)])
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "key", ["started", "duration", "status", "job", "metric.acc", "param.lr", "trigger"]
+)
+@pytest.mark.parametrize("descending", [True, False])
+def test_view_sorts_like_the_cli(key: str, descending: bool) -> None:
+    runs = many_runs()
+    view = RunsView()
+    view.set_runs(runs)
+    for text in ("", "job=train", "status=succeeded,failed"):
+        expected = sort_runs(filter_runs(runs, text), key, descending)
+        got = view.rows(text, key, descending)
+        assert [view.sort_keys(key)[r["id"]] for r in got] == [
+            view.sort_keys(key)[r["id"]] for r in expected
+        ]
+        assert {r["id"] for r in got} == {r["id"] for r in expected}
+
+
+def test_view_bad_filter_raises() -> None:
+    view = RunsView()
+    view.set_runs(many_runs(10))
+    with pytest.raises(CtuiError):
+        view.rows("metric.acc>", "started", True)
+
+
+def test_metric_histories_skip_broken_lines(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    lines = [
+        orjson.dumps({"name": "loss", "value": 3.0, "step": 2}),
+        b"{broken",
+        orjson.dumps({"name": "loss", "value": 5.0, "step": 1}),
+        orjson.dumps({"name": "acc", "value": "n/a", "step": 1}),
+        orjson.dumps({"name": "acc", "value": 0.5}),
+        b'{"name": "loss", "val',  # a line still being written
+    ]
+    path.write_bytes(b"\n".join(lines))
+    assert metric_histories(path) == {"acc": [0.5], "loss": [5.0, 3.0]}
+    assert metric_histories(tmp_path / "missing.jsonl") == {}
+
+
+def test_resource_series(tmp_path: Path) -> None:
+    path = tmp_path / "resources.jsonl"
+    recs = [
+        {"time": 1, "gpu": {"available": False, "reason": "no NVML"}},
+        {
+            "time": 2,
+            "cpu": 50.0,
+            "rss": 2**20,
+            "gpus": [{"index": 0, "util": 10, "mem_used": "n/a"}],
+        },
+    ]
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in recs))
+    assert resource_series(path) == {"cpu %": [50.0], "rss MiB": [1.0], "gpu0 util %": [10]}
+
+
+def test_chart_fills_up_to_each_value() -> None:
+    assert resample([1.0, 2.0, 3.0, 4.0], 2) == [1.5, 3.5]
+    assert resample([7.0], 3) == [7.0, 7.0, 7.0]
+    lines = block_lines([0.0, 1.0, 2.0, 3.0], width=4, height=2)
+    assert len(lines) == 2 and all(len(line) == 4 for line in lines)
+    top, bottom = lines
+    assert top[0] == " " and top[-1] == "█"  # the largest value fills both rows
+    assert bottom[0] == "▁" and bottom[-1] == "█"  # the smallest still shows
