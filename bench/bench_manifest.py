@@ -113,6 +113,12 @@ def main() -> None:
             lambda: subprocess.run(argv, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL),
             max(3, args.n // 3),
         )
+        helps = median_of(
+            lambda: subprocess.run(
+                [*argv[:3], "--help"], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL
+            ),
+            max(3, args.n // 3),
+        )
         python = median_of(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env), 5)
 
     print(f"\n{packages} distributions, 320 DVC-tracked paths; medians")
@@ -124,7 +130,9 @@ def main() -> None:
     print(f"  peer: importlib.metadata read of every distribution  {peer * 1000:7.1f} ms "
           f"(env section is {peer / max(per_section['env'], 1e-9):.0f}x faster)")  # fmt: skip
     print(f"  `ctui manifest --json` whole process  {whole * 1000:7.1f} ms")
+    print(f"  `ctui --help` (the CLI's own floor)   {helps * 1000:7.1f} ms")
     print(f"  `python -c pass`                      {python * 1000:7.1f} ms")
+    print(f"  (load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

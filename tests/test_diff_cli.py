@@ -306,3 +306,19 @@ def test_broken_manifest_file_is_bad_input(
     wrong.write_text('{"runs": []}')
     proc = ctui("diff", str(wrong), "0aaa", cwd=runs_project["root"])
     assert proc.returncode == 2 and "not a ctui manifest" in proc.stderr
+
+
+def test_names_from_the_outside_world_are_not_markup(tmp_path: Path, monkeypatch) -> None:
+    from ctui.manifest import to_json
+
+    odd = "data/[bold]odd[/bold].csv"
+    files = []
+    for i, h in enumerate(("a" * 32, "b" * 32)):
+        data = finish_section({"paths": {odd: {"hash": h, "size": 1}}, "params": {}})
+        f = tmp_path / f"m{i}.json"
+        f.write_bytes(orjson.dumps(to_json({"sections": {"data": data}})))
+        files.append(str(f))
+    monkeypatch.chdir(tmp_path)
+    out = invoke("diff", *files).stdout
+    assert out.splitlines()[0] == f"only data changed: {odd}"
+    assert odd in out.split("\n", 1)[1]

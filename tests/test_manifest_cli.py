@@ -190,3 +190,15 @@ def test_human_compute_lines_for_a_recorded_h100() -> None:
     lines = _section_lines("compute", section, fmt)
     assert "gpu0 NVIDIA H100 80GB HBM3 79.6GiB" in lines
     assert "driver 580.159.04  CUDA 13.0" in lines
+
+
+def test_data_table_shows_odd_file_names_literally() -> None:
+    from rich.console import Console
+
+    from ctui import format as fmt
+    from ctui.cli.manifest_cmds import _data_table
+
+    odd = "data/[red]x[/red].csv"
+    console = Console(width=120, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(_data_table({"paths": {odd: {"hash": "abc", "size": 10}}}, fmt))
+    assert odd in console.export_text()

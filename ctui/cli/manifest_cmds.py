@@ -154,15 +154,17 @@ def _section_lines(name: str, s: dict[str, Any], fmt: Any) -> list[Any]:
 
 def _data_table(s: dict[str, Any], fmt: Any) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
     for col in ("path", "hash", "size", "files"):
         table.add_column(col)
     for path, e in list(s["paths"].items())[:200]:
         h = e.get("hash") or ("missing" if e.get("missing") else "—")
-        table.add_row(path, str(h)[:12], fmt.bytes_(e.get("size")), str(e.get("nfiles", "")))
+        cells = (path, str(h)[:12], fmt.bytes_(e.get("size")), str(e.get("nfiles", "")))
+        table.add_row(*(Text(c) for c in cells))  # file names are never markup
     if len(s["paths"]) > 200:
-        table.add_row(f"… {len(s['paths']) - 200} more", "", "", "")
+        table.add_row(Text(f"… {len(s['paths']) - 200} more"), "", "", "")
     return table
 
 
@@ -327,7 +329,8 @@ def _print_diff(result: dict[str, Any]) -> None:
                 else:
                     old, new = ("", _short(value)) if kind == "added" else (_short(value), "")
                     d = ""
-                table.add_row(Text(sym, style=colour), Text(key, style=colour), old, new, d)
+                table.add_row(Text(sym, style=colour), Text(key, style=colour), Text(old),
+                              Text(new), Text(d))  # fmt: skip
         con.print(table)
         if s.get("stat"):
             con.print(Text("  commits a..b:", style="dim"))
@@ -360,5 +363,5 @@ def _print_compare(table_doc: dict[str, Any]) -> None:
             (str(v)[:12] if row["kind"] == "section" and v else _short(v, 24))
             for v in row["values"]
         ]
-        table.add_row(row["kind"], row["key"], *cells)
+        table.add_row(Text(row["kind"]), Text(row["key"]), *(Text(c) for c in cells))
     con.print(table)
