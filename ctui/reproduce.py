@@ -106,6 +106,8 @@ def reproduce_run(
     try:
         patch = _patch_bytes(objects, code)
         make_worktree(project.root, worktree, commit, patch)
+        # the project may live in a sub-folder of the repository: the same one in the worktree
+        here = worktree / git_prefix(project.root)
         say(f"worktree at {commit[:7]}" + (" + patch" if patch else "") + f": {worktree}")
         untracked = code.get("untracked") or []
         if untracked:
@@ -114,11 +116,11 @@ def reproduce_run(
                 f"patch and not rebuilt: {shown}")  # fmt: skip
 
         data = recorded.get("data") or {}
-        say(restore_data(project.root, worktree, data))
+        say(restore_data(project.root, here, data))
 
-        config, job_name, backend_name = _job_config(project, worktree, original, backend)
+        config, job_name, backend_name = _job_config(project, here, original, backend)
         job = config.jobs[job_name]
-        current_env = mf.capture(worktree, sections=("env",), env={**os.environ, **job.env})[
+        current_env = mf.capture(here, sections=("env",), env={**os.environ, **job.env})[
             "sections"
         ]["env"]
         env_before = env_differences(recorded.get("env") or {}, current_env, image=False)
@@ -134,7 +136,7 @@ def reproduce_run(
         else:
             say("env: same Python and packages as the original")
 
-        new = _launch(project, config, job_name, backend_name, original, worktree, say)
+        new = _launch(project, config, job_name, backend_name, original, here, say)
         new = _wait(project, new["id"], poll)
         say(f"run {new['id']} {new['status']}")
 
@@ -183,6 +185,12 @@ def _patch_bytes(objects: ObjectStore, code: Mapping[str, Any]) -> bytes | None:
     return objects.get_bytes(str(patch["id"]))
 
 
+def git_prefix(root: Path) -> str:
+    """Where `root` is inside its git repository ("" at the top, else "sub/dir/")."""
+    proc = _git(root, "rev-parse", "--show-prefix")
+    return proc.stdout.decode().strip() if proc.returncode == 0 else ""
+
+
 def make_worktree(root: Path, path: Path, commit: str, patch: bytes | None) -> None:
     """A detached worktree of `root` at `commit`, with `patch` applied."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,20 +234,27 @@ def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def restore_data(root: Path, worktree: Path, data: Mapping[str, Any]) -> str:
-    """Check the recorded DVC data out in the worktree; a one-line account of what was done."""
-    if data.get("status") != "ok":
-        return f"data: none recorded ({data.get('reason') or 'no data section'})"
-    sources = data.get("sources") or []
-    paths = data.get("paths") or {}
+def restore_data(root: Path, here: Path, data: Mapping[str, Any]) -> str:
+    """Check the recorded DVC data out in the worktree (`here` is the project's folder in it,
+    `root` the project's own); a one-line account of what was done."""
+    paths = (data.get("paths") or {}) if data.get("status") == "ok" else {}
     dvc_paths = sorted(p for p, e in paths.items() if "declared" not in (e.get("sources") or []))
-    if not sources or not (worktree / ".dvc").is_dir():
-        return f"data: {len(paths)} declared path(s), nothing for DVC to check out"
+    roots = dvc_roots(root, here)
+    if roots is None:
+        if data.get("status") != "ok":
+            return f"data: none recorded ({data.get('reason') or 'no data section'})"
+        return f"data: {len(paths)} declared path(s), not in a DVC repository"
+    # the DVC files at the commit (+ patch) define the data, even where the project's own
+    # data section saw none of them (a project in a sub-folder of the DVC repository)
+    root, worktree = roots
     share_dvc_cache(root, worktree)
     proc = _dvc(worktree, "checkout", "--force")
     if proc.returncode == 0:
-        return f"dvc checkout: {len(dvc_paths)} path(s)"
+        return f"dvc checkout: {len(dvc_paths)} path(s)" if dvc_paths else "dvc checkout: done"
     missing = _checkout_failures(proc.stdout + proc.stderr) or dvc_paths
+    if not missing:
+        said = _last_line((proc.stderr or proc.stdout).encode())
+        raise CtuiError(f"dvc checkout failed in {worktree}: {said}")
     inputs = [m for m in missing if _is_input(paths.get(m))]
     if not inputs:
         # only outputs of pipeline stages are missing: the job makes them again
@@ -268,6 +283,18 @@ def _is_input(entry: Mapping[str, Any] | None) -> bool:
     if not entry:
         return True
     return any(not str(src).endswith(":out") for src in entry.get("sources") or [])
+
+
+def dvc_roots(root: Path, here: Path) -> tuple[Path, Path] | None:
+    """The DVC repository holding `root` (the folder with `.dvc/`, up to the git top) and the
+    same folder in the worktree; None when the project is not in a DVC repository."""
+    orig, mirror = root, here
+    while True:
+        if (orig / ".dvc").is_dir() and (mirror / ".dvc").is_dir():
+            return orig, mirror
+        if (orig / ".git").exists() or orig.parent == orig or mirror.parent == mirror:
+            return None
+        orig, mirror = orig.parent, mirror.parent
 
 
 def share_dvc_cache(root: Path, worktree: Path) -> None:

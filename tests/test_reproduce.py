@@ -301,6 +301,33 @@ def test_a_docker_run_with_no_engine_is_exit_2_before_anything_is_built(
     assert not (repo.state_dir / "worktrees").exists()
 
 
+def test_a_project_in_a_sub_folder_of_the_repository(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctui.project import Project
+    from ctui.reproduce import reproduce_run
+
+    top = tmp_path / "repo"
+    shutil.copytree(template, top, symlinks=True)
+    sub = top / "ml"
+    sub.mkdir()
+    (sub / "ctui.toml").write_text(f'[jobs.train]\ncommand = "{sys.executable} train.py"\n')
+    (sub / "train.py").write_text(TRAIN.format(scale=1).replace('"data/', '"../data/'))
+    git(top, "add", "ml")
+    git(top, "commit", "-q", "-m", "project in a sub-folder")
+    project = Project(root=sub, state_dir=sub / ".ctui").ensure()
+    monkeypatch.chdir(sub)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    first = run_job(project)
+    write_data(top, "5 5")
+    git(top, "commit", "-q", "-am", "new data")
+
+    result = reproduce_run(project, first["id"])
+    assert result["verdict"] == "reproduced", result
+    assert result["run"]["metrics"] == first["metrics"] == {"total": 6, "mean": 6 / 3 / 3}
+    assert result["run"]["workdir"].endswith("/ml")
+
+
 def test_metric_tolerance_and_verdict_wording() -> None:
     from ctui.reproduce import metric_differences, metric_equal, verdict
 
