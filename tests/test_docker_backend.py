@@ -332,3 +332,27 @@ def test_an_engine_over_tcp_elsewhere(dproject: Any, monkeypatch: pytest.MonkeyP
         assert not run["peaks"].get("max_rss"), "no local processes to sample"
     finally:
         proxy.close()
+
+
+@needs_engine
+def test_stop_when_the_supervisor_is_gone_stops_the_container(dproject: Any) -> None:
+    import signal
+
+    import docker
+
+    from ctui.jobs.launch import launch_run, stop_run
+    from ctui.store import open_store
+
+    run = launch_run(dproject, "sleepy")
+    store = open_store(dproject)
+    deadline = time.monotonic() + 30
+    while "started" not in _log(dproject, run["id"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = store.get_run(run["id"])
+    cid = run["docker"]["container_id"]
+    os.kill(run["supervisor_pid"], signal.SIGKILL)  # the container runs on without it
+    assert docker.from_env().containers.get(cid).status == "running"
+    stopped = stop_run(dproject, run["id"], grace=1)
+    assert stopped["status"] == "cancelled"
+    with pytest.raises(docker.errors.NotFound):
+        docker.from_env().containers.get(cid)

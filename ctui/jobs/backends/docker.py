@@ -346,12 +346,14 @@ class DockerBackend(Backend):
         return DockerExecution(container, info, spec.log_path, is_local_engine())
 
     def stop(self, project: Project, run: dict[str, Any], grace: float) -> None:
-        """Stop a run's container from outside its supervisor (e.g. the supervisor is gone)."""
-        stop_container(run, grace)
+        """Stop a run's container from outside its supervisor (the supervisor is gone, so
+        nobody else will remove the container either)."""
+        stop_container(run, grace, remove=True)
 
 
-def stop_container(run: dict[str, Any], grace: float = 10.0) -> bool:
-    """Stop the container of `run` (by recorded id, else by its run-id label). True if found."""
+def stop_container(run: dict[str, Any], grace: float = 10.0, *, remove: bool = False) -> bool:
+    """Stop the container of `run` (by recorded id, else by its run-id label): SIGTERM, then
+    SIGKILL after `grace` s; `remove` deletes it afterwards. True if there was one."""
     from docker.errors import APIError, NotFound
 
     c = client()
@@ -360,9 +362,11 @@ def stop_container(run: dict[str, Any], grace: float = 10.0) -> bool:
         if cid:
             containers = [c.containers.get(cid)]
         else:
-            containers = c.containers.list(filters={"label": f"{LABEL_RUN}={run['id']}"})
+            containers = c.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run['id']}"})
         for ct in containers:
             ct.stop(timeout=max(0, int(round(grace))))
+            if remove:
+                ct.remove(force=True)
         return bool(containers)
     except NotFound:
         return False
@@ -370,6 +374,8 @@ def stop_container(run: dict[str, Any], grace: float = 10.0) -> bool:
         raise CtuiError(
             f"could not stop the container: {_short(exc)}", code=ExitCode.FAILED
         ) from None
+    finally:
+        c.close()
 
 
 BACKEND = DockerBackend()
