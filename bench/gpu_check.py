@@ -123,6 +123,10 @@ def supervise(seconds: float, sink) -> None:
         sink,
     )
     res = project.run_dir(run["id"]) / "resources.jsonl"
+    if not res.exists():
+        sup_log = project.run_dir(run["id"]) / "supervisor.log"
+        emit({"phase": "supervise", "supervisor.log": sup_log.read_text()[-2000:]}, sink)
+        return
     for line in res.read_text().splitlines()[:8]:
         emit({"phase": "supervise-sample", "sample": json.loads(line)}, sink)
     log = (project.run_dir(run["id"]) / "output.log").read_text()

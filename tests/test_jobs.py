@@ -324,3 +324,17 @@ def test_supervisor_module_runs_detached_from_the_launcher(jp):
     assert os.getsid(sup) == sup  # its own session
     assert os.getpgid(running["pid"]) == running["pid"]  # the job leads its own group
     stop_run(jp, doc["id"], grace=1)
+
+
+def test_the_job_sees_the_launchers_pythonpath_unchanged(jp, monkeypatch):
+    with open(jp.root / "ctui.toml", "a") as fh:
+        fh.write(
+            f"\n[jobs.pp]\ncommand = \"{PY} -c 'import os; "
+            f'print(os.environ.get(\\"PYTHONPATH\\", \\"<none>\\"))\'"\n'
+        )
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    unset = wait_final(jp, launch_run(jp, "pp")["id"])
+    monkeypatch.setenv("PYTHONPATH", "/some/where")
+    mine = wait_final(jp, launch_run(jp, "pp")["id"])
+    assert log_of(jp, unset["id"]).strip() == "<none>"
+    assert log_of(jp, mine["id"]).strip() == "/some/where"

@@ -240,6 +240,35 @@ def supervisor_argv(project: Project, run_id: str) -> list[str]:
     ]
 
 
+def supervisor_env() -> dict[str, str]:
+    """The launcher's environment, plus the folder ctui is imported from on PYTHONPATH (so the
+    supervisor finds ctui even when it runs from a source checkout); the supervisor restores
+    the original PYTHONPATH before it starts the job."""
+    import ctui
+
+    env = dict(os.environ)
+    original = env.get("PYTHONPATH")
+    here = str(Path(ctui.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = here + (os.pathsep + original if original else "")
+    env[_ORIG_PYTHONPATH] = original if original is not None else _UNSET
+    return env
+
+
+_ORIG_PYTHONPATH = "CTUI_ORIGINAL_PYTHONPATH"
+_UNSET = "<unset>"
+
+
+def restore_pythonpath() -> None:
+    """In the supervisor: undo `supervisor_env`'s PYTHONPATH change for the job's sake."""
+    original = os.environ.pop(_ORIG_PYTHONPATH, None)
+    if original is None:
+        return
+    if original == _UNSET:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = original
+
+
 def start_supervisor(project: Project, run_id: str, store: Store | None = None) -> int:
     """Start the detached supervisor of a `running` run; return its pid.
 
@@ -255,6 +284,7 @@ def start_supervisor(project: Project, run_id: str, store: Store | None = None) 
             proc = subprocess.Popen(
                 supervisor_argv(project, run_id),
                 cwd=str(project.root),
+                env=supervisor_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=err,
                 stderr=err,
@@ -381,6 +411,11 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
     cur = store.get_run(run_id)
     if cur["status"] in FINAL:
         return cur
+    if cur.get("backend", "local") != "local":
+        try:
+            be.stop(project, cur, grace)  # e.g. stop the container directly
+        except NotImplementedError:
+            pass
     _signal_group(cur.get("pgid"), signal.SIGTERM)
     end = time.monotonic() + grace
     while cur.get("pgid") and _group_alive(cur["pgid"]) and time.monotonic() < end:

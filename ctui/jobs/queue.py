@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from ctui.jobs.backends import EXTERNAL
 from ctui.store import RUNS, Store, open_store
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ class _Nothing(Exception):
 def queued_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Queued runs in the order they will start (creation time, then id)."""
     return sorted(
-        (r for r in runs if r.get("status") == "queued" and r.get("backend", "local") != "slurm"),
+        (r for r in runs if r.get("status") == "queued" and r.get("backend") not in EXTERNAL),
         key=lambda r: (r.get("created") or 0, r["id"]),
     )
 

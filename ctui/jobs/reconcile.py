@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ctui.jobs.backends import get_backend
+from ctui.jobs.backends import EXTERNAL, get_backend
 from ctui.store import ACTIVE, FINAL, Store, open_store
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
     external: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in active:
         backend = run.get("backend") or "local"
-        if backend == "slurm":
+        if backend in EXTERNAL:
             external[backend].append(run)
             continue
         if run["status"] != "running":

@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--store", type=Path, default=None)
     args = parser.parse_args(argv)
+    from ctui.jobs.launch import restore_pythonpath
+
+    restore_pythonpath()
     state = args.state_dir.resolve()
     root = args.root or state.parent
     store_file = args.store or state / "ctui.json"

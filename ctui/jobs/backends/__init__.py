@@ -17,6 +17,9 @@ _MODULES = {
     "slurm": "ctui.jobs.backends.slurm",
 }
 
+#: backends whose runs have no local supervisor (another engine queues and tracks them)
+EXTERNAL = frozenset({"slurm"})
+
 _cache: dict[str, Backend] = {}
 
 
