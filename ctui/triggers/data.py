@@ -66,6 +66,14 @@ def describe_change(old: dict[str, str | None], new: dict[str, str | None]) -> s
     return ", ".join(parts[:3]) + more
 
 
+def _hashes(ctx: Context, section: dict[str, Any], only: list[str] | None) -> dict[str, str | None]:
+    key = ("path-hashes", section.get("hash"), tuple(only or ()))
+    if key not in ctx.cache:
+        ctx.cache[key] = path_hashes(section, only)
+    result: dict[str, str | None] = ctx.cache[key]
+    return result
+
+
 def _old_section(ctx: Context, oid: str) -> dict[str, Any] | None:
     key = ("data-object", oid)
     if key not in ctx.cache:
@@ -106,8 +114,11 @@ def evaluate(tc: TriggerConfig, state: dict[str, Any], ctx: Context) -> Evaluati
     if section.get("status") != "ok":
         ev.note = f"no data to watch: {section.get('reason')}"
         return ev
-    current = path_hashes(section, only)
-    cur_hash = section["hash"] if not only else json_hash(current)
+    current = _hashes(ctx, section, only)
+    hash_key = ("path-hashes-hash", section["hash"], tuple(only or ()))
+    if only and hash_key not in ctx.cache:
+        ctx.cache[hash_key] = json_hash(current)
+    cur_hash = section["hash"] if not only else ctx.cache[hash_key]
     if not current:
         ev.note = f"no tracked data under {', '.join(only or [])}"
         return ev
@@ -121,7 +132,7 @@ def evaluate(tc: TriggerConfig, state: dict[str, Any], ctx: Context) -> Evaluati
             ev.note = f"run {last['id']} used this data ({short(cur_hash, 12)})"
             return ev
         old_section = _old_section(ctx, oid)
-        old = path_hashes(old_section, only) if old_section is not None else {}
+        old = _hashes(ctx, {**old_section, "hash": oid}, only) if old_section is not None else {}
         if old == current:
             ev.note = f"run {last['id']} used this data ({short(cur_hash, 12)})"
             return ev

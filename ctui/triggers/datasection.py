@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,40 @@ def _declared_stamps(root: Path, rel: str) -> list[Any]:
     return out
 
 
-def source_stamp(root: Path, data_paths: Sequence[str]) -> str:
-    """One hash over the stats of everything the data section is built from."""
+def _dvc_file_names(root: Path) -> list[str]:
+    """The DVC files `capture` would read, possibly with a few deleted ones (stamped None).
+
+    The same `git ls-files` query as `ctui.manifest.data`, without its per-file `is_file`
+    (the stamp below stats every file anyway); outside git, its folder walk.
+    """
+    if (root / ".git").exists():
+        try:
+            proc = subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+                 "*.dvc", "dvc.lock", "*/dvc.lock"],
+                cwd=root, capture_output=True, timeout=30,
+            )  # fmt: skip
+            if proc.returncode == 0:
+                text = proc.stdout.decode("utf-8", "surrogateescape")
+                return sorted(set(filter(None, text.split("\0"))))
+        except (OSError, subprocess.TimeoutExpired):
+            pass
     from ctui.manifest.data import find_dvc_files
 
     locks, dvcs = find_dvc_files(root)
-    parts: list[Any] = [[rel, _stamp(root / rel)] for rel in (*locks, *dvcs)]
+    return [*locks, *dvcs]
+
+
+def source_stamp(root: Path, data_paths: Sequence[str]) -> str:
+    """One hash over the stats of everything the data section is built from."""
+    base = str(root)
+    parts: list[Any] = []
+    for rel in _dvc_file_names(root):
+        try:
+            st = os.stat(os.path.join(base, rel))
+            parts.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            parts.append((rel, None))
     parts.append([_declared_stamps(root, rel) for rel in data_paths])
     return json_hash(parts)
 
