@@ -115,7 +115,10 @@ def main() -> int:
 
     med = statistics.median(times)
     print(f"Slurm runs in flight         : {args.runs} (held jobs, submitted in {submit_s:.1f} s)")
-    print(f"first refresh ({args.runs} updates)  : {first_s * 1000:.0f} ms, squeue calls: {first_calls}")
+    print(
+        f"first refresh ({args.runs} updates)  : {first_s * 1000:.0f} ms, "
+        f"squeue calls: {first_calls}"
+    )
     print(f"squeue calls per refresh     : {per_refresh_calls:.0f}")
     print(
         f"refresh, median of {args.repeat:<3}      : {med * 1000:.0f} ms "

@@ -265,7 +265,9 @@ def test_cli_sync_and_import(project: Any, mlflow_uri: str, free_port: int) -> N
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
 
-    out = ctui("import-mlflow", "--experiment", "cli-import", "--tracking-uri", mlflow_uri, "--json")
+    out = ctui(
+        "import-mlflow", "--experiment", "cli-import", "--tracking-uri", mlflow_uri, "--json"
+    )
     assert out.returncode == 0, out.stderr
     assert orjson.loads(out.stdout) == {"imported": 1}
     out = ctui("sync", "--json")
@@ -284,6 +286,32 @@ def test_cli_sync_and_import(project: Any, mlflow_uri: str, free_port: int) -> N
     assert out.returncode == 2
     assert "no MLflow experiment named 'nope'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_launched_job_ends_in_mlflow_through_the_supervisor(project: Any, mlflow_uri: str) -> None:
+    """The real launch path: launch_run → before_launch, the supervisor → after_run."""
+    import time
+
+    from ctui.jobs.launch import launch_run
+
+    _configure(project, mlflow_uri, "bridge-launch")
+    (project.root / "train.py").write_text(JOB)
+    run = launch_run(project, "train", {"lr": 0.5})
+    assert run["mlflow"]["sync"] == "ok"
+    deadline = time.monotonic() + 90
+    while (doc := Store(project.store_file).get_run(run["id"]))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.2)
+    assert doc["status"] == "succeeded", doc.get("error")
+    assert doc["mlflow"]["sync"] == "ok"
+    assert doc["metrics"]["acc"] == pytest.approx(0.93)  # read back from MLflow
+    assert doc["metrics"]["loss"] == pytest.approx(0.2)
+    got = bridge.client(mlflow_uri).get_run(doc["mlflow"]["run_id"])
+    assert got.info.status == "FINISHED"
+    assert got.data.params["lr"] == "0.5"
+    assert set(doc["manifest"]) <= {
+        k.removeprefix("ctui.manifest.") for k in got.data.tags if k.startswith("ctui.manifest.")
+    }
 
 
 @pytest.fixture

@@ -376,11 +376,11 @@ def sync_run(
     it with the matching status. Returns the MLflow run's latest metrics. Raises on failure
     (the caller marks the sync pending); marks `sync = ok` on success.
     """
+    uri = _uri_for(run, uri)
+    if not reachable(uri):  # before importing mlflow (~2 s): a dead server is found fast
+        raise ConnectionError(f"MLflow at {safe_uri(uri)} is not reachable")
     from mlflow.entities import Metric, Param, RunTag
 
-    uri = _uri_for(run, uri)
-    if not reachable(uri):
-        raise ConnectionError(f"MLflow at {safe_uri(uri)} is not reachable")
     ml = dict(run.get("mlflow") or {})
     run_dir = Path(project.run_dir(run["id"]))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -494,6 +494,8 @@ def sync_pending(project: Any, config: Any = None) -> dict[str, Any]:
     down: set[str] = set()
     for run in todo:
         target = _uri_for(run, uri)
+        if target not in down and not reachable(target):
+            down.add(target)
         if target in down:  # one unreachable server is tried once per call, not per run
             result["pending"].append(run["id"])
             result["errors"][run["id"]] = f"MLflow at {safe_uri(target)} is not reachable"
@@ -501,8 +503,6 @@ def sync_pending(project: Any, config: Any = None) -> dict[str, Any]:
         try:
             sync_run(project, run, uri, experiment=experiment_name(project, config))
         except Exception as exc:
-            if not reachable(target):
-                down.add(target)
             _mark(project, run, {"sync": "pending", "error": _short(exc)})
             result["pending"].append(run["id"])
             result["errors"][run["id"]] = _short(exc)
