@@ -190,6 +190,7 @@ class DockerExecution(Execution):
         self._code: int | None = None
         self._done = threading.Event()
         self._host_pid: int | None = None
+        self._log_path = log_path
         self._log_thread = threading.Thread(
             target=self._stream_logs, args=(log_path,), name="docker-logs", daemon=True
         )
@@ -215,14 +216,21 @@ class DockerExecution(Execution):
         try:
             result = c.api.wait(self.container.id)
             self._code = int(result.get("StatusCode", -1))
-        except Exception:
-            self._code = -1  # the engine lost the container: a failure, not a hang
+        except Exception as exc:
+            # the engine (or the connection to it) went away: a failure, not a hang; 255, as
+            # a negative code would read as "killed by a signal"
+            self._code = 255
+            self._note(f"lost the container: {_short(exc)}")
         finally:
             # the log holds everything once the stream has drained (it ends with the container)
             self._log_thread.join(timeout=10)
             self._done.set()
             with contextlib.suppress(Exception):
                 c.close()
+
+    def _note(self, text: str) -> None:
+        with contextlib.suppress(OSError), open(self._log_path, "ab") as fh:
+            fh.write(f"\n[ctui] {text}\n".encode())
 
     def info(self) -> dict[str, Any]:
         return {"docker": dict(self._info)}
