@@ -244,3 +244,48 @@ def test_time_limit_hit_is_timeout(slurm_project: Any) -> None:
     done = wait_for(slurm_project, run["id"], final, timeout=200)
     assert done["status"] == "timeout"
     assert done["slurm"]["state"] == "TIMEOUT"
+
+
+def test_mlflow_run_is_finished_on_the_node_and_a_cancel_is_synced(project: Any) -> None:
+    from ctui.integrations import mlflow_bridge as bridge
+
+    (project.root / "job.py").write_text(
+        "from ctui import track\ntrack.log_metric('loss', 0.25, step=0)\n"
+    )
+    (project.root / "ctui.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [jobs.train]
+            command = "{PY} job.py"
+            backend = "slurm"
+
+            [jobs.sleep]
+            command = "sleep 120"
+            backend = "slurm"
+
+            [mlflow]
+            enabled = true
+            """
+        )
+    )
+    run = launch_run(project, "train")
+    assert run["mlflow"]["sync"] == "ok"
+    done = wait_for(project, run["id"], final, timeout=120)
+    assert done["status"] == "succeeded"
+    assert done["mlflow"]["sync"] == "ok"  # node-end closed the MLflow run
+    uri = bridge.tracking_uri(project)
+    cl = bridge.client(uri)
+    got = cl.get_run(done["mlflow"]["run_id"])
+    assert got.info.status == "FINISHED"
+    assert [m.value for m in cl.get_metric_history(got.info.run_id, "loss")] == [0.25]
+
+    sleeper = launch_run(project, "sleep")
+    try:
+        wait_for(project, sleeper["id"], lambda r: r["status"] == "running")
+        stopped = stop_run(project, sleeper["id"])
+    finally:
+        subprocess.run(["scancel", sleeper["slurm"]["job_id"]], capture_output=True)
+    assert stopped["status"] == "cancelled"
+    assert Store(project.store_file).get_run(sleeper["id"])["mlflow"]["sync"] == "pending"
+    assert bridge.sync_pending(project)["synced"] == [sleeper["id"]]
+    assert cl.get_run(sleeper["mlflow"]["run_id"]).info.status == "KILLED"

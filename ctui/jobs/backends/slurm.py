@@ -224,13 +224,13 @@ class SlurmBackend(Backend):
             raise UnavailableError(f"scancel {job_id} failed: {done.stderr.strip()}")
         from ctui.store import Store
 
-        # the run leaves the active set now, so no later refresh would record this
-        Store(project.store_file).update_run(
-            run["id"],
-            mutate=lambda d: d.update(
-                slurm={**(d.get("slurm") or {}), "state": "CANCELLED", "reason": None}
-            ),
-        )
+        def mutate(doc: dict[str, Any]) -> None:
+            # the run leaves the active set now, so no later refresh would record this
+            doc["slurm"] = {**(doc.get("slurm") or {}), "state": "CANCELLED", "reason": None}
+            if doc.get("mlflow"):  # nothing ran node-end: `ctui sync` closes the MLflow run
+                doc["mlflow"] = {**doc["mlflow"], "sync": "pending"}
+
+        Store(project.store_file).update_run(run["id"], mutate=mutate)
 
     def refresh(self, project: Project, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         by_job = {
