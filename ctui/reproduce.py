@@ -109,6 +109,10 @@ def reproduce_run(
         # the project may live in a sub-folder of the repository: the same one in the worktree
         here = worktree / git_prefix(project.root)
         say(f"worktree at {commit[:7]}" + (" + patch" if patch else "") + f": {worktree}")
+        redactions = (code.get("patch") or {}).get("redactions") or 0
+        if redactions:
+            say(f"note: {redactions} secret(s) were redacted from the recorded patch; the "
+                "worktree has placeholders there")  # fmt: skip
         untracked = code.get("untracked") or []
         if untracked:
             shown = ", ".join(untracked[:SHOWN]) + (" …" if len(untracked) > SHOWN else "")
