@@ -65,7 +65,13 @@ params = {{ data = "{{data_hash}}" }}
     wait_final(root)
 
     # unchanged data → nothing, however often it is asked
-    assert ctui(root, "watch", "--once").returncode == 0
+    again = ctui(root, "watch", "--once", "--json")
+    assert again.returncode == 0, again.stderr
+    import orjson
+
+    cycle_doc = orjson.loads(again.stdout)
+    assert cycle_doc["launched"] == [] and cycle_doc["events"] == []
+    assert [(t["trigger"], t["status"]) for t in cycle_doc["triggers"]] == [("new-data", "idle")]
     assert len(runs(root)) == 1
 
     # new data → exactly one more, with the change as its cause
@@ -80,8 +86,6 @@ params = {{ data = "{{data_hash}}" }}
 
     listed = ctui(root, "triggers", "--json")
     assert listed.returncode == 0
-    import orjson
-
     (row,) = orjson.loads(listed.stdout)
     assert row["name"] == "new-data" and row["enabled"] is True
     assert row["last_cause"] == after[1]["cause"] and row["last_run"] == after[1]["id"]

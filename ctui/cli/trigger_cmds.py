@@ -49,6 +49,8 @@ def _log_line(event: dict[str, Any]) -> str:
         text = f"ERROR in {event.get('where')}: {event.get('error')}"
     elif kind == "started":
         text = f"watching {event['root']} every {event['interval']:g}s (pid {event['pid']})"
+    elif kind == "no-triggers":
+        text = "no triggers declared (add [triggers.NAME] to ctui.toml)"
     elif kind == "stopped":
         text = "stopped"
     else:

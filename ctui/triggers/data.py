@@ -1,5 +1,9 @@
 """`on = "data"`: the data the job depends on changed since the job's last run.
 
+It fires when no run of the job (reproductions aside) used the current data: new data after
+the last run, or data never trained on at all; the cause names what changed since the last
+run.
+
 "The data" is the job's data section (DVC-tracked paths from dvc.lock / *.dvc plus the job's
 declared `data` paths), optionally narrowed to `paths`. A job that never ran on the current
 data fires. A declared path modified less than `debounce` seconds ago (default 5 s) is
@@ -123,14 +127,19 @@ def evaluate(tc: TriggerConfig, state: dict[str, Any], ctx: Context) -> Evaluati
         ev.note = f"no tracked data under {', '.join(only or [])}"
         return ev
 
-    last = next(
-        (r for r in reversed(ctx.runs_of(tc.job)) if (r.get("manifest") or {}).get("data")), None
-    )
+    # Runs that trained on data; a reproduction re-runs history and says nothing of new data.
+    trained = [
+        r for r in ctx.runs_of(tc.job)
+        if (r.get("manifest") or {}).get("data") and not r.get("reproduces")
+    ]  # fmt: skip
+    if not only:
+        same = next((r for r in reversed(trained) if r["manifest"]["data"] == cur_hash), None)
+        if same is not None:
+            ev.note = f"run {same['id']} used this data ({short(cur_hash, 12)})"
+            return ev
+    last = trained[-1] if trained else None
     if last is not None:
         oid = last["manifest"]["data"]
-        if not only and oid == section["hash"]:
-            ev.note = f"run {last['id']} used this data ({short(cur_hash, 12)})"
-            return ev
         old_section = _old_section(ctx, oid)
         old = _hashes(ctx, {**old_section, "hash": oid}, only) if old_section is not None else {}
         if old == current:

@@ -74,9 +74,10 @@ def _launch_and_confirm(
     }
     try:
         run = _launch(project, config, intent)
-    except CtuiError as exc:
-        confirm_cause(store, key, {"state": FAILED, "error": exc.message})
-        event = {**base, "event": "launch-failed", "error": exc.message}
+    except Exception as exc:  # recorded, so the cause is settled and the watcher goes on
+        error = exc.message if isinstance(exc, CtuiError) else f"{type(exc).__name__}: {exc}"
+        confirm_cause(store, key, {"state": FAILED, "error": error})
+        event = {**base, "event": "launch-failed", "error": error}
         log(event)
         return event
     confirm_cause(store, key, {"state": LAUNCHED, "run_id": run["id"]})

@@ -49,15 +49,30 @@ def set_enabled(store: Store, name: str, enabled: bool | None) -> None:
     store.transact(fn)
 
 
-def update_states(store: Store, updates: dict[str, dict[str, Any]]) -> None:
-    """Merge per-trigger fields (last check, next check, the kind's memory) in one write."""
-    if not updates:
-        return
+#: causes whose keys never come back (the slot, the crossing count and the clock only grow), so
+#: their ledger entries may go once settled and old; data/code/after keys can recur: kept
+PRUNABLE = ("schedule:", "metric:", "manual:")
+PRUNE_AFTER = 7 * 86400.0
+
+
+def update_states(
+    store: Store, updates: dict[str, dict[str, Any]], *, now: float | None = None
+) -> None:
+    """Merge per-trigger fields (last check, next check, the kind's memory) in one write,
+    and drop settled ledger entries that can never recur once they are a week old."""
+    now = time.time() if now is None else now
 
     def fn(data: dict[str, Any]) -> None:
         table = data.setdefault(TRIGGERS, {})
         for name, fields in updates.items():
             table.setdefault(name, {"name": name}).update(fields)
+        causes = data.get(CAUSES, {})
+        for key in [
+            k for k, d in causes.items()
+            if k.startswith(PRUNABLE) and d.get("state") != INTENT
+            and now - float(d.get("confirmed") or d.get("created") or now) > PRUNE_AFTER
+        ]:  # fmt: skip
+            del causes[key]
 
     store.transact(fn)
 

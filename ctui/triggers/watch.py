@@ -194,8 +194,15 @@ def watch_loop(
                     raise
                 log({"event": "error", "where": "cycle", "error": exc.message})
                 res = None
+            except Exception as exc:  # a daemon logs and carries on; --once reports it
+                if once:
+                    raise
+                log({"event": "error", "where": "cycle", "error": f"{type(exc).__name__}: {exc}"})
+                res = None
             if res is not None:
                 results.append(res)
+                if not res.evaluations and (once or not results[:-1]):
+                    log({"event": "no-triggers"})
                 for ev in res.evaluations:
                     look = (ev.status, ev.note)
                     if ev.status != FIRE and (once or seen.get(ev.trigger) != look):
