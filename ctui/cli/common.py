@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ctui.errors import CtuiError
+from ctui.status import STATUS_LOOK  # shared with the TUI; still importable from here
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -89,14 +90,3 @@ def status_text(status: str) -> Any:
 
     symbol, style = STATUS_LOOK.get(status, ("?", ""))
     return Text(f"{symbol} {status}", style=style)
-
-
-STATUS_LOOK = {
-    "queued": ("…", "yellow"),
-    "running": ("▶", "bold cyan"),
-    "succeeded": ("✓", "green"),
-    "failed": ("✗", "bold red"),
-    "cancelled": ("■", "magenta"),
-    "lost": ("?", "red"),
-    "timeout": ("⌛", "red"),
-}

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ctui.cli.common import STATUS_LOOK
 from ctui.format import common_keys, duration, number, run_duration
+from ctui.status import STATUS_LOOK
 from ctui.store import ACTIVE
 
 Run = dict[str, Any]
