@@ -87,7 +87,14 @@ _register_all()
 
 def main() -> None:
     try:
-        app()
+        if len(sys.argv) == 1:
+            # plain `ctui`: open the TUI at once; typer's dispatch (which imports pydantic)
+            # would delay the first frame by ~0.2 s for nothing
+            from ctui.cli.tui_cmds import open_tui
+
+            open_tui()
+        else:
+            app()
     except CtuiError as exc:
         common.print_error(exc)
         sys.exit(int(exc.code))
