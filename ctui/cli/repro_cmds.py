@@ -75,6 +75,10 @@ def reproduce(
 
         for note in result["notes"]:
             out.print(Text(f"note: {note}", style="dim"))
+        for diff in result["differences"]:
+            if len(diff["items"]) > 3:  # the verdict names three per section; list them all
+                items = Text(", ".join(diff["items"]))
+                out.print(Text(f"{diff['section']}: ", style="bold") + items)
         style = "bold green" if result["reproduced"] else "bold red"
         common.console().print(
             Text(f"{result['run']['id']} ", style="bold") + Text(result["verdict"], style=style)
