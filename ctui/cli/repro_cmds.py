@@ -37,8 +37,9 @@ def reproduce(
 ) -> None:
     """Rebuild RUN's code, data and environment, run it again and compare.
 
-    Exit 0 when reproduced, 1 when it diverged (or --strict found a different environment),
-    2 when the run cannot be rebuilt (commit gone, data missing, engine unreachable).
+    Exit 0: reproduced. Exit 1: diverged, or --strict found another environment.
+
+    Exit 2: cannot be rebuilt (commit gone, data missing, engine unreachable).
     """
     from ctui.reproduce import reproduce_run
 
