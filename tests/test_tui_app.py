@@ -307,3 +307,24 @@ async def test_live_refresh_when_another_process_adds_a_run(tui_project: Project
         assert len(table(app).rows) == len(run_docs()) + 1
         assert table(app).rows[0]["id"] == new_id  # newest first
         assert screen._polls > polls_before
+
+
+async def test_choose_columns(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        before = list(screen.extra_keys or [])
+        await pilot.press("c")
+        await pilot.pause()
+        from ctui.tui.screens.columns import ColumnsScreen
+
+        assert isinstance(app.screen, ColumnsScreen)
+        options = app.screen.keys
+        assert options[0] == "metric.acc" and "metric.acc" in before
+        await pilot.press("space", "enter")  # untick metric.acc, apply
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert screen.extra_keys == [k for k in before if k != "metric.acc"]
+        assert "metric.acc" not in [c.key for c in table(app).columns]

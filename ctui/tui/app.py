@@ -93,7 +93,7 @@ class CtuiApp(App[None]):
 
     def on_mount(self) -> None:
         if self._keymap_override is not None:
-            keymap, problems = self._keymap_override, []
+            keymap, problems = self._keymap_override, list[str]()
         else:
             keymap, problems = load_keymap(self.project)
         if keymap:

@@ -24,7 +24,8 @@ class ScreenActions(Provider):
                 continue
             seen.add(binding.action)
             display = self.app.get_key_display(binding) or key
-            run = partial(active.node.run_action, binding.action)
+            node: Any = active.node  # a Widget, Screen or the App: all have run_action
+            run = partial(node.run_action, binding.action)
             commands.append((binding.description, run, f"key: {display}"))
         # sort by any column of the runs table, even those with no key of their own
         columns = getattr(screen, "columns", None)
