@@ -289,3 +289,19 @@ def test_mlflow_run_is_finished_on_the_node_and_a_cancel_is_synced(project: Any)
     assert Store(project.store_file).get_run(sleeper["id"])["mlflow"]["sync"] == "pending"
     assert bridge.sync_pending(project)["synced"] == [sleeper["id"]]
     assert cl.get_run(sleeper["mlflow"]["run_id"]).info.status == "KILLED"
+
+
+def test_sbatch_refusal_fails_the_run_with_its_message(slurm_project: Any) -> None:
+    from ctui.errors import CtuiError
+
+    toml = slurm_project.root / "ctui.toml"
+    toml.write_text(
+        toml.read_text() + '\n[jobs.nowhere]\ncommand = "true"\nbackend = "slurm"\n'
+        'slurm = { partition = "no-such-partition" }\n'
+    )
+    with pytest.raises(CtuiError) as err:
+        launch_run(slurm_project, "nowhere")
+    assert "sbatch refused the job" in err.value.message
+    (run,) = [r for r in Store(slurm_project.store_file).runs() if r["job"] == "nowhere"]
+    assert run["status"] == "failed"
+    assert "partition" in run["error"].lower()

@@ -47,6 +47,8 @@ SCRIPT_FILE = "slurm.sbatch"
 EXIT_FILE = "slurm_exit.json"
 LOG_TAIL_LINES = 20
 TIMEOUT = 30.0
+#: a Slurm run still without a job id after this long was never submitted
+SUBMIT_GRACE = 120.0
 
 #: Slurm job state → ctui status
 STATES = {
@@ -233,16 +235,26 @@ class SlurmBackend(Backend):
         Store(project.store_file).update_run(run["id"], mutate=mutate)
 
     def refresh(self, project: Project, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        by_job = {
-            str(r["slurm"]["job_id"]): r for r in runs if (r.get("slurm") or {}).get("job_id")
-        }
+        updates: dict[str, dict[str, Any]] = {}
+        by_job: dict[str, dict[str, Any]] = {}
+        now = time.time()
+        for r in runs:
+            job_id = (r.get("slurm") or {}).get("job_id")
+            if job_id:
+                by_job[str(job_id)] = r
+            elif now - float(r.get("created") or now) > SUBMIT_GRACE:
+                # created but never handed to sbatch (the launching process died)
+                updates[r["id"]] = {
+                    "status": "lost",
+                    "ended": now,
+                    "error": "the run was never submitted to Slurm",
+                }
         if not by_job:
-            return {}
+            return updates
         seen = squeue(list(by_job))
         gone = [j for j in by_job if j not in seen]
         if gone:
             seen.update(finished_jobs(gone))
-        updates: dict[str, dict[str, Any]] = {}
         for job_id, run in by_job.items():
             info = seen.get(job_id)
             fields = _fields(project, run, info)
