@@ -149,6 +149,68 @@ debounce = 0
     wait_final(root)
 
 
+LOCK = """schema: '2.0'
+stages:
+  train:
+    cmd: python train.py
+    deps:
+    - path: data/train.csv
+      md5: {data}
+      size: 10
+    outs:
+    - path: model.pkl
+      md5: {model}
+      size: 20
+"""
+
+
+def test_stage_outputs_written_by_the_job_do_not_retrigger_it(project) -> None:
+    """A job that runs `dvc repro` rewrites its outputs' hashes in dvc.lock; that is not new
+    data, or every run would start the next one."""
+    root = project.root
+    (root / "dvc.lock").write_text(LOCK.format(data="a" * 32, model="0" * 32))
+    (root / "bump.py").write_text(
+        "import pathlib, uuid\n"
+        "p = pathlib.Path('dvc.lock')\n"
+        "lines = p.read_text().splitlines()\n"
+        "lines[-2] = '      md5: ' + uuid.uuid4().hex\n"
+        "p.write_text('\\n'.join(lines) + '\\n')\n"
+    )
+    write_config(
+        root,
+        f"""
+[jobs.train]
+command = "{PY} bump.py"
+
+[triggers.new-data]
+job = "train"
+on = "data"
+
+[triggers.with-outs]
+job = "train"
+on = "data"
+outs = true
+enabled = false
+""",
+    )
+    assert len(cycle(project).launched) == 1
+    (run,) = wait_final(root)
+    assert run["status"] == "succeeded"
+    assert "0" * 32 not in (root / "dvc.lock").read_text()  # the job wrote a new model hash
+    res = cycle(project)
+    assert res.launched == [] and res.evaluations[0].status == "idle"
+    # new input data → fires, and the cause names the input, not the model
+    (root / "dvc.lock").write_text((root / "dvc.lock").read_text().replace("a" * 32, "b" * 32))
+    res = cycle(project)
+    assert len(res.launched) == 1
+    assert res.events[0]["cause"] == "data/train.csv aaaa…→bbbb…"
+    wait_final(root)
+    # with outs = true the model counts as data: the job's own output retriggers it
+    set_trigger_enabled(project, "with-outs", True)
+    assert len(cycle(project).launched) == 1
+    wait_final(root)
+
+
 def test_code_trigger_fires_on_new_commit_touching_paths(project) -> None:
     root = project.root
     (root / "src").mkdir()

@@ -7,7 +7,8 @@ run.
 "The data" is the job's data section (DVC-tracked paths from dvc.lock / *.dvc plus the job's
 declared `data` paths), optionally narrowed to `paths`. A job that never ran on the current
 data fires. A declared path modified less than `debounce` seconds ago (default 5 s) is
-still being written: wait, so a half-written dataset never starts a run.
+still being written: wait, so a half-written dataset never starts a run. Paths that are only
+outputs of `dvc.lock` stages (e.g. the model a `dvc repro` job writes) count with `outs = true`.
 """
 
 from __future__ import annotations
@@ -40,12 +41,28 @@ def _newest_mtime(path: Path) -> float | None:
     return newest
 
 
-def path_hashes(section: dict[str, Any], only: list[str] | None) -> dict[str, str | None]:
-    """path → hash from a data section, narrowed to `only` (paths or folders) if given."""
+def _only_a_stage_output(entry: Any) -> bool:
+    sources = entry.get("sources") if isinstance(entry, dict) else None
+    if not sources:
+        return False
+    return all(str(s).endswith(":out") for s in sources)
+
+
+def path_hashes(
+    section: dict[str, Any], only: list[str] | None, include_outs: bool = False
+) -> dict[str, str | None]:
+    """path → hash from a data section, narrowed to `only` (paths or folders) if given.
+
+    Paths that are only outputs of `dvc.lock` stages (a model a `dvc repro` job writes) are
+    left out unless `include_outs`: a job that updates them would otherwise retrigger itself.
+    Their inputs (stage deps, `*.dvc` files, declared paths) are what "new data" means.
+    """
     paths = section.get("paths") or {}
     out: dict[str, str | None] = {}
     for p, entry in paths.items():
         if only and not any(p == o or p.startswith(o.rstrip("/") + "/") for o in only):
+            continue
+        if not include_outs and _only_a_stage_output(entry):
             continue
         out[p] = entry.get("hash") if isinstance(entry, dict) else None
     return out
@@ -70,10 +87,12 @@ def describe_change(old: dict[str, str | None], new: dict[str, str | None]) -> s
     return ", ".join(parts[:3]) + more
 
 
-def _hashes(ctx: Context, section: dict[str, Any], only: list[str] | None) -> dict[str, str | None]:
-    key = ("path-hashes", section.get("hash"), tuple(only or ()))
+def _hashes(
+    ctx: Context, section: dict[str, Any], only: list[str] | None, include_outs: bool
+) -> dict[str, str | None]:
+    key = ("path-hashes", section.get("hash"), tuple(only or ()), include_outs)
     if key not in ctx.cache:
-        ctx.cache[key] = path_hashes(section, only)
+        ctx.cache[key] = path_hashes(section, only, include_outs)
     result: dict[str, str | None] = ctx.cache[key]
     return result
 
@@ -118,13 +137,17 @@ def evaluate(tc: TriggerConfig, state: dict[str, Any], ctx: Context) -> Evaluati
     if section.get("status") != "ok":
         ev.note = f"no data to watch: {section.get('reason')}"
         return ev
-    current = _hashes(ctx, section, only)
-    hash_key = ("path-hashes-hash", section["hash"], tuple(only or ()))
-    if only and hash_key not in ctx.cache:
+    include_outs = bool(tc.options.get("outs", False))
+    current = _hashes(ctx, section, only, include_outs)
+    # narrowed: compare path maps; whole section: compare section hashes (no object loads)
+    narrowed = len(current) != len(section.get("paths") or {})
+    hash_key = ("path-hashes-hash", section["hash"], tuple(only or ()), include_outs)
+    if narrowed and hash_key not in ctx.cache:
         ctx.cache[hash_key] = json_hash(current)
-    cur_hash = section["hash"] if not only else ctx.cache[hash_key]
+    cur_hash = ctx.cache[hash_key] if narrowed else section["hash"]
     if not current:
-        ev.note = f"no tracked data under {', '.join(only or [])}"
+        where = f" under {', '.join(only)}" if only else ""
+        ev.note = f"no tracked data{where} (stage outputs only count with outs = true)"
         return ev
 
     # Runs that trained on data; a reproduction re-runs history and says nothing of new data.
@@ -132,7 +155,7 @@ def evaluate(tc: TriggerConfig, state: dict[str, Any], ctx: Context) -> Evaluati
         r for r in ctx.runs_of(tc.job)
         if (r.get("manifest") or {}).get("data") and not r.get("reproduces")
     ]  # fmt: skip
-    if not only:
+    if not narrowed:
         same = next((r for r in reversed(trained) if r["manifest"]["data"] == cur_hash), None)
         if same is not None:
             ev.note = f"run {same['id']} used this data ({short(cur_hash, 12)})"
@@ -141,7 +164,11 @@ def evaluate(tc: TriggerConfig, state: dict[str, Any], ctx: Context) -> Evaluati
     if last is not None:
         oid = last["manifest"]["data"]
         old_section = _old_section(ctx, oid)
-        old = _hashes(ctx, {**old_section, "hash": oid}, only) if old_section is not None else {}
+        old = (
+            _hashes(ctx, {**old_section, "hash": oid}, only, include_outs)
+            if old_section is not None
+            else {}
+        )
         if old == current:
             ev.note = f"run {last['id']} used this data ({short(cur_hash, 12)})"
             return ev

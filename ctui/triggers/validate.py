@@ -11,7 +11,7 @@ from ctui.errors import ConfigError
 
 #: the options each kind accepts (besides job, on, enabled, cooldown, params)
 KIND_OPTIONS: dict[str, set[str]] = {
-    "data": {"paths", "debounce"},
+    "data": {"paths", "debounce", "outs"},
     "code": {"branch", "paths"},
     "schedule": {"every", "cron"},
     "metric": {"command", "file", "threshold", "direction", "timeout"},
@@ -88,6 +88,8 @@ def _check_data(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobConf
         _str_list(tc.options["paths"], path, f"{key}.paths")
     if "debounce" in tc.options:
         parse_duration(tc.options["debounce"], path=path, key=f"{key}.debounce")
+    if not isinstance(tc.options.get("outs", False), bool):
+        raise ConfigError(path, f"{key}.outs", "expected true or false")
 
 
 def _check_code(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobConfig]) -> None:
