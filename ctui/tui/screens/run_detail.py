@@ -178,19 +178,12 @@ class RunDetailScreen(Screen[None]):
         parts: list[Any] = [grid]
         for title, values in (("params", run.get("params")), ("final metrics", run.get("metrics"))):
             if values:
-                table = Table(
-                    title=title,
-                    title_justify="left",
-                    show_edge=False,
-                    pad_edge=False,
-                    header_style="bold",
-                    box=None,
-                )
-                table.add_column("name", no_wrap=True)
-                table.add_column("value")
+                table = Table.grid(padding=(0, 2))
+                table.add_column(no_wrap=True)
+                table.add_column()
                 for k, v in sorted(values.items()):
                     table.add_row(Text(str(k)), Text(number(v) if not isinstance(v, str) else v))
-                parts += [Text(""), table]
+                parts += [Text(""), Text(title, style="bold underline"), table]
         if run.get("log_tail") and run.get("status") not in ACTIVE:
             parts += [Text(""), Text("last lines of the log", style="bold")]
             parts += [Text(str(line), style="dim") for line in run["log_tail"][-10:]]
