@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -338,3 +339,16 @@ def test_the_job_sees_the_launchers_pythonpath_unchanged(jp, monkeypatch):
     mine = wait_final(jp, launch_run(jp, "pp")["id"])
     assert log_of(jp, unset["id"]).strip() == "<none>"
     assert log_of(jp, mine["id"]).strip() == "/some/where"
+
+
+def test_stop_refuses_a_run_on_another_host(jp):
+    doc = launch_run(jp, "sleepy")
+    wait_for(lambda: run_doc(jp, doc["id"]).get("pgid"))
+    store = open_store(jp)
+    store.update_run(doc["id"], {"host": "elsewhere.invalid"})
+    with pytest.raises(CtuiError, match="runs on host elsewhere.invalid"):
+        stop_run(jp, doc["id"], grace=1)
+    assert run_doc(jp, doc["id"])["status"] == "running"
+    assert refresh(jp) == []  # not judged lost from here either
+    store.update_run(doc["id"], {"host": socket.gethostname()})
+    assert stop_run(jp, doc["id"], grace=1)["status"] == "cancelled"

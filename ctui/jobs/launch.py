@@ -386,6 +386,12 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
             when=lambda d: d["status"] not in FINAL,
         ) or store.get_run(run_id)
 
+    host = run.get("host")
+    if host and host != socket.gethostname():
+        raise CtuiError(
+            f"run {run_id} runs on host {host}; its processes cannot be signalled from here",
+            hint=f"run `ctui stop {run_id}` on {host}",
+        )
     store.update_run(
         run_id,
         {"stop_requested": {"time": now, "grace": grace}},
