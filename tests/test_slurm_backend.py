@@ -227,7 +227,7 @@ def test_a_job_slurm_forgot_is_decided_by_its_exit_record(slurm_project: Any) ->
     assert "no exit record" in lost["error"]
 
 
-def test_sacct_without_accounting_falls_back_to_scontrol(slurm_project: Any) -> None:
+def test_finished_jobs_come_from_sacct_or_else_scontrol(slurm_project: Any) -> None:
     run = launch_run(slurm_project, "fail")
     job_id = run["slurm"]["job_id"]
     wait_for(slurm_project, run["id"], final)
