@@ -21,6 +21,9 @@ import time
 from array import array
 from pathlib import Path
 
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.binding import Binding
@@ -32,8 +35,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from ctui.tui.widgets.line_index import LineIndex, read_tail_index, scan
+from ctui.tui.widgets.line_index import CHUNK, LineIndex, read_tail_index, scan
 
+#: control characters dropped from plain lines (tab is expanded before)
+_CONTROL = {c: None for c in [*range(0, 32), 127]}
 #: at most this much of one line is read and shown
 MAX_LINE_BYTES = 16 * 1024
 #: how often a followed file is polled for new bytes
@@ -107,7 +112,8 @@ class LogView(ScrollView, can_focus=True):
         self._index = LineIndex()
         self._fd: int | None = None
         self._fd_lock = threading.Lock()
-        self._cache: LRUCache[int, Strip] = LRUCache(2048)
+        self._cache: LRUCache[int, tuple[tuple[int, int], Strip, Strip]] = LRUCache(2048)
+        self._base_style: Style | None = None
         self._max_width = 0
         self._width_pending = False
         self._progress: float | None = None
@@ -214,7 +220,10 @@ class LogView(ScrollView, can_focus=True):
     def _read_loop(self, worker, path: Path, fd: int) -> None:  # type: ignore[no-untyped-def]
         size = os.fstat(fd).st_size
         tail = read_tail_index(fd, size)
-        self._hand_over(worker, self._install, tail)
+        painted = threading.Event()
+        self._hand_over(worker, self._install, tail, painted)
+        # Let the last page reach the screen before the full scan competes for the CPU.
+        painted.wait(0.5)
         if tail.complete:
             index_size = tail.size
         else:
@@ -223,9 +232,10 @@ class LogView(ScrollView, can_focus=True):
             while pos < size:
                 if worker.is_cancelled:
                     return
-                end = min(size, pos + 64 * 1024 * 1024)
+                end = min(size, pos + CHUNK)
                 full.extend(scan(fd, pos, end), end)
                 pos = end
+                time.sleep(0.001)  # a breath for the UI thread between chunks
                 now = time.monotonic()
                 if now - last_note > 0.25:
                     last_note = now
@@ -261,7 +271,7 @@ class LogView(ScrollView, can_focus=True):
             self.app.call_from_thread(fn, *args)
 
     # -- applied on the UI thread ----------------------------------------------------------
-    def _install(self, index: LineIndex) -> None:
+    def _install(self, index: LineIndex, painted: threading.Event | None = None) -> None:
         old = self._index
         shift = 0
         if index.complete and not old.complete and old.size == index.size:
@@ -277,6 +287,8 @@ class LogView(ScrollView, can_focus=True):
         elif shift:
             self.scroll_to(y=self.scroll_y + shift, animate=False, immediate=True, force=True)
         self._update_subtitle()
+        if painted is not None:
+            self.call_after_refresh(painted.set)
         if index.complete:
             self.post_message(self.Indexed(self, index.line_count))
 
@@ -425,20 +437,37 @@ class LogView(ScrollView, can_focus=True):
             text.append(f" … (+{end - start - n:,} bytes)", style="dim")
         return text, truncated
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._base_style = None
+        self._cache.clear()
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         line = scroll_y + y
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._base_style
+        if base is None:  # computing it walks the DOM: once, not once per line
+            base = self._base_style = self.rich_style
         if line >= self._index.line_count:
             return Strip.blank(width, base)
-        strip = self._cache.get(line)
-        if strip is None:
-            strip = self._render_full_line(line)
-            self._cache[line] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_style(base)
+        # The cache holds the line as painted (cropped to the view): a repaint that only
+        # scrolls creates no new strips.
+        key = (scroll_x, width)
+        cached = self._cache.get(line)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        full = cached[2] if cached is not None else self._render_full_line(line)
+        painted = full.crop_extend(scroll_x, scroll_x + width, base).apply_style(base)
+        self._cache[line] = (key, painted, full)
+        return painted
 
     def _render_full_line(self, line: int) -> Strip:
+        plain = None if self._term or line == self._match_line else self._plain_line(line)
+        if plain is not None:  # the common case, without rich's Text machinery
+            strip = Strip([Segment(plain)], cell_len(plain))
+            self._note_width(strip.cell_length)
+            return strip
         text, _ = self._read_line(line)
         if self._term:
             match_style = self.get_component_rich_style("log-view--match", partial=True)
@@ -449,12 +478,28 @@ class LogView(ScrollView, can_focus=True):
         segments = list(text.render(self.app.console))
         segments = [s for s in segments if s.text != "\n"]
         strip = Strip(segments)
-        if strip.cell_length > self._max_width:
-            self._max_width = strip.cell_length
+        self._note_width(strip.cell_length)
+        return strip
+
+    def _plain_line(self, line: int) -> str | None:
+        """A line with no ANSI codes and not cut short, as safe plain text; else None."""
+        start, end = self._index.span(line)
+        if end - start > MAX_LINE_BYTES:
+            return None
+        with self._fd_lock:
+            fd = self._fd
+            raw = os.pread(fd, end - start, start) if fd is not None and end > start else b""
+        if b"\x1b" in raw:
+            return None
+        # tabs expanded; other control characters (a bell, a backspace) never reach the terminal
+        return raw.decode("utf-8", "replace").expandtabs().translate(_CONTROL)
+
+    def _note_width(self, width: int) -> None:
+        if width > self._max_width:
+            self._max_width = width
             if not self._width_pending:
                 self._width_pending = True
                 self.call_after_refresh(self._widen)
-        return strip
 
     def _widen(self) -> None:
         self._width_pending = False
