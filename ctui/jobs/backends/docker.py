@@ -331,6 +331,9 @@ class DockerBackend(Backend):
         if os.getuid() != 0:
             # files the job writes into the mounted project belong to the user, not root
             kwargs["user"] = f"{os.getuid()}:{os.getgid()}"
+            # that uid has no home in the image; caches (pip, torch, HF) need a writable one
+            kwargs["environment"].setdefault("HOME", "/tmp")
+        # gpus unset: the container sees no GPU (a container sees only what it is given)
         requests = device_requests(spec.gpus)
         if requests:
             kwargs["device_requests"] = requests
