@@ -305,3 +305,16 @@ def test_sbatch_refusal_fails_the_run_with_its_message(slurm_project: Any) -> No
     (run,) = [r for r in Store(slurm_project.store_file).runs() if r["job"] == "nowhere"]
     assert run["status"] == "failed"
     assert "partition" in run["error"].lower()
+
+
+def test_stopping_a_pending_job_cancels_it_in_slurm(slurm_project: Any) -> None:
+    run = launch_run(slurm_project, "held")
+    wait_for(slurm_project, run["id"], lambda r: r["slurm"].get("reason"))
+    stopped = stop_run(slurm_project, run["id"])
+    assert stopped["status"] == "cancelled"
+    state = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%T", "-j", run["slurm"]["job_id"]],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert state == "CANCELLED"

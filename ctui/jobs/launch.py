@@ -365,7 +365,8 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
     run_id = store.resolve(run_id)
     run = store.get_run(run_id)
     now = time.time()
-    if run["status"] == "queued":
+    # a queued Slurm run waits in Slurm's queue, not ours: it needs scancel like a running one
+    if run["status"] == "queued" and run.get("backend") != "slurm":
         done = store.update_run(
             run_id,
             {"status": "cancelled", "ended": now, "error": "cancelled while queued"},
