@@ -13,6 +13,7 @@ SIGKILL after the grace period; the run ends `cancelled`. SIGHUP and SIGINT are 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from ctui.monitor.process import ProcessTreeSampler
 
 LOG_TAIL_LINES = 20
+#: how often supervisor.json's mtime is refreshed while the job runs
+HEARTBEAT_S = 10.0
 
 
 class Supervisor:
@@ -47,6 +50,7 @@ class Supervisor:
         self.stop_event = threading.Event()  # set by SIGTERM
         self.wake = threading.Event()
         self.execution: Execution | None = None
+        self._beat = time.monotonic()
 
     # -- store helpers ---------------------------------------------------------------------
     def _update(self, fields: dict[str, Any]) -> dict[str, Any] | None:
@@ -129,16 +133,25 @@ class Supervisor:
                     stopping = threading.Thread(target=ex.stop, args=(grace,), daemon=True)
                     stopping.start()
                 if time.monotonic() >= next_sample:
-                    next_sample += self.interval
+                    next_sample = max(next_sample + self.interval, time.monotonic())
                     self._sample(procs, gpu, resources)
+                    self._heartbeat()
         finally:
             gpu.close()
+
+    def _heartbeat(self) -> None:
+        """supervisor.json's mtime says when this supervisor was last seen alive."""
+        now = time.monotonic()
+        if now - self._beat >= HEARTBEAT_S:
+            self._beat = now
+            try:
+                os.utime(self.run_dir / "supervisor.json")
+            except OSError:
+                pass
 
     def _visible_gpus(self, visible_from_env: Any) -> list[int | str] | None:
         if isinstance(self.spec.gpus, list):
             return list(self.spec.gpus)
-        import os
-
         return visible_from_env({**os.environ, **self.spec.env})
 
     def _sample(self, procs: ProcessTreeSampler, gpu: Any, resources: Path) -> None:
