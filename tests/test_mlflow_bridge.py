@@ -244,6 +244,23 @@ def test_import_runs_is_idempotent(project: Any, mlflow_uri: str) -> None:
     assert store.get_run(doc["id"])["note"] == "kept"
 
 
+def test_imported_running_run_is_not_lost_and_reimport_ends_it(
+    project: Any, mlflow_uri: str
+) -> None:
+    from ctui.jobs.reconcile import refresh
+
+    cl = bridge.client(mlflow_uri)
+    exp_id = cl.create_experiment("still-running")
+    live = cl.create_run(exp_id, start_time=1_780_000_000_000).info.run_id
+    assert import_runs(project, "still-running", mlflow_uri) == 1
+    refresh(project)  # no ctui supervisor watches it: it must not be marked lost
+    (doc,) = Store(project.store_file).runs()
+    assert doc["status"] == "running"
+    cl.set_terminated(live, "KILLED")
+    assert import_runs(project, "still-running", mlflow_uri) == 0
+    assert Store(project.store_file).get_run(doc["id"])["status"] == "cancelled"
+
+
 def test_import_unknown_experiment_is_bad_input(project: Any, mlflow_uri: str) -> None:
     from ctui.errors import ExitCode, UnavailableError
 

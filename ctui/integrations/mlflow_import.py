@@ -25,7 +25,7 @@ STATUS = {
     "FAILED": "failed",
     "KILLED": "cancelled",
     "RUNNING": "running",
-    "SCHEDULED": "queued",
+    "SCHEDULED": "running",  # not `queued`: ctui's queue must never try to start it
 }
 
 

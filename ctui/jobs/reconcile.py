@@ -57,6 +57,8 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
         if backend in EXTERNAL:
             external[backend].append(run)
             continue
+        if backend == "mlflow":
+            continue  # imported from MLflow: its state lives there (`ctui import-mlflow` again)
         if run["status"] != "running":
             continue
         reason = _lost_reason(run, now)
