@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ctui.project import Project
 
 SLURM_FIELDS = ("partition", "time", "cpus", "mem")
+NOT_USED = "  (not used)"
 
 
 def list_gpus() -> tuple[list[dict[str, Any]], str | None]:
@@ -147,7 +148,7 @@ class LaunchScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="launch-gpus")
     def _load_gpus(self) -> None:
         found = self.gpus if self.gpus is not None else list_gpus()
-        self.app.call_from_thread(self._show_gpus, *found)
+        self.app.call_from_thread(self._show_gpus, *found)  # type: ignore[arg-type]
 
     async def _show_gpus(self, gpus: list[dict[str, Any]], reason: str | None) -> None:
         box = self.query_one("#launch-gpus", Vertical)
@@ -176,6 +177,12 @@ class LaunchScreen(Screen[None]):
         if not boxes:
             return None
         return [int(str(b.id).removeprefix("gpu-")) for b in boxes if b.value]
+
+    @on(Checkbox.Changed, "#launch-gpus Checkbox")
+    def _gpu_toggled(self, event: Checkbox.Changed) -> None:
+        # say it in words too: the checkbox glyph differs only by colour
+        label = str(event.checkbox.label).removesuffix(NOT_USED)
+        event.checkbox.label = label if event.value else label + NOT_USED
 
     # -- validation ------------------------------------------------------------------------
     @on(ParamField.Changed)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from array import array
 from bisect import bisect_right
+from typing import Any
 
+_np: Any
 try:  # numpy comes with mlflow; the pure-Python path keeps this working without it
     import numpy as _np
 except ImportError:  # pragma: no cover - exercised only where numpy is absent

@@ -31,6 +31,8 @@ class ResourcesPane(Static):
     ResourcesPane {
         height: auto;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -108,7 +110,7 @@ class ResourcesPane(Static):
         for index in sorted(self.gpus):
             g = self.gpus[index]
             out.append(f"GPU{index} ", style="bold")
-            out.append(str(g.get("name", "")))
+            out.append(f"{g.get('name', '')}\n")
             temp, power, mine = _num(g.get("temp")), _num(g.get("power")), _num(g.get("proc_mem"))
             extra = [
                 f"{temp:.0f}°C" if temp is not None else "",
@@ -116,7 +118,8 @@ class ResourcesPane(Static):
                 f"job {bytes_(mine)}" if mine is not None else "",
             ]
             shown = " · ".join(e for e in extra if e)
-            out.append(f"  {shown}\n" if shown else "\n", style="dim")
+            if shown:
+                out.append(" " * label_w + shown + "\n", style="dim")
             util = _num(g.get("util"))
             row(" util", None if util is None else util / 100, _pct(util), bold=False)
             used, total = _num(g.get("mem_used")), _num(g.get("mem_total"))
