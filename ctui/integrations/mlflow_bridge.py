@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import time
@@ -332,10 +333,14 @@ def after_run(project: Any, config: Any, run: dict[str, Any]) -> dict[str, float
     return metrics
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
 def _short(exc: BaseException) -> str:
+    """One line for the run doc, without any `user:password@` an error message quoted."""
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    return f"{type(exc).__name__}: {first}"[:300]
+    return _USERINFO.sub("", f"{type(exc).__name__}: {first}")[:300]
 
 
 def _mark(project: Any, run: dict[str, Any], fields: dict[str, Any]) -> None:
