@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_store import make_store  # noqa: E402
 
 
-def whole_process(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int]:
+def whole_process(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, int]:
     """Wall time and peak RSS (KiB) of one child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
@@ -48,8 +50,10 @@ def main() -> None:
     whole_process(ctui_cmd, tmp)  # warm the page cache
     times = [whole_process(ctui_cmd, tmp)[0] for _ in range(args.repeats)]
     ctui_median = statistics.median(times)
-    print(f"ctui runs --json (whole process): median {ctui_median * 1000:.0f} ms "
-          f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}) — target ≤ 500 ms")
+    print(
+        f"ctui runs --json (whole process): median {ctui_median * 1000:.0f} ms "
+        f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}) — target ≤ 500 ms"
+    )
 
     from ctui.store import Store
 
@@ -61,8 +65,10 @@ def main() -> None:
         store.update_run(ids[i * 37], {"status": "failed"})
         upd.append(time.perf_counter() - t)
     upd_median = statistics.median(upd)
-    print(f"one status update, {args.runs} runs in store: median {upd_median * 1000:.0f} ms "
-          f"— target ≤ 100 ms")
+    print(
+        f"one status update, {args.runs} runs in store: median {upd_median * 1000:.0f} ms "
+        f"— target ≤ 100 ms"
+    )
 
     # Peer: plain TinyDB (json storage, no lock) updating one document of the same file.
     from tinydb import Query, TinyDB
@@ -81,9 +87,11 @@ def main() -> None:
     t = time.perf_counter()
     uri = make_mlflow_store(tmp / "mlflow.db", store.runs())
     print(f"(built the MLflow sqlite store in {time.perf_counter() - t:.0f} s)")
-    code = ("import mlflow; mlflow.set_tracking_uri(%r); "
-            "df = mlflow.search_runs(experiment_names=['bench'], max_results=50000); "
-            "print(len(df))") % uri
+    code = (
+        "import mlflow; mlflow.set_tracking_uri(%r); "
+        "df = mlflow.search_runs(experiment_names=['bench'], max_results=50000); "
+        "print(len(df))"
+    ) % uri
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     n = int(out.stdout.strip().splitlines()[-1])
     assert n == args.runs, f"mlflow returned {n} runs"
@@ -91,11 +99,15 @@ def main() -> None:
     ml_median = statistics.median(w for w, _ in ml)
     ml_rss = max(r for _, r in ml)
     ctui_rss = whole_process(ctui_cmd, tmp)[1]
-    print(f"peer: mlflow.search_runs over the same {n} runs (whole process): "
-          f"{ml_median:.1f} s, peak RSS ≥ {ml_rss / 1024:.0f} MB")
+    print(
+        f"peer: mlflow.search_runs over the same {n} runs (whole process): "
+        f"{ml_median:.1f} s, peak RSS ≥ {ml_rss / 1024:.0f} MB"
+    )
     print(f"ctui runs --json peak RSS ≈ {ctui_rss / 1024:.0f} MB (max over this script's children)")
-    print(f"ratio: ctui is {ml_median / ctui_median:.0f}× faster than mlflow.search_runs "
-          f"— target ≥ 20×")
+    print(
+        f"ratio: ctui is {ml_median / ctui_median:.0f}× faster than mlflow.search_runs "
+        f"— target ≥ 20×"
+    )
     if os.environ.get("KEEP"):
         print(f"kept {tmp}")
 

@@ -104,23 +104,41 @@ def make_mlflow_store(db: Path, runs: list[dict[str, Any]]) -> str:
     template = active.info.run_id
     con = sqlite3.connect(db)
     cols = [r[1] for r in con.execute("pragma table_info(runs)")]
-    row = dict(zip(cols, con.execute("select * from runs where run_uuid=?", (template,)).fetchone(),
-                   strict=True))
+    row = dict(
+        zip(
+            cols,
+            con.execute("select * from runs where run_uuid=?", (template,)).fetchone(),
+            strict=True,
+        )
+    )
     ts = int(BASE_TIME * 1000)
     for r in runs[1:]:
         rid = uuid.uuid4().hex
-        new = dict(row, run_uuid=rid, name=r["id"], start_time=int(r["started"] * 1000),
-                   end_time=int(r["ended"] * 1000))
-        con.execute(f"insert into runs ({','.join(cols)}) values ({','.join('?' * len(cols))})",
-                    [new[c] for c in cols])
-        con.executemany("insert into params (key, value, run_uuid) values (?, ?, ?)",
-                        [(k, str(v), rid) for k, v in r["params"].items()])
+        new = dict(
+            row,
+            run_uuid=rid,
+            name=r["id"],
+            start_time=int(r["started"] * 1000),
+            end_time=int(r["ended"] * 1000),
+        )
+        con.execute(
+            f"insert into runs ({','.join(cols)}) values ({','.join('?' * len(cols))})",
+            [new[c] for c in cols],
+        )
+        con.executemany(
+            "insert into params (key, value, run_uuid) values (?, ?, ?)",
+            [(k, str(v), rid) for k, v in r["params"].items()],
+        )
         con.executemany(
             "insert into metrics (key, value, timestamp, run_uuid, step, is_nan) "
-            "values (?, ?, ?, ?, 0, 0)", [(k, v, ts, rid) for k, v in r["metrics"].items()])
+            "values (?, ?, ?, ?, 0, 0)",
+            [(k, v, ts, rid) for k, v in r["metrics"].items()],
+        )
         con.executemany(
             "insert into latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
-            "values (?, ?, ?, 0, 0, ?)", [(k, v, ts, rid) for k, v in r["metrics"].items()])
+            "values (?, ?, ?, 0, 0, ?)",
+            [(k, v, ts, rid) for k, v in r["metrics"].items()],
+        )
         con.execute("insert into tags (key, value, run_uuid) values ('job', ?, ?)", (r["job"], rid))
     con.commit()
     con.close()
