@@ -29,7 +29,7 @@ def dvc(cwd: Path, *args: str) -> str:
 
 
 def ctui(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PY, "-m", "ctui", *args],
@@ -49,7 +49,7 @@ def runs(root: Path) -> list[dict[str, Any]]:
     return Store(root / ".ctui" / "ctui.json").runs()
 
 
-def wait_final(root: Path, timeout: float = 30) -> list[dict[str, Any]]:
+def wait_final(root: Path, timeout: float = 90) -> list[dict[str, Any]]:
     """Wait until no run is queued or running; return all runs."""
     deadline = time.monotonic() + timeout
     while True:

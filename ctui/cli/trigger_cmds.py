@@ -49,6 +49,8 @@ def _log_line(event: dict[str, Any]) -> str:
         text = f"ERROR in {event.get('where')}: {event.get('error')}"
     elif kind == "started":
         text = f"watching {event['root']} every {event['interval']:g}s (pid {event['pid']})"
+    elif kind == "mlflow-synced":
+        text = f"MLflow sync done for run(s) {', '.join(event['runs'])}"
     elif kind == "no-triggers":
         text = "no triggers declared (add [triggers.NAME] to ctui.toml)"
     elif kind == "stopped":

@@ -81,7 +81,7 @@ class CycleResult:
         }
 
 
-def _housekeeping(project: Project, store: Store, log: Log) -> None:
+def _housekeeping(project: Project, config: Config, store: Store, log: Log) -> None:
     """Other parts' periodic duties that the long-running watcher performs."""
     try:
         from ctui.jobs.reconcile import refresh
@@ -96,7 +96,9 @@ def _housekeeping(project: Project, store: Store, log: Log) -> None:
 
         sync = getattr(mlflow_bridge, "sync_pending", None)
         if sync is not None:
-            sync(project)
+            outcome = sync(project, config)
+            if isinstance(outcome, dict) and outcome.get("synced"):
+                log({"event": "mlflow-synced", "runs": list(outcome["synced"])})
     except Exception as exc:  # MLflow down must not stop retraining
         log({"event": "error", "where": "mlflow sync", "error": str(exc)})
 
@@ -123,7 +125,7 @@ def run_cycle(
     now = time.time() if now is None else now
     result = CycleResult(started=now)
     if housekeeping:
-        _housekeeping(project, store, log)
+        _housekeeping(project, config, store, log)
     result.events += reconcile_intents(project, config, store=store, log=log)
 
     evaluations = evaluate_all(project, config, store.read_all(), now=now)
