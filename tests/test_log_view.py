@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,43 @@ async def test_search_finds_next_and_previous(tmp_path: Path) -> None:
         log.find("ERROR")  # upper case: exact case only, no later match
         await pilot.pause(0.3)
         assert log._match_line == 1000
+
+
+def test_newline_scan_without_numpy_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctui.tui.widgets.line_index as li
+
+    buf = b"a\nbb\n\nccc\nd"
+    with_numpy = list(li.newline_starts(buf, 100))
+    monkeypatch.setattr(li, "_np", None)
+    assert list(li.newline_starts(buf, 100)) == with_numpy == [102, 105, 106, 110]
+
+
+async def test_waits_for_a_log_that_does_not_exist_yet(tmp_path: Path) -> None:
+    f = tmp_path / "later.log"
+    app = LogApp(f)
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await pilot.pause(0.3)
+        assert log.line_count == 0
+        write_lines(f, 0, 3)
+        await wait_for(pilot, lambda: log.line_count == 3)
+        assert log.line_text(2) == "line 0000002 some log text"
+
+
+async def test_truncated_file_is_read_again_and_long_lines_are_cut(tmp_path: Path) -> None:
+    f = tmp_path / "t.log"
+    write_lines(f, 0, 3000)
+    app = LogApp(f)
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 3000)
+        f.write_text("fresh start\n" + "x" * 50_000 + "\n")  # truncated, then shorter
+        await wait_for(pilot, lambda: log.line_count == 2)
+        assert log.line_text(0) == "fresh start"
+        long = log.line_text(1)
+        assert long.startswith("xxxx") and long.endswith("bytes)") and len(long) < 17_000
+        rotated = tmp_path / "new.log"
+        write_lines(rotated, 0, 5000)  # a longer file moved into place (log rotation)
+        os.replace(rotated, f)
+        await wait_for(pilot, lambda: log.line_count == 5000)
+        assert log.line_text(4999) == "line 0004999 some log text"

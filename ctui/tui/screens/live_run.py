@@ -81,6 +81,7 @@ class LiveRunScreen(Screen[None]):
         self.clock = clock or time.time
         self.stopping = False
         self._last_reconcile = 0.0
+        self._stamp: tuple[int, int] | None = None
         self._term = ""
         run_dir = project.run_dir(run_id)
         self._resources = JsonlTail(run_dir / "resources.jsonl", history=120)
@@ -124,14 +125,23 @@ class LiveRunScreen(Screen[None]):
         error = None
         try:
             store = Store(self.project.store_file)
-            run = store.get_run(self.run_id)
+            stamp = store.stamp()
             now = time.monotonic()
-            if run.get("status") in ACTIVE and now - self._last_reconcile > RECONCILE_S:
-                self._last_reconcile = now
-                from ctui.jobs.reconcile import refresh
+            # the store file can hold 10k runs: read it only when it changed (or to reconcile)
+            reconcile = (
+                self.run is not None
+                and self.run.get("status") in ACTIVE
+                and now - self._last_reconcile > RECONCILE_S
+            )
+            if stamp != self._stamp or self.run is None or reconcile:
+                self._stamp = stamp
+                run = store.get_run(self.run_id)
+                if reconcile or (run.get("status") in ACTIVE and self._last_reconcile == 0):
+                    self._last_reconcile = now
+                    from ctui.jobs.reconcile import refresh
 
-                if self.run_id in refresh(self.project, store):
-                    run = store.get_run(self.run_id)
+                    if self.run_id in refresh(self.project, store):
+                        run = store.get_run(self.run_id)
         except CtuiError as exc:
             error = exc.message
         except Exception as exc:  # noqa: BLE001 - a bad read must not stop the view
@@ -154,7 +164,8 @@ class LiveRunScreen(Screen[None]):
             return
         if run is not None:
             self.run = run
-            self.query_one("#live-status", Static).update(status_line(run, now=self.clock()))
+        if self.run is not None and error is None:  # re-drawn each poll: the elapsed time moves
+            self.query_one("#live-status", Static).update(status_line(self.run, now=self.clock()))
         elif error:
             self.query_one("#live-status", Static).update(Text(f"✗ {error}", style="red"))
         if samples:

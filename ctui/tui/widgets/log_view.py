@@ -244,10 +244,12 @@ class LogView(ScrollView, can_focus=True):
             index_size = full.size
         while not worker.is_cancelled:
             try:
-                size = os.stat(path).st_size
+                st = os.stat(path)
+                size = st.st_size
+                replaced = st.st_ino != os.fstat(fd).st_ino  # rotated: a new file at the path
             except FileNotFoundError:
-                size = index_size
-            if size < index_size:  # truncated or replaced: start again
+                size, replaced = index_size, False
+            if size < index_size or replaced:  # truncated or replaced: start again
                 with self._fd_lock:
                     os.close(fd)
                     fd = os.open(path, os.O_RDONLY)
