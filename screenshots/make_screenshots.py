@@ -67,10 +67,15 @@ async def shoot(
 
     app = CtuiApp(project, clock=clock, poll_interval=1000, keymap={})
     svg = HERE / f"{name}.svg"
-    async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        await step(pilot)
-        app.save_screenshot(filename=svg.name, path=str(HERE))
+    try:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await step(pilot)
+            app.save_screenshot(filename=svg.name, path=str(HERE))
+    except Exception as exc:  # noqa: BLE001 - a failure while closing must not lose the shot
+        if not svg.exists():
+            raise
+        print(f"warning: {name}: the app failed while closing: {exc!r}", file=sys.stderr)
     return svg
 
 

@@ -6,6 +6,7 @@ language and sorting come from `ctui.query`, the same code `ctui runs --filter` 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -183,11 +184,32 @@ class RunsView:
         self.runs: list[Run] = []
         self._filtered: tuple[str, list[Run]] | None = None
         self._keys: dict[str, dict[str, Any]] = {}
+        # guards `runs`/`_keys` against `warm` storing keys of runs that were replaced
+        self._lock = threading.Lock()
 
     def set_runs(self, runs: list[Run]) -> None:
-        self.runs = runs
-        self._filtered = None
-        self._keys.clear()
+        with self._lock:
+            self.runs = runs
+            self._filtered = None
+            self._keys = {}
+
+    def warm(self, keys: Iterable[str]) -> None:
+        """Compute the sort keys of these columns ahead (from a worker thread), so the first
+        sort by each of them costs only the sort."""
+        from ctui.query import sort_key
+
+        runs = self.runs
+        for key in keys:
+            if self.runs is not runs:
+                return
+            if key in self._keys:
+                continue
+            k = sort_key(key)
+            computed = {r["id"]: k(r) for r in runs}
+            with self._lock:
+                if self.runs is not runs:
+                    return
+                self._keys.setdefault(key, computed)
 
     def filtered(self, text: str) -> list[Run]:
         from ctui.query import filter_runs
@@ -203,7 +225,9 @@ class RunsView:
             from ctui.query import sort_key
 
             k = sort_key(key)
-            keys = self._keys[key] = {r["id"]: k(r) for r in self.runs}
+            keys = {r["id"]: k(r) for r in self.runs}
+            with self._lock:
+                keys = self._keys.setdefault(key, keys)
         return keys
 
     def rows(self, text: str, key: str, descending: bool) -> list[Run]:

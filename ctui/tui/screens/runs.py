@@ -110,6 +110,7 @@ class RunsScreen(Screen[None]):
         self._rebuild_columns()
         self._apply()
         self.table.focus()
+        self._warm_sort_keys()
         self.set_timer(self.poll_interval, self._poll)
         self.set_interval(30, self.table.retick)
 
@@ -150,6 +151,11 @@ class RunsScreen(Screen[None]):
             bar.append(f"  ● {len(table.marked)} marked", style="bold")
         self.query_one("#runs-bar", Static).update(bar)
 
+    @work(thread=True, exclusive=True, group="runs-warm", exit_on_error=False)
+    def _warm_sort_keys(self) -> None:
+        """After the first frame: every column's sort keys, so `<`/`>` only sort."""
+        self.view.warm([c.key for c in self.columns])
+
     def _poll(self) -> None:
         self._poll_store()
 
@@ -183,6 +189,7 @@ class RunsScreen(Screen[None]):
             self.all_runs = runs
             self._rebuild_columns()
             self._apply()
+            self._warm_sort_keys()
         elif any_active(self.all_runs):
             self.table.retick()  # running durations move on
         if self.is_attached:
@@ -413,6 +420,7 @@ class RunsScreen(Screen[None]):
                 self.extra_keys = keys
                 self._rebuild_columns()
                 self._apply()
+                self._warm_sort_keys()
 
         self.app.push_screen(
             ColumnsScreen(all_extra_keys(self.all_runs), self.extra_keys or []), chosen
