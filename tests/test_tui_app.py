@@ -328,3 +328,16 @@ async def test_choose_columns(tui_project: Project) -> None:
         assert isinstance(app.screen, RunsScreen)
         assert screen.extra_keys == [k for k in before if k != "metric.acc"]
         assert "metric.acc" not in [c.key for c in table(app).columns]
+
+
+async def test_notifications_never_parse_markup(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        screen.notify("cannot read [/red] the store: see [tui.keymap]", severity="error")
+        await pilot.pause()
+        notes = list(app._notifications)
+        assert notes and notes[-1].message.endswith("see [tui.keymap]")
+        assert notes[-1].markup is False

@@ -99,7 +99,7 @@ class CtuiApp(App[None]):
         if keymap:
             self.set_keymap(keymap)
         for problem in problems:
-            self.notify(problem, title="keymap", severity="warning", timeout=8)
+            self.notify(problem, title="keymap", severity="warning", timeout=8, markup=False)
 
     def action_help(self) -> None:
         from ctui.tui.screens.help import HelpScreen

@@ -34,6 +34,7 @@ from ctui.tui.data import (
     resource_series,
     status_look,
 )
+from ctui.tui.screens import PlainNotify
 from ctui.tui.widgets.metric_chart import MetricChart
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ TABS = ("overview", "metrics", "manifest", "log", "resources")
 TREE_LIST_LIMIT = 200
 
 
-class RunDetailScreen(Screen[None]):
+class RunDetailScreen(PlainNotify, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "back", "Back", id="detail.back"),
         Binding("1", "tab('overview')", "Overview", show=False, id="detail.overview"),

@@ -29,13 +29,14 @@ from ctui.tui.data import (
     optional,
     pick_extra_keys,
 )
+from ctui.tui.screens import PlainNotify
 from ctui.tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
     from ctui.project import Project
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(PlainNotify, Screen[None]):
     """All runs of the project. Bindings carry ids so a user keymap can rebind them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
