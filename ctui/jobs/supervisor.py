@@ -219,10 +219,10 @@ class Supervisor:
             fields["metrics"] = self._final_metrics()
         except Exception:
             traceback.print_exc()
-        try:
-            self._mlflow_after(fields)
-        except Exception:
-            traceback.print_exc()
+        mlflow_on = bool(self.spec.options.get("mlflow"))
+        if mlflow_on:  # the sync below takes seconds (mlflow's import): say it is coming
+            run = self.store.get_run(self.run_id)
+            fields["mlflow"] = {**(run.get("mlflow") or {}), "sync": "pending"}
         done = self._update(fields)
         if done is None:  # someone else finished it (stop from a host without us, lost)
             self.store.update_run(
@@ -231,6 +231,15 @@ class Supervisor:
                 when=lambda d: d["status"] in ("cancelled", "lost"),
             )
         self._start_next()
+        if mlflow_on:
+            # After the final status, so waiting on a run (the TUI, `--follow`, the queue)
+            # never waits on MLflow; a failure here leaves `sync = pending` for `ctui sync`.
+            try:
+                synced: dict[str, Any] = {"metrics": fields.get("metrics", {})}
+                self._mlflow_after(synced)
+                self.store.update_run(self.run_id, synced)
+            except Exception:
+                traceback.print_exc()
         return 0
 
     def _stop_requested(self) -> bool:
