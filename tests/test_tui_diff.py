@@ -285,3 +285,15 @@ def test_snapshot_compare_table(diff_project: Project, snap_compare) -> None:  #
         await loaded(pilot, app)
 
     assert snap_compare(app, terminal_size=(100, 20), run_before=settle)
+
+
+async def test_diff_reads_at_80x24_without_colour(diff_project: Project) -> None:
+    app = DiffApp(diff_project, ["0aaaaaaaaaaa", "0bbbbbbbbbbb"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot, app)
+        view = screen.query_one(DiffView)
+        await pilot.press("o", "n")
+        lines = ["".join(seg.text for seg in view.render_line(y)) for y in range(len(view.rows))]
+        change = next(line for line in lines if "data/train.csv" in line)
+        assert change.startswith("~ ") and "│" in change  # a marker, two columns
+        assert all(len(line) <= view.scrollable_content_region.width for line in lines)

@@ -126,12 +126,12 @@ class DiffScreen(Screen[None]):
         body = self._body()
         body.loading = False
         self.query_one("#diff-title", Static).update(
-            Text(" ⟷ ".join(run_label(d) for d in docs), style="bold")
+            Text("  vs  ".join(run_label(d) for d in docs), style="bold")
         )
         repro = reproduce_lines(docs)
         repro_widget = self.query_one("#diff-repro", Static)
         repro_widget.display = bool(repro)
-        repro_widget.update(Text("\n".join(f"↻ {line}" for line in repro)))
+        repro_widget.update(Text("\n".join(f"repro: {line}" for line in repro)))
         if isinstance(body, DiffView):
             verdict = result.get("verdict") or ("identical" if result.get("identical") else "")
             marker = "=" if result.get("identical") else "≠"

@@ -20,7 +20,7 @@ from textual.strip import Strip
 
 from ctui.tui.widgets.diff_rows import MARKERS, Row, only_changed
 
-KEY_SHARE = 0.3  # of each column, for the key
+KEY_SHARE = 0.45  # of each column, at most, for the key
 
 
 class DiffView(ScrollView, can_focus=True):
@@ -29,7 +29,7 @@ class DiffView(ScrollView, can_focus=True):
         background: $surface;
         scrollbar-gutter: stable;
     }
-    DiffView > .diff-view--title { background: $panel; color: $text; text-style: bold; }
+    DiffView > .diff-view--title { color: $text-primary; text-style: bold underline; }
     DiffView > .diff-view--add { color: $text-success; background: $success 15%; }
     DiffView > .diff-view--del { color: $text-error; background: $error 15%; }
     DiffView > .diff-view--chg { color: $text-warning; background: $warning 15%; }
@@ -81,6 +81,7 @@ class DiffView(ScrollView, can_focus=True):
         self.rows: list[Row] = list(self._all)
         self._patch_text: dict[int, Text] = {}
         self._cache: dict[tuple[int, int], Strip] = {}
+        self._key_len = 4
 
     # -- data ------------------------------------------------------------------------------
     def set_rows(self, rows: list[Row]) -> None:
@@ -90,6 +91,7 @@ class DiffView(ScrollView, can_focus=True):
     def _apply_filter(self) -> None:
         current = self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
         self.rows = only_changed(self._all) if self.only_changed else list(self._all)
+        self._key_len = max((cell_len(r.key) for r in self.rows), default=4)
         self._highlight_patches()
         self._cache.clear()
         self.virtual_size = Size(self.size.width, len(self.rows))
@@ -193,7 +195,7 @@ class DiffView(ScrollView, can_focus=True):
         style = self._style(row.kind)
         marker = MARKERS.get(row.kind, " ")
         col = max(10, (width - 5) // 2)
-        key_w = max(4, int(col * KEY_SHARE))
+        key_w = max(4, min(self._key_len, int(col * KEY_SHARE)))
 
         def cell(value: str, present: bool) -> Text:
             if not present:
