@@ -174,3 +174,17 @@ def test_snapshot_launch_form(project: Project, snap_compare) -> None:  # type: 
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 34), run_before=settle)
+
+
+async def test_broken_config_is_a_message_not_a_crash(project: Project) -> None:
+    (project.root / "ctui.toml").write_text("[jobs.train]\nparams = { lr = 0.1 }\n")  # no command
+    app = ScreenApp(lambda: LaunchScreen(project))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, LaunchScreen)
+        await pilot.pause()
+        message = str(screen.query_one("#launch-message", Static).render())
+        assert "command" in message and "ctui.toml" in message
+        assert screen.query_one("#launch-button", Button).disabled
+        await pilot.press("ctrl+s")
+        assert Store(project.store_file).runs() == []
