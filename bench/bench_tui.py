@@ -200,6 +200,11 @@ def ctui_argv() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ctui"]
 
 
+def machine() -> str:
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} CPUs, load {load:.1f}, Python {sys.version.split()[0]}"
+
+
 def bench_pty(project: Path, newest_id: str, cols: int, rows: int, keys: bool) -> dict[str, Any]:
     term = Pty(ctui_argv(), project, cols, rows)
     try:
@@ -275,13 +280,13 @@ async def bench_datatable(runs: list[dict[str, Any]]) -> float:
             table.add_rows(
                 (
                     r["id"],
-                    r["job"],
-                    r["status"],
-                    str(r["started"]),
-                    f"{r['duration']:.0f}",
-                    r["trigger"] or "manual",
-                    r["git"],
-                    r["data_hash"],
+                    r.get("job"),
+                    r.get("status"),
+                    str(r.get("started")),
+                    f"{r.get('duration') or 0:.0f}",
+                    r.get("trigger") or "manual",
+                    r.get("git"),
+                    r.get("data_hash"),
                 )
                 for r in runs
             )
