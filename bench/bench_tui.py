@@ -310,6 +310,7 @@ def main() -> None:
 
         runs = Store(project / ".ctui" / "ctui.json").runs()
         newest = sort_runs(runs, "started", True)[0]["id"]
+        print(f"machine: {machine()}")
         print(
             f"runs in store: {len(runs)}  (store file "
             f"{(project / '.ctui' / 'ctui.json').stat().st_size / 1e6:.1f} MB)"
