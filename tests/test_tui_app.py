@@ -341,3 +341,31 @@ async def test_notifications_never_parse_markup(tui_project: Project) -> None:
         notes = list(app._notifications)
         assert notes and notes[-1].message.endswith("see [tui.keymap]")
         assert notes[-1].markup is False
+
+
+@pytest.mark.parametrize(
+    ("key", "module", "name"),
+    [
+        ("n", "ctui.tui.screens.launch", "LaunchScreen"),
+        ("l", "ctui.tui.screens.live_run", "LiveRunScreen"),
+        ("t", "ctui.tui.screens.triggers", "TriggersScreen"),
+    ],
+)
+async def test_keys_open_the_other_screens(
+    tui_project: Project, key: str, module: str, name: str
+) -> None:
+    from ctui.tui.data import optional
+
+    app = make_app(tui_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("down", key)  # a finished run under the cursor
+        await pilot.pause()
+        if optional(module, name) is None:
+            assert isinstance(app.screen, RunsScreen)
+            return
+        assert type(app.screen).__name__ == name
+        await pilot.pause(0.3)
+        app.pop_screen()
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
