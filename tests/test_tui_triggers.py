@@ -117,3 +117,18 @@ def test_snapshot_triggers_screen(project, snap_compare) -> None:  # type: ignor
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(110, 16), run_before=settle)
+
+
+async def test_opened_from_the_runs_screen_with_t(project) -> None:
+    from ctui.tui.app import CtuiApp
+
+    write_config(project.root, CONFIG)
+    app = CtuiApp(project, clock=lambda: FROZEN, poll_interval=60, keymap={})
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, TriggersScreen))
+        await until(pilot, lambda: screen_of(app).loads >= 1)
+        assert [r["name"] for r in screen_of(app).rows] == ["hourly", "drift"]
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, TriggersScreen))
