@@ -35,3 +35,13 @@ def test_tui_modules_keep_the_core_free_of_textual() -> None:
         "assert 'textual' not in sys.modules and 'typer' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_demo_refuses_a_folder_in_use(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine\n")
+    proc = subprocess.run(
+        CTUI + ["demo", str(tmp_path), "--no-open"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "not empty" in " ".join(proc.stderr.split())  # rich may wrap long paths
+    assert (tmp_path / "keep.txt").read_text() == "mine\n"
