@@ -157,8 +157,11 @@ async def test_data_change_shows_verdict_and_changed_path(diff_project: Project)
         changes = [view.rows[i] for i in view.change_indices]
         assert [(r.section, r.kind, r.key) for r in changes] == [("data", "chg", "data/train.csv")]
         assert changes[0].left.startswith("hash=aaaaaaaaaa") and "bbbbbbbbbb" in changes[0].right
-        # params and metrics rows are listed even when identical
+        # identical keys show too: params, metrics, and the rest of a changed section
         assert any(r.kind == "same" and r.key == "lr" for r in view.rows)
+        same_data = [r.key for r in view.rows if r.section == "data" and r.kind == "same"]
+        assert same_data == ["data/test.csv"]
+        assert [r.kind for r in view.rows if r.section == "env"] == ["title", "info"]
 
 
 async def test_only_changed_hides_identical_rows(diff_project: Project) -> None:

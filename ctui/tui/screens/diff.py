@@ -37,6 +37,13 @@ def reproduce_lines(docs: list[Run]) -> list[str]:
     return lines
 
 
+def _loaded(view: dict[str, Any], objects: Any, load: Any) -> dict[str, Any]:
+    try:
+        return dict(load(view, objects))
+    except CtuiError:  # a missing object: the diff itself already says what it can
+        return view
+
+
 class DiffScreen(Screen[None]):
     """`DiffScreen(project, run_ids)`: 2 runs → side-by-side diff; more → compare table."""
 
@@ -86,7 +93,7 @@ class DiffScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="diff-load")
     def load(self) -> None:
         """Read the runs and diff them off the UI thread (git and object reads are slow)."""
-        from ctui.diff import compare_many, diff_runs, run_view
+        from ctui.diff import compare_many, diff_runs, load_sections, run_view
         from ctui.objects import ObjectStore
         from ctui.store import Store
 
@@ -99,7 +106,9 @@ class DiffScreen(Screen[None]):
             views = [run_view(d, objects) for d in docs]
             if len(views) == 2:
                 result = diff_runs(views[0], views[1], objects=objects, repo=self.project.root)
-                payload: tuple[Any, ...] = (docs, result, views)
+                # loaded sections give the unchanged keys of changed sections, for context
+                loaded = [_loaded(v, objects, load_sections) for v in views]
+                payload: tuple[Any, ...] = (docs, result, loaded)
             else:
                 payload = (docs, compare_many(views), views)
         except CtuiError as exc:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ctui.diff import ORDER
+from ctui.diff import ORDER, flatten
 from ctui.format import number
 
 #: row kinds that are changes (the stops of next/previous change)
@@ -154,18 +154,33 @@ def build_rows(
 ) -> list[Row]:
     """All rows of a diff result, sections in the engine's order.
 
-    The engine reports only what differs; identical params and metrics are taken from the
-    two views so the full picture shows (and `only changed` has something to hide).
+    The engine reports only what differs; identical keys are taken from the two views so
+    the full picture shows (and `only changed` has something to hide): params and metrics
+    always, a manifest section's keys when the views hold it loaded (`load_sections`).
+    An identical section stays one line: equal hashes say all there is to say.
     """
     sections: Mapping[str, Any] = result.get("sections") or {}
     rows: list[Row] = []
     names = [n for n in ORDER if n in sections] + [n for n in sections if n not in ORDER]
     for name in names:
         same = None
-        if name in ("params", "metrics") and view_a is not None and view_b is not None:
-            same = _identical_items(view_a.get(name) or {}, view_b.get(name) or {})
+        if view_a is not None and view_b is not None:
+            if name in ("params", "metrics"):
+                same = _identical_items(view_a.get(name) or {}, view_b.get(name) or {})
+            elif sections[name].get("status") == "changed":
+                same = _identical_section_keys(name, view_a, view_b)
         rows.extend(section_rows(name, sections[name], same))
     return rows
+
+
+def _identical_section_keys(
+    name: str, view_a: Mapping[str, Any], view_b: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    a = (view_a.get("sections") or {}).get(name) or {}
+    b = (view_b.get("sections") or {}).get(name) or {}
+    if a.get("status") != "ok" or b.get("status") != "ok":
+        return None  # not loaded (hash only) or absent: nothing to list
+    return _identical_items(flatten(name, a), flatten(name, b))
 
 
 def only_changed(rows: list[Row]) -> list[Row]:
