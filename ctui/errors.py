@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     FAILED = 1
     #: bad input: unknown or ambiguous run id, broken config, corrupt store, unreachable engine
     BAD_INPUT = 2
-    #: another process holds a lock this command needs (e.g. a second `ctui watch`)
+    #: a lock another process holds could not be taken in time
     BUSY = 3
     #: interrupted by the user (Ctrl-C)
     INTERRUPTED = 130

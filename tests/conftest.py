@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "ctui tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@ctui.invalid")
 os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
 os.environ.pop("CTUI_STORE", None)
+# Snapshots and golden files render times in local time: make that the same everywhere.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 
 def git(cwd: Path, *args: str) -> str:
