@@ -81,7 +81,7 @@ def print_error(exc: CtuiError) -> None:
     if exc.hint:
         text.append("\n  hint: ", style="dim")
         text.append(exc.hint)
-    err_console().print(text)
+    err_console().print(text, soft_wrap=True)  # one line per message: greppable, copyable
 
 
 def status_text(status: str) -> Any:
