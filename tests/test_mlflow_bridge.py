@@ -324,7 +324,8 @@ def test_launched_job_ends_in_mlflow_through_the_supervisor(project: Any, mlflow
         assert time.monotonic() < deadline, doc
         time.sleep(0.2)
     assert doc["status"] == "succeeded", doc.get("error")
-    assert doc["mlflow"]["sync"] == "ok"
+    log = project.run_dir(run["id"]) / "supervisor.log"
+    assert doc["mlflow"]["sync"] == "ok", (doc["mlflow"], log.exists() and log.read_text())
     assert doc["metrics"]["acc"] == pytest.approx(0.93)  # read back from MLflow
     assert doc["metrics"]["loss"] == pytest.approx(0.2)
     got = bridge.client(mlflow_uri).get_run(doc["mlflow"]["run_id"])
