@@ -318,3 +318,19 @@ def test_stopping_a_pending_job_cancels_it_in_slurm(slurm_project: Any) -> None:
         text=True,
     ).stdout.strip()
     assert state == "CANCELLED"
+
+
+def test_a_sweep_is_one_job_array_with_one_run_per_element(slurm_project: Any) -> None:
+    from ctui.jobs.sweep import launch_sweep, parse_sweep
+
+    runs = launch_sweep(slurm_project, "train", parse_sweep(["msg=a,b b,c;d"]))
+    assert [r["params"]["msg"] for r in runs] == ["a", "b b", "c;d"]
+    job_ids = [r["slurm"]["job_id"] for r in runs]
+    array = job_ids[0].split("_")[0]
+    assert job_ids == [f"{array}_{i}" for i in range(3)]
+    for r in runs:
+        done = wait_for(slurm_project, r["id"], final)
+        assert done["status"] == "succeeded", done
+        assert done["sweep"]["size"] == 3
+        log = (slurm_project.run_dir(r["id"]) / "output.log").read_text()
+        assert f"[{r['params']['msg']!r}]" in log

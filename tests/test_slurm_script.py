@@ -152,3 +152,16 @@ def test_a_run_never_submitted_is_lost_after_a_grace(project: Any) -> None:
     updates = slurm_backend.BACKEND.refresh(project, [old, young])
     assert updates["never0000001"]["status"] == "lost"
     assert "never0000002" not in updates
+
+
+def test_sweep_grid_parsing() -> None:
+    from ctui.errors import CtuiError
+    from ctui.jobs.sweep import combinations, parse_sweep
+
+    grid = parse_sweep(["lr=0.1, 0.01", "epochs=3,5"])
+    assert grid == {"lr": ["0.1", "0.01"], "epochs": ["3", "5"]}
+    assert len(combinations(grid)) == 4
+    assert combinations(grid)[1] == {"lr": "0.1", "epochs": "5"}
+    for bad in ("lr", "lr=", "=1,2"):
+        with pytest.raises(CtuiError):
+            parse_sweep([bad])

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ctui.project import Project
 
 SCRIPT_FILE = "slurm.sbatch"
+ARRAY_FILE = "slurm-array.sbatch"
 EXIT_FILE = "slurm_exit.json"
 LOG_TAIL_LINES = 20
 TIMEOUT = 30.0
@@ -175,6 +176,34 @@ def batch_script(spec: LaunchSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def array_script(spec: LaunchSpec, run_dirs: list[Path]) -> str:
+    """One Slurm job array for a sweep: task i runs the batch script of run i (its options
+    are the job's, the same for every element), with its output in that run's log."""
+    q = shlex.quote
+    opts = [o for o in sbatch_options(spec) if not o.startswith(("--output", "--comment"))]
+    lines = ["#!/bin/bash", f"# ctui sweep of job {spec.job}: {len(run_dirs)} runs (generated)"]
+    lines += [f"#SBATCH {q(o)}" for o in opts]
+    lines += [f"#SBATCH --array=0-{len(run_dirs) - 1}", "#SBATCH --output=/dev/null", ""]
+    lines.append('case "$SLURM_ARRAY_TASK_ID" in')
+    for i, d in enumerate(run_dirs):
+        lines.append(
+            f"  {i}) exec bash {q(str(d / SCRIPT_FILE))} >> {q(str(d / 'output.log'))} 2>&1 ;;"
+        )
+    lines.append("esac")
+    lines.append("exit 2")
+    return "\n".join(lines) + "\n"
+
+
+def _sbatch(args: list[str]) -> str:
+    done = _slurm(["sbatch", "--parsable", *args], check=False)
+    if done.returncode != 0:
+        raise CtuiError(
+            f"sbatch refused the job: {(done.stderr or done.stdout).strip()}",
+            hint="check the job's [jobs.NAME.slurm] options in ctui.toml",
+        )
+    return done.stdout.strip().split(";")[0]
+
+
 # -- the backend ------------------------------------------------------------------------------
 
 
@@ -196,19 +225,11 @@ class SlurmBackend(Backend):
         run_dir = Path(spec.run_dir)
         script = run_dir / SCRIPT_FILE
         script.write_text(batch_script(spec))
-        extra = [str(a) for a in (spec.options.get("slurm") or {}).get("sbatch_args") or []]
-        done = _slurm(["sbatch", "--parsable", *extra, str(script)], check=False)
-        if done.returncode != 0:
-            raise CtuiError(
-                f"sbatch refused the job: {(done.stderr or done.stdout).strip()}",
-                hint="check the job's [jobs.NAME.slurm] options in ctui.toml",
-            )
-        job_id = done.stdout.strip().split(";")[0]
         opts = spec.options.get("slurm") or {}
-        return {
+        fields = {
             "status": "queued",
             "slurm": {
-                "job_id": job_id,
+                "job_id": None,
                 "nodes": None,
                 "partition": opts.get("partition"),
                 "state": "PENDING",
@@ -216,6 +237,51 @@ class SlurmBackend(Backend):
                 "script": str(script),
             },
         }
+        sweep = run.get("sweep") or {}
+        if sweep:
+            # one job array for the whole sweep, submitted with its last element
+            fields["slurm"]["array"] = sweep["id"]
+            if int(sweep["index"]) < int(sweep["size"]) - 1:
+                return fields
+            return self._submit_array(project, run, spec, fields)
+        extra = [str(a) for a in opts.get("sbatch_args") or []]
+        fields["slurm"]["job_id"] = _sbatch([*extra, str(script)])
+        return fields
+
+    def _submit_array(
+        self, project: Project, run: dict[str, Any], spec: LaunchSpec, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        from ctui.store import Store
+
+        store = Store(project.store_file)
+        sweep_id = run["sweep"]["id"]
+        members = sorted(
+            (r for r in store.runs() if (r.get("sweep") or {}).get("id") == sweep_id),
+            key=lambda r: int(r["sweep"]["index"]),
+        )
+        dirs = [Path(project.run_dir(r["id"])) for r in members if r["id"] != run["id"]]
+        dirs.append(Path(spec.run_dir))
+        script = Path(spec.run_dir) / ARRAY_FILE
+        script.write_text(array_script(spec, dirs))
+        extra = [str(a) for a in (spec.options.get("slurm") or {}).get("sbatch_args") or []]
+        try:
+            array_id = _sbatch([*extra, str(script)])
+        except CtuiError as exc:
+            for r in members:
+                if r["id"] != run["id"]:
+                    store.update_run(
+                        r["id"], {"status": "failed", "ended": time.time(), "error": exc.message}
+                    )
+            raise
+        for i, r in enumerate(m for m in members if m["id"] != run["id"]):
+            store.update_run(
+                r["id"],
+                mutate=lambda d, i=i: d.update(
+                    slurm={**(d.get("slurm") or {}), "job_id": f"{array_id}_{i}"}
+                ),
+            )
+        fields["slurm"]["job_id"] = f"{array_id}_{len(dirs) - 1}"
+        return fields
 
     def stop(self, project: Project, run: dict[str, Any], grace: float) -> None:
         job_id = (run.get("slurm") or {}).get("job_id")
@@ -269,6 +335,7 @@ def squeue(job_ids: list[str]) -> dict[str, dict[str, Any]]:
         [
             "squeue",
             "--states=all",
+            "--array",  # one line per array task, pending ones too
             "--noheader",
             f"--jobs={','.join(job_ids)}",
             f"--format={_SQUEUE_FORMAT}",
