@@ -226,7 +226,7 @@ class SlurmBackend(Backend):
         script = run_dir / SCRIPT_FILE
         script.write_text(batch_script(spec))
         opts = spec.options.get("slurm") or {}
-        fields = {
+        fields: dict[str, Any] = {
             "status": "queued",
             "slurm": {
                 "job_id": None,
@@ -274,12 +274,12 @@ class SlurmBackend(Backend):
                     )
             raise
         for i, r in enumerate(m for m in members if m["id"] != run["id"]):
-            store.update_run(
-                r["id"],
-                mutate=lambda d, i=i: d.update(
-                    slurm={**(d.get("slurm") or {}), "job_id": f"{array_id}_{i}"}
-                ),
-            )
+            task = f"{array_id}_{i}"
+
+            def mutate(doc: dict[str, Any], task: str = task) -> None:
+                doc["slurm"] = {**(doc.get("slurm") or {}), "job_id": task}
+
+            store.update_run(r["id"], mutate=mutate)
         fields["slurm"]["job_id"] = f"{array_id}_{len(dirs) - 1}"
         return fields
 
