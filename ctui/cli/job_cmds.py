@@ -49,6 +49,14 @@ def run(
         str | None, typer.Option("--backend", help="local | docker | slurm (default: the job's).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run document.")] = False,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="One run per value: --sweep lr=0.1,0.01 (repeatable: every combination). "
+            "On Slurm the sweep is one job array.",
+        ),
+    ] = None,
 ) -> None:
     """Launch a run of JOB in the background (detached supervisor)."""
     from ctui.config import load_config
@@ -59,6 +67,9 @@ def run(
     config = load_config(project.root)
     config.job(job)  # unknown job → exit 2 before anything else
     params = parse_assignments(param or [])
+    if sweep:
+        _run_sweep(project, job, params, sweep, backend, config, follow, as_json)
+        return
     doc = launch_run(project, job, params, backend=backend, config=config)
     if as_json and not follow:
         common.emit_json(doc)
@@ -74,6 +85,32 @@ def run(
     else:
         common.console().print(common.status_text(final["status"]), _end_note(final))
     raise typer.Exit(0 if final["status"] == "succeeded" else int(ExitCode.FAILED))
+
+
+def _run_sweep(
+    project: Project,
+    job: str,
+    params: dict[str, Any],
+    sweep: list[str],
+    backend: str | None,
+    config: Any,
+    follow: bool,
+    as_json: bool,
+) -> None:
+    from ctui.errors import CtuiError
+    from ctui.jobs.sweep import launch_sweep, parse_sweep
+
+    if follow:
+        raise CtuiError("--follow follows one run", hint="drop --follow; `ctui ps` shows the sweep")
+    docs = launch_sweep(project, job, parse_sweep(sweep), params, backend=backend, config=config)
+    if as_json:
+        common.emit_json(docs)
+        return
+    for doc in docs:
+        shown = " ".join(f"{k}={doc['params'][k]}" for k in parse_sweep(sweep))
+        common.console().print(
+            f"{doc['status']} run [bold]{doc['id']}[/bold] of job {job}: {shown}"
+        )
 
 
 def _end_note(doc: dict[str, Any]) -> str:
