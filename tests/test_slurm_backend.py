@@ -334,3 +334,19 @@ def test_a_sweep_is_one_job_array_with_one_run_per_element(slurm_project: Any) -
         assert done["sweep"]["size"] == 3
         log = (slurm_project.run_dir(r["id"]) / "output.log").read_text()
         assert f"[{r['params']['msg']!r}]" in log
+
+
+def test_cli_run_sweep_submits_one_array(slurm_project: Any) -> None:
+    done = subprocess.run(
+        [PY, "-m", "ctui", "run", "train", "--sweep", "msg=x,y", "--json"],
+        cwd=slurm_project.root,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    docs = orjson.loads(done.stdout)
+    assert [d["params"]["msg"] for d in docs] == ["x", "y"]
+    arrays = {d["slurm"]["job_id"].split("_")[0] for d in docs}
+    assert len(arrays) == 1
+    for d in docs:
+        assert wait_for(slurm_project, d["id"], final)["status"] == "succeeded"
