@@ -60,7 +60,9 @@ def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _corrupt(path, f"invalid JSON ({exc})") from None
+        raise _corrupt(
+            path, f"invalid JSON ({exc}; {len(raw)} bytes, starting {raw[:24]!r})"
+        ) from None
     if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
         raise _corrupt(path, "expected an object of tables, each an object of documents")
     version = data.get(META, {}).get("store", {}).get("schema", SCHEMA_VERSION)

@@ -53,11 +53,9 @@ KILLED_WRITER = """
 import sys
 from ctui.store import Store
 store = Store(sys.argv[1])
-i = 0
 print("ready", flush=True)
 while True:
-    i += 1
-    store.update_run("r0", {"i": i, "pad": "x" * 200000})
+    store.update_run("r0", mutate=lambda d: d.update(i=d.get("i", 0) + 1, pad="x" * 200000))
 """
 
 
