@@ -88,10 +88,10 @@ def main() -> None:
     uri = make_mlflow_store(tmp / "mlflow.db", store.runs())
     print(f"(built the MLflow sqlite store in {time.perf_counter() - t:.0f} s)")
     code = (
-        "import mlflow; mlflow.set_tracking_uri(%r); "
+        f"import mlflow; mlflow.set_tracking_uri({uri!r}); "
         "df = mlflow.search_runs(experiment_names=['bench'], max_results=50000); "
         "print(len(df))"
-    ) % uri
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     n = int(out.stdout.strip().splitlines()[-1])
     assert n == args.runs, f"mlflow returned {n} runs"
