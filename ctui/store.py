@@ -81,6 +81,10 @@ def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
     return data
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class OrjsonStorage(Storage):
     """TinyDB storage: orjson (≈2.5× faster than json) + atomic writes + last-good backup."""
 
@@ -90,11 +94,21 @@ class OrjsonStorage(Storage):
         self.create = create
 
     def read(self) -> dict[str, Any] | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        return parse_store_bytes(self.path, raw)
+        for attempt in range(3):
+            try:
+                before = os.stat(self.path)
+                raw = self.path.read_bytes()
+            except FileNotFoundError:
+                return None
+            try:
+                return parse_store_bytes(self.path, raw)
+            except StoreCorruptError:
+                # Unreadable *and* replaced while we read it: read the new file instead.
+                # A file that is still the same one is really damaged.
+                after = os.stat(self.path)
+                if attempt == 2 or _identity(before) == _identity(after):
+                    raise
+        raise AssertionError("unreachable")
 
     def write(self, data: dict[str, Any]) -> None:
         if not self.create and not self.path.exists():
