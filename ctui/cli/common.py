@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ctui.errors import CtuiError
-from ctui.status import STATUS_LOOK  # shared with the TUI; still importable from here
+from ctui.status import STATUS_LOOK
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from ctui.cli.common import STATUS_LOOK
+from ctui.status import STATUS_LOOK
 from ctui.errors import CtuiError
 from ctui.format import duration, run_duration
 from ctui.store import ACTIVE, FINAL
