@@ -17,9 +17,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from ctui.status import STATUS_LOOK
 from ctui.errors import CtuiError
 from ctui.format import duration, run_duration
+from ctui.status import STATUS_LOOK
 from ctui.store import ACTIVE, FINAL
 from ctui.tui.widgets.jsonl_tail import JsonlTail
 from ctui.tui.widgets.log_view import LogView
