@@ -80,7 +80,11 @@ def find_dvc_files(root: Path) -> tuple[list[str], list[str]]:
     return locks, dvcs
 
 
-def _git_ls_dvc(root: Path) -> list[str] | None:
+def git_ls_dvc_names(root: Path) -> list[str] | None:
+    """DVC files git knows of (tracked or untracked, not ignored); None outside git.
+
+    ls-files also lists files deleted from the work tree: callers check existence as needed.
+    """
     if not (root / ".git").exists():
         return None
     try:
@@ -93,9 +97,13 @@ def _git_ls_dvc(root: Path) -> list[str] | None:
         return None
     if proc.returncode != 0:
         return None
-    seen = dict.fromkeys(n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n)
-    # ls-files lists files deleted from the work tree too; those are not there to read
-    return [n for n in seen if (root / n).is_file()]
+    text = proc.stdout.decode("utf-8", "surrogateescape")
+    return list(dict.fromkeys(n for n in text.split("\0") if n))
+
+
+def _git_ls_dvc(root: Path) -> list[str] | None:
+    names = git_ls_dvc_names(root)
+    return None if names is None else [n for n in names if (root / n).is_file()]
 
 
 def _walk_dvc(root: Path) -> Iterator[str]:

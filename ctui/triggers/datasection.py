@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,20 +51,11 @@ def _dvc_file_names(root: Path) -> list[str]:
     The same `git ls-files` query as `ctui.manifest.data`, without its per-file `is_file`
     (the stamp below stats every file anyway); outside git, its folder walk.
     """
-    if (root / ".git").exists():
-        try:
-            proc = subprocess.run(
-                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
-                 "*.dvc", "dvc.lock", "*/dvc.lock"],
-                cwd=root, capture_output=True, timeout=30,
-            )  # fmt: skip
-            if proc.returncode == 0:
-                text = proc.stdout.decode("utf-8", "surrogateescape")
-                return sorted(set(filter(None, text.split("\0"))))
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    from ctui.manifest.data import find_dvc_files
+    from ctui.manifest.data import find_dvc_files, git_ls_dvc_names
 
+    names = git_ls_dvc_names(root)
+    if names is not None:
+        return sorted(names)
     locks, dvcs = find_dvc_files(root)
     return [*locks, *dvcs]
 

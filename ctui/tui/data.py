@@ -263,7 +263,6 @@ JSONL_TAIL_BYTES = 8 * 1024 * 1024
 
 def read_jsonl(path: Path, max_bytes: int = JSONL_TAIL_BYTES) -> list[dict[str, Any]]:
     """Records of a JSONL file (its last `max_bytes`); broken or partial lines are skipped."""
-    import orjson
 
     try:
         with path.open("rb") as fh:
@@ -276,6 +275,13 @@ def read_jsonl(path: Path, max_bytes: int = JSONL_TAIL_BYTES) -> list[dict[str, 
     lines = raw.split(b"\n")
     if start:
         lines = lines[1:]  # the first line was cut by the seek
+    return parse_jsonl(lines)
+
+
+def parse_jsonl(lines: Iterable[bytes]) -> list[dict[str, Any]]:
+    """JSON-object lines; blank, torn or hand-edited lines are skipped, never fatal."""
+    import orjson
+
     out = []
     for line in lines:
         if not line.strip():

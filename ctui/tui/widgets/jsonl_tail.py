@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ctui.logs import tail
+from ctui.tui.data import parse_jsonl
 
 
 class JsonlTail:
@@ -31,7 +30,7 @@ class JsonlTail:
         if self.offset is None or size < self.offset:  # first read, or the file was replaced
             self.offset = size
             self._pending = b""
-            return _parse(line.encode() for line in tail(self.path, self.history, end=size))
+            return parse_jsonl(line.encode() for line in tail(self.path, self.history, end=size))
         if size == self.offset:
             return []
         with open(self.path, "rb") as fh:
@@ -40,18 +39,4 @@ class JsonlTail:
         self.offset += len(data)
         data = self._pending + data
         *lines, self._pending = data.split(b"\n")  # a half-written last line waits
-        return _parse(lines[-self.history :])
-
-
-def _parse(lines: Any) -> list[dict[str, Any]]:
-    out = []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # a torn or hand-edited line: skip it, never stop following
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+        return parse_jsonl(lines[-self.history :])
