@@ -89,3 +89,22 @@ def test_chart_fills_up_to_each_value() -> None:
     top, bottom = lines
     assert top[0] == " " and top[-1] == "█"  # the largest value fills both rows
     assert bottom[0] == "▁" and bottom[-1] == "█"  # the smallest still shows
+
+
+def test_slurm_runs_get_a_column_with_job_id_and_queue_reason() -> None:
+    from ctui.tui.data import build_columns, cell
+
+    local = {"id": "a1", "job": "train", "status": "succeeded"}
+    assert "slurm.job_id" not in [c.key for c in build_columns([local], [])]
+    waiting = {
+        "id": "b2",
+        "job": "train",
+        "status": "queued",
+        "backend": "slurm",
+        "slurm": {"job_id": "4242", "reason": "Resources"},
+    }
+    assert "slurm.job_id" in [c.key for c in build_columns([local, waiting], [])]
+    assert cell(waiting, "slurm.job_id", 0.0)[0] == "4242 (Resources)"
+    running = {**waiting, "status": "running"}
+    assert cell(running, "slurm.job_id", 0.0)[0] == "4242"
+    assert cell(local, "slurm.job_id", 0.0)[0] == ""

@@ -74,6 +74,8 @@ def build_columns(runs: list[Run], extra_keys: list[str]) -> list[Column]:
         elif col.key == "trigger":
             col = Column("trigger", "trigger", _fit(triggers, col.width))
         cols.append(col)
+    if any(r.get("slurm") for r in runs[-2000:]):  # Slurm job id, and why it still waits
+        cols.append(Column("slurm.job_id", "slurm", 16))
     for key in extra_keys:
         kind, _, name = key.partition(".")
         label = name
@@ -152,6 +154,12 @@ def cell(run: Run, key: str, now: float) -> tuple[str, str]:
         return ("" if value is None else number(value)), ""
     if kind == "param":
         return _plain((run.get("params") or {}).get(name)), ""
+    if kind == "slurm":
+        slurm = run.get("slurm") or {}
+        text = str(slurm.get("job_id") or "")
+        if run.get("status") == "queued" and slurm.get("reason"):
+            text += f" ({slurm['reason']})"
+        return text, "dim"
     if kind == "tag":
         return ",".join(run.get("tags") or ()), ""
     value = run.get(key)
