@@ -81,6 +81,60 @@ def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
     return data
 
 
+def dump_store(data: dict[str, Any]) -> bytes:
+    """The file's layout: plain JSON (TinyDB reads it as ever) with one document per line,
+    so one run can be rewritten without parsing the 10,000 others (see `_RunLines`)."""
+    tables = []
+    for name, table in data.items():
+        rows = b",\n".join(orjson.dumps(str(k)) + b":" + orjson.dumps(v) for k, v in table.items())
+        tables.append(orjson.dumps(name) + (b":{\n" + rows + b"\n}" if rows else b":{}"))
+    return b"{\n" + b",\n".join(tables) + b"\n}\n"
+
+
+class _RunLines:
+    """Where the `runs` table and one run's line are in a file written by `dump_store`.
+
+    Anything unexpected (another layout, an old schema, a damaged line) makes `of` return
+    None and the caller takes the full parse-everything path, which reports damage properly.
+    """
+
+    HEAD = b'\n"runs":{\n'
+
+    def __init__(self, raw: bytes, body: int, end: int):
+        self.raw, self.body, self.end = raw, body, end
+
+    @classmethod
+    def of(cls, raw: bytes) -> _RunLines | None:
+        if not (raw.startswith(b"{\n") and raw.endswith(b"\n}\n")):
+            return None
+        version = b'"schema":' + str(SCHEMA_VERSION).encode()
+        at = raw.find(version)
+        if at < 0 or raw[at + len(version) : at + len(version) + 1].isdigit():
+            return None
+        start = raw.find(cls.HEAD)
+        if start < 0:
+            return None
+        body = start + len(cls.HEAD)
+        end = raw.find(b"\n}", body - 1)  # doc lines start with '"': this is the table's end
+        return None if end < 0 else cls(raw, body, end)
+
+    def find(self, run_id: str) -> tuple[int, int, bytes] | None:
+        """(line start, line end, key) of a run, or None when it is not in the table."""
+        key = orjson.dumps(run_id) + b":"
+        i = self.raw.find(b"\n" + key, self.body - 1, self.end)
+        if i < 0:
+            return None
+        return i + 1, self.raw.find(b"\n", i + 1), key
+
+    def doc(self, line_start: int, line_end: int, key: bytes) -> dict[str, Any] | None:
+        line = self.raw[line_start + len(key) : line_end].removesuffix(b",")
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -115,7 +169,7 @@ class OrjsonStorage(Storage):
             raise CtuiError(f"run store {self.path} does not exist", hint="run `ctui init`")
         data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, orjson.dumps(data), keep_previous=self.backup)
+        atomic_write_bytes(self.path, dump_store(data), keep_previous=self.backup)
 
     def close(self) -> None:
         pass
@@ -184,6 +238,14 @@ class Store:
 
     def insert_run(self, doc: dict[str, Any]) -> dict[str, Any]:
         with self.locked():
+            lines = self._run_lines()
+            if lines is not None:  # append one line; the other runs are not parsed
+                if lines.find(doc["id"]) is not None:
+                    raise CtuiError(f"run id {doc['id']} already exists")
+                line = orjson.dumps(doc["id"]) + b":" + orjson.dumps(doc)
+                raw = lines.raw
+                self._write_raw(raw[: lines.end] + b",\n" + line + raw[lines.end :])
+                return doc
             data = self.read_all()
             runs = data.setdefault(RUNS, {})
             if doc["id"] in runs:
@@ -206,18 +268,41 @@ class Store:
         finish a run that is still `running`); returns the new document or None if skipped.
         """
         with self.locked():
-            data = self.read_all()
-            doc = data.get(RUNS, {}).get(run_id)
-            if doc is None:
+            lines = self._run_lines()
+            found = lines.find(run_id) if lines is not None else None
+            doc = lines.doc(*found) if lines is not None and found is not None else None
+            if lines is not None and found is None:
                 raise UnknownRunError(f"no run {run_id!r}")
+            data: dict[str, Any] | None = None
+            if doc is None:  # another layout or a damaged line: parse (and check) everything
+                data = self.read_all()
+                doc = data.get(RUNS, {}).get(run_id)
+                if doc is None:
+                    raise UnknownRunError(f"no run {run_id!r}")
             if when is not None and not when(doc):
                 return None
             if fields:
                 doc.update(fields)
             if mutate is not None:
                 mutate(doc)
-            self._storage.write(data)
+            if data is not None:
+                self._storage.write(data)
+            else:  # rewrite just this run's line
+                assert lines is not None and found is not None
+                start, end, key = found
+                comma = b"," if lines.raw[start:end].endswith(b",") else b""
+                line = key + orjson.dumps(doc) + comma
+                self._write_raw(lines.raw[:start] + line + lines.raw[end:])
             return doc
+
+    def _run_lines(self) -> _RunLines | None:
+        try:
+            return _RunLines.of(self.path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def _write_raw(self, raw: bytes) -> None:
+        atomic_write_bytes(self.path, raw, keep_previous=self._storage.backup)
 
     def remove_runs(self, run_ids: Iterable[str]) -> int:
         ids = set(run_ids)

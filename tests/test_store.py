@@ -204,3 +204,35 @@ def test_lock_is_released_when_a_holder_dies(tmp_path: Path) -> None:
     proc.wait()
     store.insert_run({"id": "after"})  # would hang forever if the lock outlived its holder
     assert store.get_run("after")["id"] == "after"
+
+
+def test_one_run_per_line_and_single_line_updates(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ctui.json")
+    store.initialise()
+    store.put_runs({"id": f"r{i}", "status": "running", "note": "a\nb {x}"} for i in range(5))
+    store.insert_run({"id": "r9", "status": "queued"})
+    store.update_run("r2", {"status": "failed"})
+    store.update_run("r9", {"status": "running"})
+    raw = store.path.read_bytes()
+    data = orjson.loads(raw)  # still one plain JSON document
+    assert [data["runs"][f"r{i}"]["status"] for i in (0, 1, 2, 3, 4, 9)] == [
+        "running", "running", "failed", "running", "running", "running",
+    ]  # fmt: skip
+    assert data["runs"]["r0"]["note"] == "a\nb {x}"
+    run_lines = [line for line in raw.split(b"\n") if line.startswith(b'"r') and b'"id"' in line]
+    assert len(run_lines) == 6
+    with pytest.raises(CtuiError, match="already exists"):
+        store.insert_run({"id": "r9"})
+    with pytest.raises(UnknownRunError):
+        store.update_run("nope", {"status": "failed"})
+
+
+def test_a_damaged_run_line_is_reported_not_rewritten(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ctui.json")
+    store.initialise()
+    store.put_runs({"id": f"r{i}", "status": "running"} for i in range(3))
+    raw = store.path.read_bytes().replace(b'"r1":{"id":"r1"', b'"r1":{"id":r1"')
+    store.path.write_bytes(raw)
+    with pytest.raises(StoreCorruptError):
+        store.update_run("r1", {"status": "failed"})
+    assert store.path.read_bytes() == raw
