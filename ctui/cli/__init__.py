@@ -85,6 +85,33 @@ def _register_all() -> None:
 _register_all()
 
 
+def app_for(args: list[str]) -> typer.Typer:
+    """The app to dispatch `args` with: when they start with a command name, an app holding
+    only that command. Typer inspects every registered command's signature on each call
+    (~2 ms each); `ctui runs` should not pay for the other thirty."""
+    if not args or args[0].startswith("-"):
+        return app
+    commands = [c for c in app.registered_commands if _command_name(c) == args[0]]
+    groups = [g for g in app.registered_groups if g.name == args[0]]
+    if not commands and not groups:
+        return app  # unknown: the full app says so, with the list of commands
+    lean = typer.Typer(
+        name="ctui", add_completion=False, pretty_exceptions_enable=False,
+        rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]},
+    )  # fmt: skip
+    lean.registered_callback = app.registered_callback
+    lean.registered_commands = commands
+    lean.registered_groups = groups
+    return lean
+
+
+def _command_name(info: typer.models.CommandInfo) -> str:
+    if info.name:
+        return info.name
+    callback = info.callback
+    return callback.__name__.lower().replace("_", "-") if callback else ""
+
+
 def main() -> None:
     try:
         if len(sys.argv) == 1:
@@ -94,7 +121,7 @@ def main() -> None:
 
             open_tui()
         else:
-            app()
+            app_for(sys.argv[1:])()
     except CtuiError as exc:
         common.print_error(exc)
         sys.exit(int(exc.code))

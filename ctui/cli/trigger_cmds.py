@@ -127,7 +127,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     from ctui.format import timestamp
 
     if not rows:
-        common.console().print("no triggers declared (add [triggers.NAME] to ctui.toml)")
+        common.console().print("no triggers declared (add \\[triggers.NAME] to ctui.toml)")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in (
