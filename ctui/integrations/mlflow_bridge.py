@@ -18,6 +18,7 @@ MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN); a URI is stored without its us
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -137,6 +138,11 @@ def _quick_http() -> Iterator[None]:
 def client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
+    # MLflow's own INFO lines ("Creating initial MLflow database tables…") are noise in
+    # ctui's output; its warnings and errors still show.
+    for name in ("mlflow", "alembic"):
+        if logging.getLogger(name).level < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri)
 
 
