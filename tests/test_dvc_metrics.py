@@ -90,3 +90,19 @@ def test_a_run_picks_up_the_metrics_dvc_reports(project):
         for data in rev["data"].values():
             theirs.update(flatten(data["data"]))
     assert theirs == final["metrics"]
+
+
+def test_a_metrics_file_older_than_the_run_is_not_its_metrics(tmp_path) -> None:
+    import os
+    import time
+
+    from ctui.integrations.dvc_metrics import read_metrics
+
+    stale = tmp_path / "metrics.json"
+    stale.write_text('{"acc": 0.9}')
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert read_metrics(tmp_path, ["metrics.json"]) == {"acc": 0.9}
+    assert read_metrics(tmp_path, ["metrics.json"], since=time.time() - 60) == {}
+    stale.write_text('{"acc": 0.7}')  # written by this run
+    assert read_metrics(tmp_path, ["metrics.json"], since=time.time() - 60) == {"acc": 0.7}

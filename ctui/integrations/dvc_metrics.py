@@ -87,13 +87,24 @@ def read_file(path: Path) -> dict[str, float]:
     return flatten(data)
 
 
-def read_metrics(root: Path, extra: Iterable[str] = ()) -> dict[str, float]:
+def read_metrics(
+    root: Path, extra: Iterable[str] = (), *, since: float | None = None
+) -> dict[str, float]:
     """All final metrics from `dvc.yaml`'s metrics files and `extra` (the job's `metrics`).
 
-    Later files win on equal keys; the job's own files come last.
+    Later files win on equal keys; the job's own files come last. With `since`, files not
+    written since then are left out: a run that died before writing its metrics must not
+    inherit the previous run's file.
     """
     root = Path(root)
     out: dict[str, float] = {}
     for name in [*declared_files(root), *extra]:
-        out.update(read_file(root / name))
+        path = root / name
+        if since is not None:
+            try:
+                if path.stat().st_mtime < since:
+                    continue
+            except OSError:
+                continue
+        out.update(read_file(path))
     return out

@@ -216,7 +216,7 @@ class Supervisor:
         if peaks is not None:
             fields["peaks"] = peaks.result()
         try:
-            fields["metrics"] = self._final_metrics()
+            fields["metrics"] = self._final_metrics(started)
         except Exception:
             traceback.print_exc()
         mlflow_on = bool(self.spec.options.get("mlflow"))
@@ -248,11 +248,13 @@ class Supervisor:
         except Exception:
             return False
 
-    def _final_metrics(self) -> dict[str, Any]:
+    def _final_metrics(self, started: float) -> dict[str, Any]:
         from ctui.integrations.dvc_metrics import read_metrics
 
         metrics = last_metrics(self.run_dir / "metrics.jsonl")
-        metrics.update(read_metrics(Path(self.spec.cwd), self.spec.options.get("metrics") or []))
+        files = self.spec.options.get("metrics") or []
+        # 1 s of slack: some filesystems keep mtimes at a coarser grain than time.time()
+        metrics.update(read_metrics(Path(self.spec.cwd), files, since=started - 1.0))
         return metrics
 
     def _mlflow_after(self, fields: dict[str, Any]) -> None:

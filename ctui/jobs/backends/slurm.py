@@ -575,7 +575,9 @@ def node_end(state_dir: Path, run_id: str, rc: int) -> None:
     ended = time.time()
     metrics: dict[str, Any] = last_metrics(run_dir / "metrics.jsonl")
     try:
-        metrics.update(read_metrics(Path(spec.cwd), spec.options.get("metrics") or []))
+        started = Store(project.store_file).get_run(run_id).get("started") or 0.0
+        files = spec.options.get("metrics") or []
+        metrics.update(read_metrics(Path(spec.cwd), files, since=float(started) - 1.0))
     except Exception as exc:
         print(f"ctui: could not read the metrics files: {exc}", file=sys.stderr)
     record: dict[str, Any] = {
