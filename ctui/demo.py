@@ -25,7 +25,6 @@ TRAIN_PY = '''\
 """Logistic regression by plain SGD: small, pure Python, deterministic for a given seed."""
 import argparse
 import csv
-import json
 import math
 import os
 import random
@@ -86,8 +85,6 @@ for epoch in range(1, args.epochs + 1):
         track.log_metrics({"loss": train_loss, "val_loss": val_loss, "acc": val_acc}, step=epoch)
     time.sleep(0.15)  # a real job takes a while; this keeps the live view interesting
 
-with open("metrics.json", "w") as fh:
-    json.dump({"final": {"acc": val_acc, "val_loss": val_loss}}, fh)
 if os.environ.get("MLFLOW_RUN_ID"):
     import mlflow
 
@@ -100,13 +97,12 @@ CTUI_TOML = """\
 # The demo project's jobs and triggers. `ctui run train -p lr=0.3` launches one by hand.
 
 [jobs.train]
-command = "python train.py --lr {lr} --epochs {epochs} --seed {seed} --data data/train.csv"
+command = "{python} train.py --lr {lr} --epochs {epochs} --seed {seed} --data data/train.csv"
 params = { lr = 0.1, epochs = 8, seed = 0 }
-metrics = ["metrics.json"]
 max_concurrent = 2
 
 [jobs.evaluate]
-command = "python -c \\"import json; print(json.load(open('metrics.json')))\\""
+command = "{python} -c \\"import os; print('evaluating after', os.environ['CTUI_JOB'])\\""
 
 [triggers.new-data]
 job = "train"
@@ -198,15 +194,13 @@ def build_demo(target: Path, *, say: Callable[[str], None] = print) -> Project:
     if root.exists() and any(root.iterdir()):
         raise CtuiError(f"{root} is not empty", hint="pick a new folder for the demo")
     root.mkdir(parents=True, exist_ok=True)
-    # Jobs run `python`: make it this interpreter, which has ctui (and mlflow) installed.
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
     say(f"creating a git + DVC project in {root}")
     _git(root, "init", "-q", "-b", "main")
     (root / "data").mkdir()
     (root / "train.py").write_text(TRAIN_PY.replace("L2 * wi", "0.0 * wi"))
     (root / "ctui.toml").write_text(CTUI_TOML)
-    (root / ".gitignore").write_text(".ctui/\nmetrics.json\n")
+    (root / ".gitignore").write_text(".ctui/\n")
     (root / "data" / "train.csv").write_text(_dataset(400, seed=1, shift=0.0))
     _dvc(root, "init", "-q")
     _dvc(root, "add", "-q", "data/train.csv")

@@ -482,6 +482,10 @@ def _launch(
     return run
 
 
+#: how long to wait after a run ends for its MLflow metrics before comparing without them
+MLFLOW_SETTLE_S = 60.0
+
+
 def _wait(project: Project, run_id: str, poll: float) -> dict[str, Any]:
     """Wait for the run to end (refreshing now and then, so a lost supervisor ends it too);
     Ctrl-C stops the run and is passed on."""
@@ -490,11 +494,17 @@ def _wait(project: Project, run_id: str, poll: float) -> dict[str, Any]:
 
     store = open_store(project)
     last = time.monotonic()
+    ended_at: float | None = None
     try:
         while True:
             run = store.get_run(run_id)
             if run["status"] in FINAL:
-                return run
+                # The supervisor folds the job's MLflow metrics in just after the final
+                # status; compare with them, but never wait long on an unreachable server.
+                ended_at = ended_at or time.monotonic()
+                syncing = (run.get("mlflow") or {}).get("sync") == "pending"
+                if not syncing or time.monotonic() - ended_at > MLFLOW_SETTLE_S:
+                    return run
             if time.monotonic() - last > 2.0:
                 last = time.monotonic()
                 with contextlib.suppress(CtuiError):

@@ -109,3 +109,13 @@ def test_parse_assignments():
     assert parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(CtuiError, match="name=value"):
         parse_assignments(["novalue"])
+
+
+def test_python_placeholder_is_the_interpreter_running_ctui() -> None:
+    import sys
+
+    from ctui.config import JobConfig
+    from ctui.jobs.command import build_argv
+
+    job = JobConfig(name="train", command="{python} train.py --lr {lr}", params={"lr": 0.1})
+    assert build_argv(job, {"lr": 0.1}) == [sys.executable, "train.py", "--lr", "0.1"]

@@ -48,7 +48,7 @@ def reproduce(
     def progress(message: str) -> None:
         from rich.text import Text
 
-        out.print(Text("· ", style="dim") + Text(message))
+        out.print(Text("· ", style="dim") + Text(message), soft_wrap=True)
 
     result = reproduce_run(
         common.project(),
@@ -75,13 +75,14 @@ def reproduce(
         from rich.text import Text
 
         for note in result["notes"]:
-            out.print(Text(f"note: {note}", style="dim"))
+            out.print(Text(f"note: {note}", style="dim"), soft_wrap=True)
         for diff in result["differences"]:
             if len(diff["items"]) > 3:  # the verdict names three per section; list them all
                 items = Text(", ".join(diff["items"]))
-                out.print(Text(f"{diff['section']}: ", style="bold") + items)
+                out.print(Text(f"{diff['section']}: ", style="bold") + items, soft_wrap=True)
         style = "bold green" if result["reproduced"] else "bold red"
         common.console().print(
-            Text(f"{result['run']['id']} ", style="bold") + Text(result["verdict"], style=style)
+            Text(f"{result['run']['id']} ", style="bold") + Text(result["verdict"], style=style),
+            soft_wrap=True,
         )
     raise typer.Exit(0 if result["reproduced"] else int(ExitCode.FAILED))

@@ -162,13 +162,16 @@ def _print_runs_table(docs: list[dict[str, Any]], columns: str | None) -> None:
 
     from ctui import format as fmt
 
+    width = common.console().width
     if columns:
         extra = [c.strip() for c in columns.split(",") if c.strip()]
-    else:
-        extra = ["metric." + k for k in fmt.common_keys(docs, "metrics", 3)]
+    else:  # as many metric columns as fit beside the fixed ones (none at 80 columns)
+        fit = max(0, min(3, (width - 95) // 9))
+        extra = ["metric." + k for k in fmt.common_keys(docs, "metrics", fit)]
     table = Table(box=None, header_style="bold", pad_edge=False)
+    fixed = {"id": 12, "status": 11, "started": 8, "git": 7, "data": 8}
     for name in ("id", "job", "status", "started", "duration", "trigger", "git", "data"):
-        table.add_column(name, no_wrap=True)
+        table.add_column(name, no_wrap=True, min_width=fixed.get(name))
     for name in extra:
         table.add_column(name.split(".", 1)[-1], justify="right", no_wrap=True)
     from ctui.query import value_of

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import string
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from ctui.config import JobConfig
 
 #: placeholders every command may use besides its params
-BUILTINS = ("run_id", "run_dir")
+BUILTINS = ("run_id", "run_dir", "python")
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -119,7 +120,8 @@ def build_argv(
     job: JobConfig, params: dict[str, Any], *, run_id: str = "", run_dir: str | Path = ""
 ) -> list[str]:
     """The argv to execute. Placeholders are filled per token after `shlex.split`."""
-    values = {"run_id": run_id, "run_dir": str(run_dir), **params}
+    # {python}: the interpreter ctui itself runs in, whatever `python` on PATH is
+    values = {"run_id": run_id, "run_dir": str(run_dir), "python": sys.executable, **params}
     if job.shell:
         return ["/bin/sh", "-c", _substitute(job.command, values, job, quote=True)]
     try:

@@ -19,10 +19,12 @@ import orjson
 
 from ctui.manifest.redact import redact_env
 
-#: variables recorded by exact name
+#: variables recorded by exact name. Not PATH: it differs between any two shells (`uv run`,
+#: an activated venv, cron) and would make every env look changed; the interpreter and the
+#: packages it sees are recorded instead.
 ALLOW_NAMES = frozenset(
     {
-        "PATH", "PYTHONPATH", "PYTHONHASHSEED", "PYTHONNOUSERSITE", "LD_LIBRARY_PATH",
+        "PYTHONPATH", "PYTHONHASHSEED", "PYTHONNOUSERSITE", "LD_LIBRARY_PATH",
         "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "CUDA_HOME", "CUDA_PATH", "CUDA_VERSION",
         "CUDNN_VERSION", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES",
         "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TF_CPP_MIN_LOG_LEVEL",
