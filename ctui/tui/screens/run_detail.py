@@ -7,6 +7,7 @@ screen opens at once; the log tab reuses the log pane that copes with huge files
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -196,28 +197,21 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         self.app.call_from_thread(self._show_metrics, histories)
 
     def _show_metrics(self, histories: dict[str, list[float]]) -> None:
-        box = self.query_one("#metrics-box", VerticalScroll)
-        box.remove_children()
-        widgets: list[Any] = []
-        for name, values in histories.items():
-            label = Text()
-            label.append(name, style="bold")
-            label.append(
-                f"  last {number(values[-1])}  min {number(min(values))}  "
-                f"max {number(max(values))}  ({len(values)} points)",
-                style="dim",
-            )
-            widgets.append(Static(label, classes="metric-label"))
-            widgets.append(MetricChart(values, classes="metric-chart"))
-        if not widgets:
-            finals = self.run_doc.get("metrics") or {}
-            text = Text(
-                "no metric history recorded for this run (metrics.jsonl is empty)", style="dim"
-            )
-            for k, v in sorted(finals.items()):
-                text.append(f"\n{k}: {number(v)}")
-            widgets.append(Static(text))
-        box.mount_all(widgets)
+        empty = Text(
+            "no metric history recorded for this run (metrics.jsonl is empty)", style="dim"
+        )
+        for k, v in sorted((self.run_doc.get("metrics") or {}).items()):
+            empty.append(f"\n{k}: {number(v)}")
+        self._show_series(
+            "#metrics-box",
+            histories,
+            describe=lambda v: (
+                f"  last {number(v[-1])}  min {number(min(v))}  "
+                f"max {number(max(v))}  ({len(v)} points)"
+            ),
+            chart=lambda v: MetricChart(v, classes="metric-chart"),
+            empty=empty,
+        )
 
     @work(thread=True, exclusive=True, group="detail-resources", exit_on_error=False)
     def _load_resources(self) -> None:
@@ -225,22 +219,37 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         self.app.call_from_thread(self._show_resources, series)
 
     def _show_resources(self, series: dict[str, list[float]]) -> None:
-        box = self.query_one("#resources-box", VerticalScroll)
+        self._show_series(
+            "#resources-box",
+            series,
+            describe=lambda v: (
+                f"  last {number(round(v[-1], 1))}  max "
+                f"{number(round(max(v), 1))}  ({len(v)} samples)"
+            ),
+            chart=lambda v: Sparkline(v, summary_function=max),
+            empty=Text("no resource samples recorded for this run", style="dim"),
+        )
+
+    def _show_series(
+        self,
+        box_id: str,
+        series: dict[str, list[float]],
+        *,
+        describe: Callable[[list[float]], str],
+        chart: Callable[[list[float]], Any],
+        empty: Text,
+    ) -> None:
+        """A label and a chart per series (metric histories, resource samples)."""
+        box = self.query_one(box_id, VerticalScroll)
         box.remove_children()
         widgets: list[Any] = []
         for name, values in series.items():
             label = Text()
             label.append(name, style="bold")
-            label.append(
-                f"  last {number(round(values[-1], 1))}  max "
-                f"{number(round(max(values), 1))}  ({len(values)} samples)",
-                style="dim",
-            )
+            label.append(describe(values), style="dim")
             widgets.append(Static(label, classes="metric-label"))
-            widgets.append(Sparkline(values, summary_function=max))
-        if not widgets:
-            widgets.append(Static(Text("no resource samples recorded for this run", style="dim")))
-        box.mount_all(widgets)
+            widgets.append(chart(values))
+        box.mount_all(widgets or [Static(empty)])
 
     @work(thread=True, exclusive=True, group="detail-manifest", exit_on_error=False)
     def _load_manifest(self) -> None:
