@@ -13,7 +13,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -169,20 +168,15 @@ def _dvc(root: Path, *args: str) -> None:
 
 
 def _wait(project: Project, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
-    from ctui.jobs.reconcile import refresh
-    from ctui.store import ACTIVE, Store
+    from ctui.jobs.reconcile import wait_for_end
 
-    store = Store(project.store_file)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = store.get_run(run_id)
-        if doc["status"] not in ACTIVE:
-            return doc
-        refresh(project, store)
-        time.sleep(0.2)
-    raise CtuiError(
-        f"demo run {run_id} did not finish within {timeout:.0f} s", hint=f"see `ctui logs {run_id}`"
-    )
+    try:
+        return wait_for_end(project, run_id, timeout=timeout)
+    except TimeoutError:
+        raise CtuiError(
+            f"demo run {run_id} did not finish within {timeout:.0f} s",
+            hint=f"see `ctui logs {run_id}`",
+        ) from None
 
 
 def build_demo(target: Path, *, say: Callable[[str], None] = print) -> Project:

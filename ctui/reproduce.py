@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -487,29 +486,12 @@ MLFLOW_SETTLE_S = 60.0
 
 
 def _wait(project: Project, run_id: str, poll: float) -> dict[str, Any]:
-    """Wait for the run to end (refreshing now and then, so a lost supervisor ends it too);
-    Ctrl-C stops the run and is passed on."""
-    from ctui.jobs.reconcile import refresh
-    from ctui.store import FINAL, open_store
+    """Wait for the run to end and its MLflow metrics to land (never long on an unreachable
+    server); Ctrl-C stops the run and is passed on."""
+    from ctui.jobs.reconcile import wait_for_end
 
-    store = open_store(project)
-    last = time.monotonic()
-    ended_at: float | None = None
     try:
-        while True:
-            run = store.get_run(run_id)
-            if run["status"] in FINAL:
-                # The supervisor folds the job's MLflow metrics in just after the final
-                # status; compare with them, but never wait long on an unreachable server.
-                ended_at = ended_at or time.monotonic()
-                syncing = (run.get("mlflow") or {}).get("sync") == "pending"
-                if not syncing or time.monotonic() - ended_at > MLFLOW_SETTLE_S:
-                    return run
-            if time.monotonic() - last > 2.0:
-                last = time.monotonic()
-                with contextlib.suppress(CtuiError):
-                    refresh(project, store)
-            time.sleep(poll)
+        return wait_for_end(project, run_id, poll=poll, mlflow_settle=MLFLOW_SETTLE_S)
     except KeyboardInterrupt:
         from ctui.jobs.launch import stop_run
 

@@ -34,6 +34,8 @@ META = "meta"
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "lost", "timeout")
 ACTIVE = frozenset({"queued", "running"})
 FINAL = frozenset(STATUSES) - ACTIVE
+#: the final states in their documented order, for messages
+FINAL_STATUSES = tuple(s for s in STATUSES if s in FINAL)
 
 # Migrations from version N to N+1 over the raw JSON dict. Version 1 is the first, so
 # there is nothing to migrate yet; the mechanism is exercised by tests with a fake v0.

@@ -12,9 +12,9 @@ from ctui.cli import common
 from ctui.errors import CtuiError, ExitCode
 
 if TYPE_CHECKING:
-    from ctui.project import Project
+    from collections.abc import Callable
 
-FINAL_STATUSES = ("succeeded", "failed", "cancelled", "lost", "timeout")
+    from ctui.project import Project
 
 
 def register(app: typer.Typer) -> None:
@@ -122,24 +122,12 @@ def _end_note(doc: dict[str, Any]) -> str:
     return " — ".join(parts)
 
 
-def _is_over(project: Project, run_id: str) -> Any:
-    """A predicate for `follow`: the run is final (refreshing so a lost run ends it too)."""
-    from ctui.jobs.reconcile import refresh
-    from ctui.store import open_store
+def _is_over(project: Project, run_id: str) -> Callable[[], bool]:
+    """A predicate for `follow`: the run is final (a lost supervisor ends it too)."""
+    from ctui.jobs.reconcile import end_check
 
-    store = open_store(project)
-    last = [0.0]
-
-    def over() -> bool:
-        if store.get_run(run_id)["status"] in FINAL_STATUSES:
-            return True
-        now = time.monotonic()
-        if now - last[0] > 2.0:  # lost detection is cheap but not free: every 2 s
-            last[0] = now
-            refresh(project, store)
-        return False
-
-    return over
+    check = end_check(project, run_id)
+    return lambda: check() is not None
 
 
 def follow_run(project: Project, run_id: str, *, offset: int = 0) -> dict[str, Any]:
@@ -177,7 +165,7 @@ def stop(
 ) -> None:
     """Stop a run: SIGTERM to its process group, SIGKILL after the grace period."""
     from ctui.jobs.launch import stop_run
-    from ctui.store import open_store
+    from ctui.store import ACTIVE, open_store
 
     project = common.project()
     run_id = open_store(project).resolve(run_ref)
@@ -186,7 +174,7 @@ def stop(
     if as_json:
         common.emit_json(doc)
         return
-    if before in FINAL_STATUSES:
+    if before not in ACTIVE:
         common.console().print(f"run {run_id} had already ended ({before})")
         return
     common.console().print(f"run {run_id}:", common.status_text(doc["status"]))

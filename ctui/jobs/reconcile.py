@@ -6,11 +6,13 @@ reads the store once and does nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ctui.errors import CtuiError
 from ctui.jobs.backends import EXTERNAL, get_backend
 from ctui.store import ACTIVE, FINAL, Store, open_store
 
@@ -98,3 +100,56 @@ REFRESH_ERRORS: dict[str, str] = {}
 
 def _note_refresh_error(backend: str, exc: Exception) -> None:
     REFRESH_ERRORS[backend] = str(exc)
+
+
+def end_check(
+    project: Project, run_id: str, *, refresh_every: float = 2.0
+) -> Callable[[], dict[str, Any] | None]:
+    """A poll function: the run's document once it is final, else None.
+
+    It also refreshes now and then (lost supervisors, freed queue slots), so a run whose
+    supervisor died still ends the wait.
+    """
+    store = open_store(project)
+    last = [0.0]
+
+    def check() -> dict[str, Any] | None:
+        run = store.get_run(run_id)
+        if run["status"] in FINAL:
+            return run
+        now = time.monotonic()
+        if now - last[0] > refresh_every:
+            last[0] = now
+            with contextlib.suppress(CtuiError):
+                refresh(project, store)
+        return None
+
+    return check
+
+
+def wait_for_end(
+    project: Project,
+    run_id: str,
+    *,
+    poll: float = 0.2,
+    timeout: float | None = None,
+    mlflow_settle: float = 0.0,
+) -> dict[str, Any]:
+    """Block until the run is final; `TimeoutError` after `timeout` seconds.
+
+    With `mlflow_settle`, also wait up to that long after the end for the MLflow sync,
+    which folds the job's MLflow metrics in just after the final status.
+    """
+    check = end_check(project, run_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ended_at: float | None = None
+    while True:
+        run = check()
+        if run is not None:
+            ended_at = ended_at or time.monotonic()
+            syncing = (run.get("mlflow") or {}).get("sync") == "pending"
+            if not syncing or time.monotonic() - ended_at >= mlflow_settle:
+                return run
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} did not end within {timeout:g} s")
+        time.sleep(poll)

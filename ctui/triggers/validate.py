@@ -8,6 +8,7 @@ from typing import Any
 
 from ctui.config import JobConfig, TriggerConfig, parse_duration
 from ctui.errors import ConfigError
+from ctui.store import FINAL_STATUSES
 
 #: the options each kind accepts (besides job, on, enabled, cooldown, params)
 KIND_OPTIONS: dict[str, set[str]] = {
@@ -31,7 +32,6 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 DEFAULT_DEBOUNCE = 5.0
 DEFAULT_METRIC_TIMEOUT = 60.0
-FINAL_STATUSES = ("succeeded", "failed", "cancelled", "lost", "timeout")
 
 
 def validate_trigger(tc: TriggerConfig, path: Path | str, jobs: dict[str, JobConfig]) -> None:
