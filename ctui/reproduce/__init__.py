@@ -1,0 +1,261 @@
+"""Reproduce a run: rebuild its recorded ingredients, run it again, compare the two.
+
+1. code — a git worktree at the recorded commit (`.ctui/worktrees/<id>`), the stored
+   uncommitted patch applied with `git apply`. A commit that is gone is a clear error (exit 2).
+2. data — `dvc checkout` in the worktree, sharing the original repo's DVC cache (the worktree's
+   `.dvc/config.local` points `cache.dir` at it); what the cache lacks is pulled when a remote
+   is configured, else named in the error.
+3. env — the current env manifest against the recorded one; differing packages are listed
+   before launching, and `strict` refuses to launch on any difference (exit 1). With Docker the
+   recorded image (repo digest, else image id) is what runs.
+4. run — the job with the recorded params, as a new run with `reproduces: <id>`; waited for.
+5. compare — code (commit + patch), data (per-path hashes), env, params, status and metrics
+   (integers exactly, floats within `rel_tol`) → `reproduced` or `diverged in: …`, stored on the
+   new run as `verdict`. Paths and host-specific details are not compared; compute differences
+   are reported as notes only (another box may reproduce a run exactly).
+
+The CLI (`ctui reproduce`) and the TUI (`R`) both call `reproduce_run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ctui.errors import CtuiError, ExitCode
+from ctui.reproduce.compare import (
+    SHOWN,
+    _count,
+    compare_runs,
+    env_differences,
+    metric_differences,
+    metric_equal,
+    verdict,
+)
+from ctui.reproduce.data import _checkout_failures, _is_input, restore_data
+from ctui.reproduce.worktree import (
+    WORKTREES,
+    _patch_bytes,
+    _worktree_name,
+    git_prefix,
+    make_worktree,
+    remove_worktree,
+    require_commit,
+)
+
+if TYPE_CHECKING:
+    from ctui.config import Config
+    from ctui.project import Project
+
+Progress = Callable[[str], None]
+
+# -- the public entry point ----------------------------------------------------------------------
+
+
+def reproduce_run(
+    project: Project,
+    run_id: str,
+    *,
+    backend: str | None = None,
+    strict: bool = False,
+    rel_tol: float = 1e-6,
+    keep_worktree: bool = False,
+    progress: Progress | None = None,
+    poll: float = 0.2,
+) -> dict[str, Any]:
+    """Reproduce `run_id` (any unique prefix or `@last`); see the module docstring.
+
+    Returns `{"run": new_run_doc, "original": original_run_doc, "verdict": str,
+    "reproduced": bool, "differences": [...], "notes": [...], "env_before": [...]}`.
+    Raises CtuiError: exit 2 for what cannot be rebuilt (no manifest, commit gone, data
+    missing, engine down), exit 1 for `strict` with a differing environment.
+    `progress(message)` is called with each step, e.g. from a TUI worker.
+    """
+    from ctui import manifest as mf
+    from ctui.objects import ObjectStore
+    from ctui.store import ACTIVE, open_store
+
+    say = progress or (lambda _msg: None)
+    store = open_store(project)
+    rid = store.resolve(run_id)
+    original = store.get_run(rid)
+    if original.get("status") in ACTIVE:
+        raise CtuiError(
+            f"run {rid} is still {original['status']}",
+            hint="reproduce it once it has ended",
+        )
+    objects = ObjectStore(project.objects_dir)
+    if not original.get("manifest"):
+        raise CtuiError(
+            f"run {rid} has no recorded manifest, so its ingredients are unknown",
+            hint="only runs launched by ctui (ctui run, the TUI, triggers) can be reproduced",
+        )
+    recorded = mf.load(objects, original["manifest"])["sections"]
+    code = recorded.get("code") or {}
+    if code.get("status") != "ok":
+        raise CtuiError(
+            f"run {rid} recorded no code: {code.get('reason') or 'no code section'}",
+            hint="a run made outside a git repository cannot be rebuilt",
+        )
+    commit = str(code["commit"])
+    require_commit(project.root, commit, rid)
+    if (backend or original.get("backend")) == "docker":
+        from ctui.jobs.backends.docker import client
+
+        client().close()  # engine down → exit 2 before anything is built
+
+    worktree = project.state_dir / WORKTREES / _worktree_name()
+    try:
+        patch = _patch_bytes(objects, code)
+        make_worktree(project.root, worktree, commit, patch)
+        # the project may live in a sub-folder of the repository: the same one in the worktree
+        here = worktree / git_prefix(project.root)
+        say(f"worktree at {commit[:7]}" + (" + patch" if patch else "") + f": {worktree}")
+        redactions = (code.get("patch") or {}).get("redactions") or 0
+        if redactions:
+            say(f"note: {redactions} secret(s) were redacted from the recorded patch; the "
+                "worktree has placeholders there")  # fmt: skip
+        untracked = code.get("untracked") or []
+        if untracked:
+            shown = ", ".join(untracked[:SHOWN]) + (" …" if len(untracked) > SHOWN else "")
+            say(f"note: {len(untracked)} untracked file(s) of the original are not in the "
+                f"patch and not rebuilt: {shown}")  # fmt: skip
+
+        data = recorded.get("data") or {}
+        say(restore_data(project.root, here, data))
+
+        config, job_name, backend_name = _job_config(project, here, original, backend)
+        job = config.jobs[job_name]
+        current_env = mf.capture(here, sections=("env",), env={**os.environ, **job.env})[
+            "sections"
+        ]["env"]
+        env_before = env_differences(recorded.get("env") or {}, current_env, image=False)
+        if env_before:
+            say(f"env: {_count(env_before, 'difference')}: " + ", ".join(env_before[:5])
+                + (" …" if len(env_before) > 5 else ""))  # fmt: skip
+            if strict:
+                raise CtuiError(
+                    f"the environment differs from run {rid}'s: " + ", ".join(env_before),
+                    hint="install the recorded versions, or reproduce without --strict",
+                    code=ExitCode.FAILED,
+                )
+        else:
+            say("env: same Python and packages as the original")
+
+        new = _launch(project, config, job_name, backend_name, original, here, say)
+        new = _wait(project, new["id"], poll)
+        say(f"run {new['id']} {new['status']}")
+
+        result = compare_runs(original, new, objects, rel_tol=rel_tol)
+        result["env_before"] = env_before
+        fields = {
+            "verdict": result["verdict"],
+            "reproduced": result["reproduced"],
+            "differences": result["differences"],
+        }
+        new = store.update_run(new["id"], fields) or store.get_run(new["id"])
+        return {"run": new, "original": original, **result}
+    finally:
+        if not keep_worktree:
+            remove_worktree(project.root, worktree)
+
+
+# -- 3. config, env --------------------------------------------------------------------------
+
+
+def _job_config(
+    project: Project, worktree: Path, original: Mapping[str, Any], backend: str | None
+) -> tuple[Config, str, str]:
+    """The job as it was declared at the recorded commit (else as declared now), with the
+    recorded image pinned for Docker."""
+    from ctui.config import load_config
+
+    job_name = str(original["job"])
+    config = load_config(worktree)
+    if job_name not in config.jobs:
+        config = load_config(project.root)
+    job = config.job(job_name)  # ConfigError (exit 2) when declared in neither
+    backend_name = backend or original.get("backend") or job.backend
+    if backend_name == "docker":
+        image = _recorded_image(original) or job.image
+        if not image:
+            raise CtuiError(
+                f"run {original['id']} was not made in Docker and job {job_name!r} has no image",
+                hint="set image in the job's table in ctui.toml, or reproduce with --backend local",
+            )
+        job = dataclasses.replace(job, image=image, backend="docker", env=dict(job.env))
+    elif backend_name != job.backend:
+        job = dataclasses.replace(job, backend=backend_name, env=dict(job.env))
+    config.jobs[job_name] = job
+    return config, job_name, backend_name
+
+
+def _recorded_image(run: Mapping[str, Any]) -> str | None:
+    from ctui.jobs.backends.docker import pinned_ref
+
+    info = run.get("docker") or {}
+    return pinned_ref(info) if info else None
+
+
+# -- 4. run ----------------------------------------------------------------------------------
+
+
+def _launch(
+    project: Project,
+    config: Config,
+    job_name: str,
+    backend: str,
+    original: Mapping[str, Any],
+    worktree: Path,
+    say: Progress,
+) -> dict[str, Any]:
+    from ctui.jobs.launch import launch_run
+
+    run = launch_run(
+        project,
+        job_name,
+        dict(original.get("params") or {}),
+        cause=f"reproduces {original['id']}",
+        reproduces=str(original["id"]),
+        backend=backend,
+        workdir=worktree,
+        config=config,
+    )
+    say(f"running {run['id']} ({backend})…")
+    return run
+
+
+#: how long to wait after a run ends for its MLflow metrics before comparing without them
+MLFLOW_SETTLE_S = 60.0
+
+
+def _wait(project: Project, run_id: str, poll: float) -> dict[str, Any]:
+    """Wait for the run to end and its MLflow metrics to land (never long on an unreachable
+    server); Ctrl-C stops the run and is passed on."""
+    from ctui.jobs.reconcile import wait_for_end
+
+    try:
+        return wait_for_end(project, run_id, poll=poll, mlflow_settle=MLFLOW_SETTLE_S)
+    except KeyboardInterrupt:
+        from ctui.jobs.launch import stop_run
+
+        with contextlib.suppress(CtuiError):
+            stop_run(project, run_id, grace=5)
+        raise
+
+
+__all__ = [
+    "reproduce_run",
+    "compare_runs",
+    "env_differences",
+    "metric_differences",
+    "metric_equal",
+    "verdict",
+    "restore_data",
+    "_checkout_failures",
+    "_is_input",
+]

@@ -1,0 +1,206 @@
+"""Reproduce, step 5: compare a reproduction with its original → verdict, differences, notes.
+
+Code (commit + patch), data (per-path hashes), env, params, status and metrics (integers
+exactly, floats within `rel_tol`). Paths and host-specific details are not compared; compute
+differences are notes only (another box may reproduce a run exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ctui.objects import ObjectStore
+
+#: sections whose differences make a reproduction diverge (compute is only a note)
+COMPARED = ("code", "data", "env", "params", "status", "metrics")
+#: how many items of one section the verdict names before "+N more"
+SHOWN = 3
+
+
+def env_differences(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, image: bool = True
+) -> list[str]:
+    """What differs between two env sections, in words: `numpy 2.3→2.4`, `+torch 2.1`.
+
+    Compares Python version, packages, container image, CUDA and the recorded variables —
+    not paths (the executable of a worktree or another box may differ harmlessly).
+    """
+    if old.get("status") != "ok" or new.get("status") != "ok":
+        if old.get("status") == new.get("status"):
+            return []
+        return [f"env section {old.get('status', 'absent')}→{new.get('status', 'absent')}"]
+    out: list[str] = []
+    py_old = (old.get("python") or {}).get("version")
+    py_new = (new.get("python") or {}).get("version")
+    if py_old != py_new:
+        out.append(f"python {py_old}→{py_new}")
+    out += _dict_changes(old.get("packages") or {}, new.get("packages") or {})
+    if image:
+        c_old = old.get("container") or {}
+        c_new = new.get("container") or {}
+        for key in ("image_id", "image_digest"):
+            if c_old.get(key) != c_new.get(key):
+                out.append(f"{key.replace('_', ' ')} {_short_id(c_old.get(key))}→"
+                           f"{_short_id(c_new.get(key))}")  # fmt: skip
+    out += [f"cuda {c}" for c in _dict_changes(old.get("cuda") or {}, new.get("cuda") or {})]
+    out += [f"${c}" for c in _dict_changes(old.get("variables") or {}, new.get("variables") or {})]
+    return out
+
+
+def _dict_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if a is None:
+            out.append(f"+{key} {b}")
+        elif b is None:
+            out.append(f"-{key} {a}")
+        else:
+            out.append(f"{key} {a}→{b}")
+    return out
+
+
+def _short_id(value: Any) -> str:
+    if not value:
+        return "none"
+    text = str(value)
+    if "sha256:" in text:
+        head, _, digest = text.partition("sha256:")
+        return f"{head}{digest[:12]}"
+    return text
+
+
+def _count(items: list[str], word: str) -> str:
+    return f"{len(items)} {word}{'' if len(items) == 1 else 's'}"
+
+
+def compare_runs(
+    original: Mapping[str, Any],
+    new: Mapping[str, Any],
+    objects: ObjectStore,
+    *,
+    rel_tol: float = 1e-6,
+) -> dict[str, Any]:
+    """Compare a reproduction with its original → verdict, differences, notes."""
+    from ctui import manifest as mf
+
+    a = mf.load(objects, original.get("manifest") or {})["sections"]
+    b = mf.load(objects, new.get("manifest") or {})["sections"]
+    found: dict[str, list[str]] = {
+        "code": code_differences(a.get("code") or {}, b.get("code") or {}),
+        "data": data_differences(a.get("data") or {}, b.get("data") or {}),
+        "env": env_differences(a.get("env") or {}, b.get("env") or {}),
+        "params": _dict_changes(original.get("params") or {}, new.get("params") or {}),
+        "status": []
+        if original.get("status") == new.get("status")
+        else [f"{original.get('status')}→{new.get('status')}"],  # fmt: skip
+        "metrics": metric_differences(
+            original.get("metrics") or {}, new.get("metrics") or {}, rel_tol=rel_tol
+        ),
+    }
+    differences = [{"section": name, "items": items} for name in COMPARED if (items := found[name])]
+    notes = [f"compute {c}" for c in compute_differences(a.get("compute"), b.get("compute"))]
+    return {
+        "verdict": verdict(differences),
+        "reproduced": not differences,
+        "differences": differences,
+        "notes": notes,
+    }
+
+
+def verdict(differences: list[dict[str, Any]]) -> str:
+    """`reproduced` or `diverged in: env (numpy 2.3→2.4), metrics (acc 0.91→0.89)`."""
+    if not differences:
+        return "reproduced"
+    parts = []
+    for d in differences:
+        items = d["items"]
+        shown = ", ".join(items[:SHOWN])
+        if len(items) > SHOWN:
+            shown += f", +{len(items) - SHOWN} more"
+        parts.append(f"{d['section']} ({shown})")
+    return "diverged in: " + ", ".join(parts)
+
+
+def code_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The meaningful code: commit and uncommitted patch (not branch, root path or remote)."""
+    if old.get("status") != "ok" or new.get("status") != "ok":
+        return [] if old.get("status") == new.get("status") else ["code section missing"]
+    out = []
+    if old.get("commit") != new.get("commit"):
+        out.append(f"commit {str(old.get('commit'))[:7]}→{str(new.get('commit'))[:7]}")
+    p_old = (old.get("patch") or {}).get("id")
+    p_new = (new.get("patch") or {}).get("id")
+    if p_old != p_new:
+        out.append(f"patch {_short_id(p_old)[:8]}→{_short_id(p_new)[:8]}")
+    return out
+
+
+def data_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Paths whose recorded hash differs (or that appear on one side only)."""
+    if old.get("status") != "ok" or new.get("status") != "ok":
+        return [] if old.get("status") == new.get("status") else ["data section missing"]
+    h_old = {p: e.get("hash") for p, e in (old.get("paths") or {}).items()}
+    h_new = {p: e.get("hash") for p, e in (new.get("paths") or {}).items()}
+    out = []
+    for path in sorted(set(h_old) | set(h_new)):
+        if path not in h_new:
+            out.append(f"-{path}")
+        elif path not in h_old:
+            out.append(f"+{path}")
+        elif h_old[path] != h_new[path]:
+            out.append(f"{path} {str(h_old[path])[:8]}→{str(h_new[path])[:8]}")
+    return out
+
+
+def compute_differences(old: Any, new: Any) -> list[str]:
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return []
+    if old.get("hash") and old.get("hash") == new.get("hash"):
+        return []
+    skip = {"hash", "status", "reason", "disk", "captured_at"}
+    out = []
+    for key in sorted((set(old) | set(new)) - skip):
+        if old.get(key) != new.get(key):
+            out.append(f"{key} differs")
+    return out
+
+
+def metric_differences(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, rel_tol: float = 1e-6
+) -> list[str]:
+    """`acc 0.91→0.89` for each metric that differs: integers exactly, floats within rel_tol."""
+    out = []
+    for name in sorted(set(old) | set(new)):
+        if name not in new:
+            out.append(f"{name} {_num(old[name])}→missing")
+        elif name not in old:
+            out.append(f"{name} missing→{_num(new[name])}")
+        elif not metric_equal(old[name], new[name], rel_tol=rel_tol):
+            out.append(f"{name} {_num(old[name])}→{_num(new[name])}")
+    return out
+
+
+def metric_equal(a: Any, b: Any, *, rel_tol: float = 1e-6) -> bool:
+    numbers = (int, float)
+    if (
+        isinstance(a, bool)
+        or isinstance(b, bool)
+        or not (isinstance(a, numbers) and isinstance(b, numbers))
+    ):
+        return bool(a == b)
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    fa, fb = float(a), float(b)
+    if math.isnan(fa) or math.isnan(fb):
+        return math.isnan(fa) and math.isnan(fb)
+    return math.isclose(fa, fb, rel_tol=rel_tol, abs_tol=0.0)
+
+
+def _num(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
