@@ -60,6 +60,8 @@ class JobConfig:
     #: params also exported as CTUI_PARAM_<NAME> environment variables
     params_env: bool = True
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    #: the interpreter the job runs with, when its command does not name it (a venv's python)
+    python: str | None = None
 
 
 @dataclass
@@ -82,12 +84,27 @@ class MlflowConfig:
 
 
 @dataclass
+class ManifestConfig:
+    """`[manifest]`: what the env and code sections record beyond the defaults."""
+
+    #: more environment variables to record: exact names or fnmatch patterns (`MYLAB_*`)
+    env_vars: list[str] = field(default_factory=list)
+    #: variables never recorded (names or patterns), even when a default rule picks them
+    exclude: list[str] = field(default_factory=list)
+    #: untracked files whose content is captured (and restored by reproduce): patterns
+    untracked: list[str] = field(default_factory=lambda: ["*.py"])
+    #: a captured untracked file may be at most this big; binaries are never captured
+    untracked_max_bytes: int = 256 * 1024
+
+
+@dataclass
 class Config:
     path: Path | None
     jobs: dict[str, JobConfig] = field(default_factory=dict)
     triggers: dict[str, TriggerConfig] = field(default_factory=dict)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     monitor_interval: float = 1.0
+    manifest: ManifestConfig = field(default_factory=ManifestConfig)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def job(self, name: str) -> JobConfig:
@@ -163,6 +180,7 @@ _JOB_KEYS = {
     "params_env",
     "slurm",
     "description",
+    "python",
 }
 _SLURM_KEYS = {"partition", "time", "cpus", "mem", "sbatch_args", "setup"}
 
@@ -243,6 +261,9 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         image=image,
         params_env=bool(raw.get("params_env", True)),
         slurm=slurm,
+        python=None
+        if raw.get("python") is None
+        else _check_type(raw["python"], str, path, f"{key}.python", "a path or command name"),
     )
 
 
@@ -290,5 +311,42 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     monitor = _table(data.get("monitor", {}), path, "monitor")
     interval = parse_duration(monitor.get("interval", 1.0), path=path, key="monitor.interval")
     return Config(
-        path=path, jobs=jobs, triggers=triggers, mlflow=mlflow, monitor_interval=interval, raw=data
+        path=path,
+        jobs=jobs,
+        triggers=triggers,
+        mlflow=mlflow,
+        monitor_interval=interval,
+        manifest=parse_manifest(data.get("manifest", {}), path),
+        raw=data,
     )
+
+
+_MANIFEST_KEYS = {"env_vars", "exclude", "untracked", "untracked_max_kb"}
+
+
+def parse_manifest(raw: Any, path: Path) -> ManifestConfig:
+    raw = _table(raw, path, "manifest")
+    unknown = set(raw) - _MANIFEST_KEYS
+    if unknown:
+        raise ConfigError(
+            path,
+            "manifest",
+            f"unknown key(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_MANIFEST_KEYS))}",
+        )
+    out = ManifestConfig()
+    for name in ("env_vars", "exclude", "untracked"):
+        if name in raw:
+            setattr(out, name, _str_list(raw[name], path, f"manifest.{name}"))
+    if "untracked_max_kb" in raw:
+        kb = _check_type(
+            raw["untracked_max_kb"],
+            (int, float),
+            path,
+            "manifest.untracked_max_kb",
+            "a size in KiB",
+        )
+        if kb < 0:
+            raise ConfigError(path, "manifest.untracked_max_kb", "must be 0 or more")
+        out.untracked_max_bytes = int(kb * 1024)
+    return out

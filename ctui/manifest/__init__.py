@@ -24,6 +24,7 @@ from ctui.errors import CtuiError
 from ctui.objects import json_hash
 
 if TYPE_CHECKING:
+    from ctui.config import ManifestConfig
     from ctui.objects import ObjectStore
 
 SCHEMA = 1
@@ -58,13 +59,21 @@ def capture(
     data_paths: Sequence[str] = (),
     cache_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
+    python: Callable[[], dict[str, Any]] | None = None,
+    options: ManifestConfig | None = None,
 ) -> dict[str, Any]:
     """Capture the manifest of the project at `root`.
 
     `data_paths`: extra data files/folders a job declares (relative to `root`), hashed with a
     size+mtime cache kept in `cache_dir` (no cache when None). `env`: the environment the job
     will see (default: `os.environ`); only allow-listed variables are kept, secrets redacted.
+    `python`: returns the job's interpreter as `ctui.manifest.interpreter.describe` does (raises
+    `Absent` when there is none); default: the `python3` on `env`'s PATH. `options`: the
+    project's `[manifest]` settings (extra variables, untracked files to capture).
     """
+    from ctui.config import ManifestConfig
+
+    opts = options or ManifestConfig()
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise CtuiError(
@@ -75,8 +84,10 @@ def capture(
     blobs: dict[str, bytes] = {}
     capturers: dict[str, Callable[[], dict[str, Any]]] = {
         "data": lambda: _data().capture_data(root, data_paths=data_paths, cache_dir=cache_dir),
-        "code": lambda: _code().capture_code(root, blobs=blobs),
-        "env": lambda: _env().capture_env(env),
+        "code": lambda: _code().capture_code(
+            root, blobs=blobs, untracked=opts.untracked, max_bytes=opts.untracked_max_bytes
+        ),
+        "env": lambda: _env().capture_env(env, python=python, cache_dir=cache_dir, options=opts),
         "compute": lambda: _compute().capture_compute(root),
     }
     out: dict[str, dict[str, Any]] = {}

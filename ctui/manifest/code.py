@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,13 @@ def _git(root: Path, *args: str, check: bool = True) -> bytes:
     return proc.stdout
 
 
-def capture_code(root: Path, *, blobs: dict[str, bytes]) -> dict[str, Any]:
+def capture_code(
+    root: Path,
+    *,
+    blobs: dict[str, bytes],
+    untracked: Sequence[str] = ("*.py",),
+    max_bytes: int = 256 * 1024,
+) -> dict[str, Any]:
     # one call: commit, branch, upstream, changed and untracked entries
     status = _git(
         root, "-c", "core.quotepath=off", "status", "--porcelain=v2", "--branch", "-z",

@@ -44,7 +44,13 @@ VOLATILE = frozenset({"SLURM_JOB_ID", "SLURM_JOBID", "SLURM_TASK_PID", "SLURM_ST
 _OS_RELEASE = Path("/etc/os-release")
 
 
-def capture_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def capture_env(
+    env: Mapping[str, str] | None = None,
+    *,
+    python: Any = None,
+    cache_dir: Any = None,
+    options: Any = None,
+) -> dict[str, Any]:
     env = os.environ if env is None else env
     return {
         "python": {
