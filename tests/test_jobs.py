@@ -113,9 +113,10 @@ def test_run_succeeds_with_metrics_params_and_samples(jp):
     assert doc["status"] == "running"
     assert doc["trigger"] == "manual"
     assert doc["params"] == {"lr": 0.5, "name": "base"}
-    assert set(doc["manifest"]) >= {"code", "env"}
-    assert doc["git"]
     final = wait_final(jp, doc["id"])
+    # captured by the supervisor as the job started
+    assert set(final["manifest"]) >= {"code", "env"}
+    assert final["git"]
     assert final["status"] == "succeeded", final
     assert final["exit_code"] == 0
     assert final["ended"] >= final["started"] >= final["created"]

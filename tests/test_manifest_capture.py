@@ -282,8 +282,9 @@ def test_env_lists_installed_distributions_like_importlib_metadata() -> None:
 
 
 def test_env_section_content(tmp_path: Path) -> None:
+    bindir = Path(sys.executable).parent  # the python3 on the job's PATH: ctui's venv here
     env = {
-        "PATH": "/usr/bin",
+        "PATH": f"{bindir}:/usr/bin",
         "OMP_NUM_THREADS": "4",
         "HOME": "/root",
         "CTUI_IMAGE_ID": "sha256:ab",
@@ -293,6 +294,8 @@ def test_env_section_content(tmp_path: Path) -> None:
     assert section["variables"] == {"OMP_NUM_THREADS": "4"}  # PATH is shell noise
     assert section["container"]["image_id"] == "sha256:ab"
     assert section["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert section["python"]["executable"] == str(bindir / "python3")
+    assert section["python"]["how"] == "python3 on PATH (no job named)"
     assert "typer" in section["packages"]
 
 

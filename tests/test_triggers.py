@@ -57,12 +57,12 @@ params = {{ data = "{{data_hash}}" }}
     assert out.returncode == 0, out.stderr
     first = runs(root)
     assert len(first) == 1
-    run = first[0]
+    wait_final(root)  # the manifest is captured as the job starts
+    run = runs(root)[0]
     assert run["trigger"] == "new-data"
     assert run["cause"].startswith("never ran on this data")
     assert run["cause_key"] == f"data:new-data:{run['manifest']['data']}"
     assert run["params"] == {"data": run["manifest"]["data"][:12]}
-    wait_final(root)
 
     # unchanged data → nothing, however often it is asked
     again = ctui(root, "watch", "--once", "--json")

@@ -117,11 +117,19 @@ def _substitute(token: str, values: dict[str, Any], job: JobConfig, quote: bool)
 
 
 def build_argv(
-    job: JobConfig, params: dict[str, Any], *, run_id: str = "", run_dir: str | Path = ""
+    job: JobConfig,
+    params: dict[str, Any],
+    *,
+    run_id: str = "",
+    run_dir: str | Path = "",
+    python: str | None = None,
 ) -> list[str]:
-    """The argv to execute. Placeholders are filled per token after `shlex.split`."""
-    # {python}: the interpreter ctui itself runs in, whatever `python` on PATH is
-    values = {"run_id": run_id, "run_dir": str(run_dir), "python": sys.executable, **params}
+    """The argv to execute. Placeholders are filled per token after `shlex.split`.
+
+    `{python}` is the job's `python` setting (`python`, resolved by the caller) when it has
+    one, else the interpreter ctui itself runs in."""
+    py = python or job.python or sys.executable
+    values = {"run_id": run_id, "run_dir": str(run_dir), "python": py, **params}
     if job.shell:
         return ["/bin/sh", "-c", _substitute(job.command, values, job, quote=True)]
     try:

@@ -23,6 +23,7 @@ from ctui.errors import CtuiError, ExitCode
 from ctui.ids import new_run_id
 from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import LaunchSpec
+from ctui.jobs.capture import capture_options
 from ctui.jobs.command import build_argv, build_env, validate_params
 from ctui.store import FINAL, Store, open_store
 
@@ -43,28 +44,15 @@ def _load_config(project: Project, config: Config | None) -> Config:
     return load_config(project.root)
 
 
-def _capture_manifest(
-    project: Project, job: JobConfig, root: Path, env: dict[str, str]
-) -> dict[str, Any]:
-    """Capture and store the manifest → run fields (`manifest`, `git`, `data_hash`)."""
-    try:
-        from ctui import manifest as mf
-        from ctui.objects import ObjectStore
-    except ImportError as exc:  # the manifest package is missing from this build
-        return {"manifest": {}, "manifest_error": f"manifest capture unavailable: {exc}"}
-    job_env = {**os.environ, **env}
-    m = mf.capture(root, data_paths=job.data, cache_dir=project.cache_dir, env=job_env)
-    hashes = mf.save(ObjectStore(project.objects_dir), m)
-    sections = m.get("sections", {})
-    code = sections.get("code", {})
-    commit = code.get("commit") if code.get("status") == "ok" else None
-    data = sections.get("data", {})
-    return {
-        "manifest": hashes,
-        "git": commit[:10] if isinstance(commit, str) else None,
-        "dirty": bool(code.get("dirty")) if commit else None,
-        "data_hash": hashes.get("data", "")[:12] if data.get("status") == "ok" else None,
-    }
+def job_python(job: JobConfig, root: Path, project_root: Path) -> str | None:
+    """The job's `python` setting as an absolute path when it is a relative one (looked up in
+    the checkout the job runs in, then the project: a reproduce worktree has no `.venv`)."""
+    if not job.python or "/" not in job.python or os.path.isabs(job.python):
+        return job.python
+    for base in (root, project_root):
+        if (base / job.python).exists():
+            return str(base / job.python)
+    return str(root / job.python)
 
 
 def new_run_doc(
@@ -125,9 +113,10 @@ def launch_run(
     """Launch a run of `job_name` and return its run document.
 
     Validates `params` against the job's declared params (unknown or ill-typed → CtuiError,
-    exit 2), captures the manifest, creates the run (`running`, or `queued` when the job's
-    `max_concurrent` is reached), starts the detached supervisor (local/docker) or submits
-    to the engine (slurm). `workdir` runs the job in another checkout of the project (reproduce
+    exit 2), creates the run (`running`, or `queued` when the job's `max_concurrent` is
+    reached), starts the detached supervisor (local/docker) or submits to the engine (slurm).
+    The manifest is captured when the job starts, by whatever starts it (`ctui.jobs.capture`).
+    `workdir` runs the job in another checkout of the project (reproduce
     uses a git worktree); `trigger`/`cause` record why it was launched (default `manual`);
     `extra` fields are merged into the run document.
     """
@@ -144,14 +133,15 @@ def launch_run(
     run_id = new_run_id()
     run_dir = project.run_dir(run_id)
     root = Path(workdir).resolve() if workdir is not None else project.root
-    argv = build_argv(job, params, run_id=run_id, run_dir=run_dir)
+    argv = build_argv(
+        job, params, run_id=run_id, run_dir=run_dir, python=job_python(job, root, project.root)
+    )
     env = build_env(job, params, run_dir)
     if isinstance(job.gpus, list) and backend_name == "local":
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in job.gpus)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / LOG_FILE).touch()
-    fields = _capture_manifest(project, job, root, env)
     doc = new_run_doc(
         run_id,
         job,
@@ -162,7 +152,6 @@ def launch_run(
         cause=cause,
         reproduces=reproduces,
         workdir=str(root) if workdir is not None else None,
-        **fields,
     )
     if extra:
         doc.update(extra)
@@ -191,6 +180,7 @@ def launch_run(
             "store_file": str(project.store_file),
             "state_dir": str(project.state_dir),
             "slurm": vars(job.slurm) if backend_name == "slurm" else {},
+            "capture": capture_options(project, config, job, root),
         },
     )
     (run_dir / SPEC_FILE).write_bytes(orjson.dumps(spec.to_dict(), option=orjson.OPT_INDENT_2))

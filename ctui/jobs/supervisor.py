@@ -1,7 +1,9 @@
 """The detached supervisor of one run: `python -m ctui.jobs.supervisor STATE_DIR RUN_ID`.
 
 Started by `launch.start_supervisor` in its own session, it claims the run (records its pid and
-start time, compare-and-set on `status == running`), starts the job through the run's backend,
+start time, compare-and-set on `status == running`), captures the run's manifest (code, data,
+the job's interpreter, compute: what the job is about to run on), starts the job through the
+run's backend,
 samples resources every `[monitor] interval` seconds into `resources.jsonl`, and when the job
 ends records exit code, end, duration, status, peaks, final metrics and — for a failed run —
 the last lines of the log. Then it starts the next queued run if a slot freed.
@@ -89,6 +91,7 @@ class Supervisor:
             self.stop_event.set()
         try:
             backend = get_backend(self.spec.backend)
+            self._capture(backend)
             self.execution = backend.start(self.spec)
         except StartError as exc:
             self._note(f"could not start: {exc.message}")
@@ -106,6 +109,19 @@ class Supervisor:
         self._update({"started": started, **self.execution.info()})
         code = self._watch(procs, first)
         return self._finish(code, started=started)
+
+    def _capture(self, backend: Any) -> None:
+        """The run's manifest, now that it leaves the queue: the tree, data and interpreter
+        the job is about to run on."""
+        from ctui.jobs.capture import capture_run
+
+        try:
+            python = backend.job_python(self.spec)
+            env = backend.job_env(self.spec)
+        except Exception:
+            traceback.print_exc()
+            python, env = None, None
+        self._update(capture_run(self.project, self.spec, env=env, python=python))
 
     def _watch(self, procs: ProcessTreeSampler, first: dict[str, Any]) -> int:
         from ctui.monitor.gpu import GpuSampler, visible_from_env

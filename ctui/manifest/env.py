@@ -1,79 +1,126 @@
-"""The env section: Python, installed distributions, OS, container, CUDA, chosen env variables.
+"""The env section: the job's Python and its distributions, OS, container, CUDA, and the
+environment variables that shape a result.
 
-Distributions are read from the `*.dist-info` folder names on `sys.path` (5 ms for 300
-packages, where reading every METADATA file through importlib.metadata takes ~300 ms);
-only folders whose name does not carry the version fall back to importlib.metadata.
+The interpreter is the job's, not ctui's (`ctui.manifest.interpreter` resolves and asks it).
+`installed_distributions` reads `*.dist-info` folder names on a path list (5 ms for 300
+packages, where importlib.metadata takes ~300 ms), the way the probe does in the job's Python.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import platform
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ctui.manifest.redact import redact_env
 
+if TYPE_CHECKING:
+    from ctui.config import ManifestConfig
+
 #: variables recorded by exact name. Not PATH: it differs between any two shells (`uv run`,
 #: an activated venv, cron) and would make every env look changed; the interpreter and the
-#: packages it sees are recorded instead.
+#: packages it sees are recorded instead. Not VIRTUAL_ENV or CONDA_PREFIX either: they only
+#: say which interpreter runs, and the interpreter itself is recorded.
 ALLOW_NAMES = frozenset(
     {
-        "PYTHONPATH", "PYTHONHASHSEED", "PYTHONNOUSERSITE", "LD_LIBRARY_PATH",
+        "PYTHONPATH", "PYTHONHASHSEED", "PYTHONNOUSERSITE", "LD_LIBRARY_PATH", "LD_PRELOAD",
         "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "CUDA_HOME", "CUDA_PATH", "CUDA_VERSION",
-        "CUDNN_VERSION", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES",
-        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TF_CPP_MIN_LOG_LEVEL",
-        "LANG", "LANGUAGE", "TZ", "VIRTUAL_ENV", "WANDB_MODE", "WANDB_PROJECT",
-        "TOKENIZERS_PARALLELISM",
-        "CUBLAS_WORKSPACE_CONFIG", "XLA_FLAGS", "JAX_PLATFORMS", "KERAS_BACKEND",
+        "CUDA_LAUNCH_BLOCKING", "CUDNN_VERSION", "NVIDIA_VISIBLE_DEVICES",
+        "NVIDIA_DRIVER_CAPABILITIES",
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+        "LANG", "LANGUAGE", "TZ", "WANDB_MODE", "TOKENIZERS_PARALLELISM",
+        "CUBLAS_WORKSPACE_CONFIG", "XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "KERAS_BACKEND",
+        # TensorFlow's own variables, by name: the TF_ prefix also belongs to Terraform
+        "TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
+        "TF_FORCE_GPU_ALLOW_GROWTH", "TF_GPU_ALLOCATOR", "TF_DETERMINISTIC_OPS",
+        "TF_CUDNN_DETERMINISTIC", "TF_XLA_FLAGS", "TF_NUM_INTEROP_THREADS",
+        "TF_NUM_INTRAOP_THREADS", "TF_USE_LEGACY_KERAS", "TF_GPU_THREAD_MODE",
+        # Slurm's resource requests (not its per-job ids and paths)
+        "SLURM_CPUS_PER_TASK", "SLURM_NTASKS", "SLURM_NNODES", "SLURM_GPUS", "SLURM_GPUS_PER_NODE",
+        "SLURM_GPUS_PER_TASK", "SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU", "SLURM_JOB_PARTITION",
     }
 )  # fmt: skip
-#: variables recorded by prefix
+#: variables recorded by prefix: each prefix belongs to one tool that shapes a result
 ALLOW_PREFIXES = (
-    "MKL_", "LC_", "CONDA_", "HF_", "TORCH_", "PYTORCH_", "MLFLOW_", "DVC_", "SLURM_", "NCCL_",
-    "TF_", "UV_", "PIP_", "NVIDIA_", "CUDNN_", "OMPI_", "ACCELERATE_",
+    "MKL_", "LC_", "HF_", "TORCH_", "PYTORCH_", "NCCL_", "NVIDIA_TF32", "CUDNN_", "OMPI_",
+    "ACCELERATE_", "TORCHINDUCTOR_", "XLA_",
 )  # fmt: skip
-#: recorded by neither: they change per process or per terminal, not per environment
-VOLATILE = frozenset({"SLURM_JOB_ID", "SLURM_JOBID", "SLURM_TASK_PID", "SLURM_STEP_ID",
-                      "CTUI_RUN_ID", "CTUI_RUN_DIR", "SLURM_PROCID", "SLURM_LOCALID"})  # fmt: skip
+#: recorded by neither: they change per process, per terminal or per launcher, not per
+#: environment (uv's run-time variables, MLflow's per-run ids, ctui's own)
+VOLATILE = frozenset(
+    {
+        "CTUI_RUN_ID", "CTUI_RUN_DIR", "HF_TOKEN_PATH", "LC_TERMINAL", "LC_TERMINAL_VERSION",
+        "TORCHELASTIC_RUN_ID",
+    }
+)  # fmt: skip
 _OS_RELEASE = Path("/etc/os-release")
 
 
 def capture_env(
     env: Mapping[str, str] | None = None,
     *,
-    python: Any = None,
-    cache_dir: Any = None,
-    options: Any = None,
+    python: Callable[[], dict[str, Any]] | None = None,
+    cache_dir: Path | None = None,
+    options: ManifestConfig | None = None,
 ) -> dict[str, Any]:
+    """The env section. `python()` describes the job's interpreter (`interpreter.describe`);
+    without it, the `python3` on `env`'s PATH is asked (what a job running `python3` gets)."""
     env = os.environ if env is None else env
+    if python is None:
+        info = _default_python(env, cache_dir)
+    else:
+        info = python()
     return {
         "python": {
-            "version": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "executable": sys.executable,
-            "prefix": sys.prefix,
+            "version": info.get("version"),
+            "implementation": info.get("implementation"),
+            "executable": info.get("executable"),
+            "prefix": info.get("prefix"),
+            "base_prefix": info.get("base_prefix"),
+            "how": info.get("how"),
         },
-        "packages": installed_distributions(),
+        "packages": dict(info.get("packages") or {}),
         "os": _os_info(),
         "container": container_info(env),
         "cuda": cuda_info(env),
-        "variables": allowed_variables(env),
+        "variables": allowed_variables(env, options),
     }
 
 
-def allowed_variables(env: Mapping[str, str]) -> dict[str, str]:
-    """The allow-listed variables of `env`, secrets redacted, sorted by name."""
-    chosen = {
-        k: v
-        for k, v in env.items()
-        if (k in ALLOW_NAMES or k.startswith(ALLOW_PREFIXES)) and k not in VOLATILE
-    }
+def _default_python(env: Mapping[str, str], cache_dir: Path | None) -> dict[str, Any]:
+    from ctui.manifest import interpreter
+
+    info = interpreter.describe(["python3"], env, Path.cwd(), cache_dir=cache_dir)
+    info["how"] = "python3 on PATH (no job named)"
+    return info
+
+
+def allowed_variables(
+    env: Mapping[str, str], options: ManifestConfig | None = None
+) -> dict[str, str]:
+    """The variables that shape a result, secrets redacted, sorted by name.
+
+    The default rules (ALLOW_NAMES, ALLOW_PREFIXES, minus VOLATILE), plus `[manifest]
+    env_vars` (names or fnmatch patterns), minus `[manifest] exclude`.
+    """
+    extra = list(options.env_vars) if options else []
+    exclude = list(options.exclude) if options else []
+    chosen = {}
+    for k, v in env.items():
+        picked = (k in ALLOW_NAMES or k.startswith(ALLOW_PREFIXES)) and k not in VOLATILE
+        if not picked and extra:
+            picked = any(fnmatch.fnmatchcase(k, p) for p in extra)
+        if picked and exclude and any(fnmatch.fnmatchcase(k, p) for p in exclude):
+            picked = False
+        if picked:
+            chosen[k] = v
     return dict(sorted(redact_env(chosen).items()))
 
 

@@ -36,6 +36,7 @@ left half-created.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +129,17 @@ class Backend:
 
     def check(self, job: JobConfig) -> None:
         """Pre-flight before a run is created; raise UnavailableError if the engine is down."""
+
+    def job_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """The environment the job runs with (the env section records its variables)."""
+        import os
+
+        return {**os.environ, **spec.env}
+
+    def job_python(self, spec: LaunchSpec) -> Callable[[], dict[str, Any]] | None:
+        """How to describe the job's interpreter where this backend runs it (a container asks
+        inside its image); None = resolve it here from the command and PATH."""
+        return None
 
     # -- supervised backends (run inside the supervisor) -----------------------------------
     def start(self, spec: LaunchSpec) -> Execution:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -355,6 +355,61 @@ class DockerBackend(Backend):
         info["engine"] = engine_host(c)  # another box when DOCKER_HOST is remote
         info["engine_url"] = strip_url_credentials(os.environ.get("DOCKER_HOST") or "local")
         return DockerExecution(container, info, spec.log_path, is_local_engine())
+
+    def job_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """The container's environment: the image's own `ENV` lines, then `spec.env`."""
+        env: dict[str, str] = {}
+        with contextlib.suppress(Exception):
+            c = client()
+            try:
+                img = c.images.get(spec.env.get(ENV_IMAGE_ID) or spec.image)
+                for item in (img.attrs.get("Config") or {}).get("Env") or []:
+                    name, _, value = str(item).partition("=")
+                    env[name] = value
+            finally:
+                c.close()
+        return {**env, **spec.env}
+
+    def job_python(self, spec: LaunchSpec) -> Callable[[], dict[str, Any]] | None:
+        """Ask the interpreter *in the image* (one short container per image, cached by the
+        image id, which never changes for the same content)."""
+        from ctui.manifest import interpreter
+
+        words = interpreter.command_words(spec.argv, spec.shell)
+        named = bool(words) and interpreter.is_python_name(words[0])
+        name = words[0] if named else "python3"
+        image = spec.env.get(ENV_IMAGE_ID) or spec.image or ""
+        how = "the command's interpreter, in the image" if named else (
+            f"python3 in the image (the command {words[0] if words else ''!r} is not Python)"
+        )  # fmt: skip
+        interp = interpreter.Resolved(argv=[name], how=how, key=f"docker:{image}:{name}")
+        cache_dir = Path(spec.options.get("state_dir") or spec.project_root) / "cache"
+
+        def run(argv: list[str]) -> tuple[int, bytes, bytes]:
+            from docker.errors import ContainerError
+
+            c = client()
+            try:
+                out = c.containers.run(
+                    image, argv[1:], entrypoint=[argv[0]], environment=dict(spec.env),
+                    volumes={p: {"bind": p, "mode": "ro"} for p in mount_paths([spec.cwd])},
+                    working_dir=spec.cwd, network_disabled=True, remove=True, stderr=False,
+                )  # fmt: skip
+                return 0, out, b""
+            except ContainerError as exc:
+                return exc.exit_status or 1, b"", bytes(exc.stderr or b"")
+            except Exception as exc:
+                return 127, b"", _short(exc).encode()
+            finally:
+                c.close()
+
+        def describe() -> dict[str, Any]:
+            info = dict(interpreter.probe(interp, spec.env, Path(spec.cwd), cache_dir=cache_dir,
+                                          run=run))  # fmt: skip
+            info["how"] = how
+            return info
+
+        return describe
 
     def stop(self, project: Project, run: dict[str, Any], grace: float) -> None:
         """Stop a run's container from outside its supervisor (the supervisor is gone, so

@@ -4,8 +4,9 @@ There is no local supervisor. The batch script (`slurm.sbatch` in the run folder
 compute node:
 
 1. the job's `setup` lines (module loads, env activation), as written in ctui.toml;
-2. `python -m ctui.jobs.backends.slurm node-start STATE_DIR RUN_ID`: captures the compute
-   section of the manifest *on the node* and records the node in the run;
+2. `python -m ctui.jobs.backends.slurm node-start STATE_DIR RUN_ID`: captures the manifest
+   *on the node* as the job starts (code, data, the job's interpreter, compute) and records
+   the node in the run;
 3. the job's argv (every token shell-quoted; params never pasted into a shell string);
 4. `... node-end STATE_DIR RUN_ID RC`: writes `slurm_exit.json` (exit code, final metrics,
    the MLflow sync) into the run folder, then the script exits with the job's code.
@@ -535,19 +536,18 @@ def _project_for(state_dir: Path, run_id: str) -> tuple[Project, LaunchSpec]:
 
 
 def node_start(state_dir: Path, run_id: str) -> None:
-    """On the node: capture the compute section here and record the node and start time."""
-    from ctui import manifest
-    from ctui.objects import ObjectStore
+    """On the node, as the job starts: capture the manifest here (code, data, the interpreter
+    the job's PATH gives after the setup lines, the node's compute) and record the node."""
+    from ctui.jobs.capture import capture_run
     from ctui.store import FINAL, Store
 
     project, spec = _project_for(state_dir, run_id)
     fields: dict[str, Any] = {"host": socket.gethostname(), "started": time.time()}
-    try:
-        m = manifest.capture(Path(spec.cwd), sections=("compute",))
-        hashes = manifest.save(ObjectStore(project.objects_dir), m)
-    except Exception as exc:  # the job runs anyway
-        print(f"ctui: could not capture the compute section on this node: {exc}", file=sys.stderr)
-        hashes = {}
+    captured = capture_run(project, spec)
+    if captured.get("manifest_error"):
+        print(f"ctui: {captured['manifest_error']}", file=sys.stderr)
+    hashes = captured.pop("manifest", {})
+    fields.update(captured)
 
     def mutate(doc: dict[str, Any]) -> None:
         doc["manifest"] = {**(doc.get("manifest") or {}), **hashes}
