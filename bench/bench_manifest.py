@@ -1,18 +1,25 @@
-"""How long a manifest capture takes: in-process, and `ctui manifest --json` as a process.
+"""How long `ctui manifest --job train --json` takes as a whole process, with the job's own venv.
 
-A throwaway git project with a dvc.lock (3 stages, 300 tracked paths) and 20 `*.dvc`
-files; the installed distributions are topped up to about 300 with stub `*.dist-info`
-folders on the path. Prints the median of N in-process captures, the whole-process time,
-and, as the peer, reading every distribution through importlib.metadata (what pip freeze
-does). Target: a capture ≤ 300 ms.
+A throwaway git project with a dvc.lock (3 stages, 300 tracked paths) and 20 `*.dvc` files,
+and a job venv (`python -m venv`, with pip) topped up to 300 distributions with `*.dist-info`
+folders in its site-packages. The job names that venv (`python = "venv/bin/python"`), so the
+env section is that venv's, asked by ctui's probe:
 
-    uv run python bench/bench_manifest.py [-n 15]
+- cold: the interpreter cache removed first (the probe runs);
+- warm: the cache kept (a few `stat` calls);
+- peer: `venv/bin/python -m pip freeze`, the same venv's own listing.
+
+The three are interleaved (A B C A B C …) in one run; min / median / max and the ratios are
+printed. Targets: warm ≤ 300 ms, cold ≤ 1 s.
+
+    uv run python bench/bench_manifest.py [-n 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,87 +58,91 @@ def build_project(root: Path) -> None:
     run("-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "x")
 
 
-def stub_site(folder: Path) -> int:
-    """Stub distributions so the path holds about TARGET_PACKAGES of them."""
-    from ctui.manifest.env import installed_distributions
-
-    have = len(installed_distributions())
-    folder.mkdir()
+def build_venv(path: Path) -> Path:
+    """A real venv with pip, topped up to TARGET_PACKAGES distributions."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, capture_output=True)
+    python = path / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+    )  # fmt: skip
+    have = sum(1 for e in site.iterdir() if e.name.endswith(".dist-info"))
     for i in range(max(0, TARGET_PACKAGES - have)):
-        d = folder / f"stub_package_{i:03d}-1.{i}.0.dist-info"
+        d = site / f"stub_package_{i:03d}-1.{i}.0.dist-info"
         d.mkdir()
         (d / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: stub-package-{i:03d}\nVersion: 1.{i}.0\n"
         )
-    return max(have, TARGET_PACKAGES)
+        (d / "RECORD").write_text("")
+    return python
 
 
-def median_of(fn, n: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def stats(times: list[float]) -> tuple[float, float, float]:
+    return min(times), statistics.median(times), max(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("-n", type=int, default=15)
+    parser.add_argument("-n", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "proj"
         build_project(root)
-        site = Path(tmp) / "site"
-        packages = stub_site(site)
-        sys.path.append(str(site))
-
-        t = time.perf_counter()
-        from ctui.manifest import capture
-
-        first = capture(root, cache_dir=Path(tmp) / "cache")
-        cold = time.perf_counter() - t
-        assert len(first["sections"]["env"]["packages"]) >= packages - 5
-        assert len(first["sections"]["data"]["paths"]) == 320
-        warm = median_of(lambda: capture(root, cache_dir=Path(tmp) / "cache"), args.n)
-        per_section = {
-            s: median_of(
-                lambda s=s: capture(root, sections=[s], cache_dir=Path(tmp) / "cache"), args.n
-            )
-            for s in ("data", "code", "env", "compute")
-        }
-        from importlib.metadata import distributions
-
-        peer = median_of(lambda: [(d.metadata["Name"], d.version) for d in distributions()], 3)
+        python = build_venv(root / "venv")
+        (root / "ctui.toml").write_text(
+            '[jobs.train]\ncommand = "python train.py"\npython = "venv/bin/python"\n'
+        )
+        (root / ".ctui" / "cache").mkdir(parents=True)
+        cache = root / ".ctui" / "cache"
 
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")  # bytecode as an install has
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(site)]))
-        argv = [sys.executable, "-m", "ctui", "manifest", "--json"]
-        subprocess.run(argv, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
-        whole = median_of(
-            lambda: subprocess.run(argv, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL),
-            max(3, args.n // 3),
-        )
-        helps = median_of(
-            lambda: subprocess.run(
-                [*argv[:3], "--help"], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL
-            ),
-            max(3, args.n // 3),
-        )
-        python = median_of(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env), 5)
+        ctui = [sys.executable, "-m", "ctui", "manifest", "--job", "train", "--json"]
+        freeze = [str(python), "-m", "pip", "freeze", "--all"]
+        out = subprocess.run(ctui, cwd=root, env=env, check=True, capture_output=True)
+        doc = __import__("orjson").loads(out.stdout)
+        packages = len(doc["sections"]["env"]["packages"])
+        assert doc["sections"]["env"]["python"]["prefix"] == str(root / "venv"), doc
+        frozen = subprocess.run(freeze, cwd=root, check=True, capture_output=True, text=True)
+        subprocess.run([sys.executable, "-c", "pass"], env=env)
 
-    print(f"\n{packages} distributions, 320 DVC-tracked paths; medians")
-    print(f"  first capture (imports included)  {cold * 1000:7.1f} ms")
-    print(f"  capture, in-process (n={args.n})      {warm * 1000:7.1f} ms   target ≤ 300 ms: "
-          f"{'met' if warm <= 0.3 else 'NOT met'}")  # fmt: skip
-    for s, v in per_section.items():
-        print(f"    {s:<8} {v * 1000:7.1f} ms")
-    print(f"  peer: importlib.metadata read of every distribution  {peer * 1000:7.1f} ms "
-          f"(env section is {peer / max(per_section['env'], 1e-9):.0f}x faster)")  # fmt: skip
-    print(f"  `ctui manifest --json` whole process  {whole * 1000:7.1f} ms")
-    print(f"  `ctui --help` (the CLI's own floor)   {helps * 1000:7.1f} ms")
-    print(f"  `python -c pass`                      {python * 1000:7.1f} ms")
+        def whole(argv: list[str], clear: bool = False) -> float:
+            if clear:
+                shutil.rmtree(cache, ignore_errors=True)
+                cache.mkdir()
+            t = time.perf_counter()
+            subprocess.run(argv, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t
+
+        cold: list[float] = []
+        warm: list[float] = []
+        peer: list[float] = []
+        for _ in range(args.n):  # interleaved: cold, warm, peer
+            cold.append(whole(ctui, clear=True))
+            warm.append(whole(ctui))
+            peer.append(whole(freeze))
+
+    def line(name: str, times: list[float], target: float | None = None) -> str:
+        lo, med, hi = stats(times)
+        text = f"  {name:<34} {lo * 1000:6.0f} {med * 1000:6.0f} {hi * 1000:6.0f} ms"
+        if target is not None:
+            verdict = "met" if med <= target else "MISSED"
+            text += f"   target ≤ {target * 1000:.0f} ms: {verdict}"
+        return text
+
+    print(
+        f"\njob venv: {packages} distributions recorded (pip freeze lists "
+        f"{len(frozen.stdout.splitlines())}); 320 DVC-tracked paths; n={args.n}, interleaved"
+    )
+    print(f"  {'':<34} {'min':>6} {'median':>6} {'max':>6}")
+    print(line("ctui manifest --job --json, cold", cold, 1.0))
+    print(line("ctui manifest --job --json, warm", warm, 0.3))
+    print(line("peer: venv/bin/python -m pip freeze", peer))
+    ratio_warm = statistics.median(peer) / statistics.median(warm)
+    ratio_cold = statistics.median(peer) / statistics.median(cold)
+    print(f"  ratio pip freeze / ctui: {ratio_warm:.1f}x warm, {ratio_cold:.1f}x cold")
     print(f"  (load average {os.getloadavg()[0]:.1f})")
 
 
