@@ -294,7 +294,7 @@ def test_env_section_content(tmp_path: Path) -> None:
     assert section["variables"] == {"OMP_NUM_THREADS": "4"}  # PATH is shell noise
     assert section["container"]["image_id"] == "sha256:ab"
     assert section["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
-    assert section["python"]["executable"] == str(bindir / "python3")
+    assert section["python"]["executable"] == str(bindir / "python")  # python3, canonical
     assert section["python"]["how"] == "python3 on PATH (no job named)"
     assert "typer" in section["packages"]
 

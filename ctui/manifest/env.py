@@ -81,7 +81,7 @@ def capture_env(
         "python": {
             "version": info.get("version"),
             "implementation": info.get("implementation"),
-            "executable": info.get("executable"),
+            "executable": canonical_executable(info.get("executable"), info.get("prefix")),
             "prefix": info.get("prefix"),
             "base_prefix": info.get("base_prefix"),
             "how": info.get("how"),
@@ -92,6 +92,20 @@ def capture_env(
         "cuda": cuda_info(env),
         "variables": allowed_variables(env, options),
     }
+
+
+def canonical_executable(executable: str | None, prefix: str | None) -> str | None:
+    """`<prefix>/bin/python` for any name of the same interpreter in its prefix (`python3`,
+    `python3.11`, the one `uv run` or a shebang picked), so naming it differently is no change."""
+    if not executable or not prefix:
+        return executable
+    canonical = os.path.join(prefix, "bin", "python")
+    try:
+        if canonical != executable and os.path.samefile(canonical, executable):
+            return canonical
+    except OSError:
+        pass
+    return executable
 
 
 def _default_python(env: Mapping[str, str], cache_dir: Path | None) -> dict[str, Any]:
