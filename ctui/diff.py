@@ -9,6 +9,10 @@ where a section is a manifest section (see `ctui.manifest`), or just `{"hash": h
 section not yet loaded (`run_view` builds those; `diff_runs` loads only sections whose
 hashes differ, so identical sections are never walked).
 
+Params and metrics are numbers a run measured: a float change within a relative tolerance
+(`rel_tol`, default 1e-6 as for `ctui reproduce`) is float noise, not a change. Manifest
+sections compare exactly.
+
 Kept lean on purpose (stdlib + orjson): `ctui diff` must answer in well under 0.3 s.
 """
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctui.errors import CtuiError
+from ctui.numbers import DEFAULT_REL_TOL, metric_equal
 
 if TYPE_CHECKING:
     from ctui.objects import ObjectStore
@@ -66,10 +71,15 @@ def manifest_view(manifest: Mapping[str, Any], label: str) -> dict[str, Any]:
     }
 
 
-def load_sections(view: Mapping[str, Any], objects: ObjectStore | None) -> dict[str, Any]:
-    """The view with every hash-only section read from `objects`."""
+def load_sections(
+    view: Mapping[str, Any], objects: ObjectStore | None, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The view with its hash-only sections (all, or those in `names`) read from `objects`."""
     out = dict(view)
-    out["sections"] = {n: _materialize(s, objects) for n, s in view["sections"].items()}
+    out["sections"] = {
+        n: _materialize(s, objects) if names is None or n in names else s
+        for n, s in view["sections"].items()
+    }
     return out
 
 
@@ -126,21 +136,27 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _same(old: Any, new: Any) -> bool:
-    """Equal as recorded values: 1 == 1.0, but True != 1 and "1" != 1; NaN equals NaN."""
+def _same(old: Any, new: Any, rel_tol: float = 0.0) -> bool:
+    """Equal as recorded values: 1 == 1.0, but True != 1 and "1" != 1; NaN equals NaN.
+    With `rel_tol`, floats within it are equal (ints stay exact: see `metric_equal`)."""
     if _is_number(old) and _is_number(new):
-        return old == new or (old != old and new != new)
+        return old == new or metric_equal(old, new, rel_tol=rel_tol)
     return type(old) is type(new) and old == new
 
 
-def compare_flat(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """added (only in b), removed (only in a), changed (both, unequal; numeric delta)."""
+def compare_flat(
+    a: Mapping[str, Any], b: Mapping[str, Any], *, rel_tol: float = 0.0
+) -> dict[str, dict[str, Any]]:
+    """added (only in b), removed (only in a), changed (both, unequal; numeric delta).
+
+    Numbers within `rel_tol` of each other (relative; ints exact) are not changed.
+    """
     added = {k: b[k] for k in b.keys() - a.keys()}
     removed = {k: a[k] for k in a.keys() - b.keys()}
     changed: dict[str, Any] = {}
     for k in a.keys() & b.keys():
         old, new = a[k], b[k]
-        if not _same(old, new):
+        if not _same(old, new, rel_tol):
             item: dict[str, Any] = {"old": old, "new": new}
             if _is_number(old) and _is_number(new):
                 item["delta"] = new - old
@@ -177,6 +193,7 @@ def diff_runs(
     sections: Sequence[str] | None = None,
     objects: ObjectStore | None = None,
     repo: Path | None = None,
+    rel_tol: float = DEFAULT_REL_TOL,
 ) -> dict[str, Any]:
     """Diff two views. Result::
 
@@ -189,7 +206,8 @@ def diff_runs(
 
     `sections` limits the comparison (default: all of `ORDER`). `objects` loads sections
     given only by hash and stored patches; `repo` is a git repository where the two commits
-    may exist, for `git diff --stat` and the patch between them.
+    may exist, for `git diff --stat` and the patch between them. Params and metrics that
+    differ by less than `rel_tol` (relative; integers exactly) are not changes.
     """
     unknown = [s for s in sections or () if s not in ORDER]
     if unknown:
@@ -203,7 +221,7 @@ def diff_runs(
             result[name] = _diff_section(name, a, b, objects, repo)
         elif name in a or name in b:  # manifests have no params/metrics: nothing to say
             pa, pb = a.get(name) or {}, b.get(name) or {}
-            flat = compare_flat(_flat_plain(pa), _flat_plain(pb))
+            flat = compare_flat(_flat_plain(pa), _flat_plain(pb), rel_tol=rel_tol)
             status = "changed" if any(flat.values()) else "identical"
             result[name] = {"status": status, **flat}
     differing = [n for n, s in result.items() if _differs(s)]
@@ -262,6 +280,54 @@ def _diff_section(
     if name == "code":
         out.update(_code_extras(sa, sb, a, b, objects, repo))
     return out
+
+
+# -- what stayed the same (the context of a diff) ----------------------------------------------
+
+#: per section: what its keys are called, and which keys are those
+_NOUNS: dict[str, tuple[str, Any]] = {
+    "data": ("path", lambda k: not k.startswith("params ")),
+    "env": ("package", lambda k: k.startswith("packages.")),
+    "params": ("param", lambda k: True),
+    "metrics": ("metric", lambda k: True),
+}
+
+
+def unchanged(
+    name: str, section: Mapping[str, Any], a: Mapping[str, Any], b: Mapping[str, Any]
+) -> dict[str, tuple[Any, Any]] | None:
+    """The keys of section `name` that did not change, each with its value in a and in b.
+
+    `section` is the diff's result for it (so "not changed" honours the tolerance the diff
+    used: a metric within it is unchanged, its two values kept). Manifest sections need the
+    views loaded (`load_sections`); None where the keys are not known (hash only, absent).
+    """
+    if name in MANIFEST_SECTIONS:
+        sa = (a.get("sections") or {}).get(name) or {}
+        sb = (b.get("sections") or {}).get(name) or {}
+        if sa.get("status") != "ok" or sb.get("status") != "ok":
+            return None
+        fa, fb = flatten(name, sa), flatten(name, sb)
+    else:
+        fa, fb = _flat_plain(a.get(name) or {}), _flat_plain(b.get(name) or {})
+    changed = section.get("changed") or {}
+    return {k: (fa[k], fb[k]) for k in sorted(fa.keys() & fb.keys()) if k not in changed}
+
+
+def unchanged_line(name: str, keys: Sequence[str]) -> str:
+    """`312 packages unchanged`, `2 paths and 1 other key unchanged`; "" for no keys."""
+    noun, is_noun = _NOUNS.get(name, ("key", lambda k: True))
+    n_noun = sum(1 for k in keys if is_noun(k))
+    n_other = len(keys) - n_noun
+    if n_noun and n_other:
+        return f"{_plural(n_noun, noun)} and {_plural(n_other, 'other key')} unchanged"
+    if n_noun:
+        return f"{_plural(n_noun, noun)} unchanged"
+    return f"{_plural(n_other, 'key')} unchanged" if n_other else ""
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # -- code: the patch between the commits and the stored uncommitted patches -----------------
@@ -356,11 +422,14 @@ def verdict(
 # -- many runs -----------------------------------------------------------------------------
 
 
-def compare_many(views: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def compare_many(
+    views: Sequence[Mapping[str, Any]], *, rel_tol: float = DEFAULT_REL_TOL
+) -> dict[str, Any]:
     """Compare more than two views: the params, metrics and section hashes that differ.
 
     Result: {"labels": [...], "rows": [{"kind": "param"|"metric"|"section", "key": str,
-    "values": [one per view]}]} — only rows whose values are not all equal.
+    "values": [one per view]}]} — only rows whose values are not all equal (numbers: not
+    all within `rel_tol` of the first view's).
     """
     rows: list[dict[str, Any]] = []
     for name in MANIFEST_SECTIONS:
@@ -372,6 +441,6 @@ def compare_many(views: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         keys = sorted(set().union(*flats)) if flats else []
         for key in keys:
             values = [f.get(key) for f in flats]
-            if any(x != values[0] for x in values[1:]):
+            if any(not _same(values[0], x, rel_tol) for x in values[1:]):
                 rows.append({"kind": kind, "key": key, "values": values})
     return {"labels": [v.get("label", str(i)) for i, v in enumerate(views)], "rows": rows}

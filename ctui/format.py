@@ -53,6 +53,30 @@ def number(v: Any) -> str:
     return str(v)
 
 
+#: significant digits of a float in a diff: close to the default tolerance (1e-6 relative), so
+#: values a diff calls different mostly look different, and float noise reads as what it is
+DIGITS = 6
+
+
+def significant(v: Any, digits: int = DIGITS) -> str:
+    """A recorded value as a diff shows it: floats to `digits` significant digits
+    (0.32750000000000001 → `0.3275`, 1.5e-14 → `1.5e-14`), integers as they are."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def signed(v: Any, digits: int = DIGITS) -> str:
+    """A difference with its sign: `+0.0012`, `-5.89e-14`, `+3`."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return significant(v, digits)
+    return f"{v:+.{digits}g}" if isinstance(v, float) else f"{v:+d}"
+
+
 def run_duration(run: dict[str, Any], *, now: float | None = None) -> float | None:
     """Final duration, or the time so far for a running run."""
     if run.get("duration") is not None:

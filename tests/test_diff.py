@@ -10,7 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctui.diff import compare_many, diff_manifests, diff_runs, flatten, run_view, verdict
+from ctui.diff import (
+    compare_many,
+    diff_manifests,
+    diff_runs,
+    flatten,
+    run_view,
+    unchanged,
+    unchanged_line,
+    verdict,
+)
+from ctui.format import signed, significant
 from ctui.manifest import absent_section, finish_section, load, save
 from ctui.objects import ObjectStore
 
@@ -95,6 +105,88 @@ def test_metrics_delta_and_verdict() -> None:
     )
     assert result["verdict"] == "only metrics changed: acc"
     assert result["sections"]["metrics"]["changed"]["acc"]["delta"] == pytest.approx(-0.1)
+
+
+def test_metric_noise_below_the_tolerance_is_not_a_change() -> None:
+    a = view("a", BASE, {"lr": 0.1}, {"acc": 0.3275, "steps": 1000})
+    b = view("b", BASE, {"lr": 0.1 + 1e-14}, {"acc": 0.3275 - 5.89e-14, "steps": 1000})
+    result = diff_runs(a, b)
+    assert result["verdict"] == "identical" and result["identical"] is True
+    assert result["sections"]["metrics"] == {
+        "status": "identical",
+        "added": {},
+        "removed": {},
+        "changed": {},
+    }
+    exact = diff_runs(a, b, rel_tol=0.0)
+    assert exact["verdict"] == "params and metrics changed"
+    assert exact["sections"]["metrics"]["changed"]["acc"]["delta"] == pytest.approx(-5.89e-14)
+
+
+def test_a_real_change_is_a_change_unless_the_tolerance_swallows_it() -> None:
+    a = view("a", BASE, metrics={"acc": 0.9, "loss": 0.3})
+    b = view("b", BASE, metrics={"acc": 0.9009, "loss": 0.3})  # 1e-3 relative
+    assert diff_runs(a, b)["verdict"] == "only metrics changed: acc"
+    loose = diff_runs(a, b, rel_tol=0.01)
+    assert loose["verdict"] == "identical" and loose["identical"] is True
+
+
+def test_integers_are_exact_whatever_the_tolerance() -> None:
+    a = view("a", BASE, {"epochs": 1000}, {"steps": 1000, "flag": True})
+    b = view("b", BASE, {"epochs": 1001}, {"steps": 1000.0000001, "flag": 1})
+    result = diff_runs(a, b, rel_tol=0.5)
+    assert result["sections"]["params"]["changed"] == {
+        "epochs": {"old": 1000, "new": 1001, "delta": 1}
+    }
+    # an int against a float is a float comparison; a bool is never a number
+    assert list(result["sections"]["metrics"]["changed"]) == ["flag"]
+
+
+def test_compare_many_honours_the_tolerance() -> None:
+    views = [view(f"r{i}", BASE, metrics={"acc": 0.9 + i * 1e-14}) for i in range(3)]
+    assert compare_many(views)["rows"] == []
+    assert [r["key"] for r in compare_many(views, rel_tol=0.0)["rows"]] == ["acc"]
+
+
+def test_unchanged_keys_and_the_line_that_counts_them() -> None:
+    packages = {f"pkg{i:03d}": "1.0" for i in range(312)}
+    a = view("a", {"env": env_section({**packages, "numpy": "2.1.0"})}, metrics={"acc": 0.9})
+    b = view(
+        "b", {"env": env_section({**packages, "numpy": "2.2.0"})}, metrics={"acc": 0.9 + 1e-12}
+    )
+    result = diff_runs(a, b)
+    env = result["sections"]["env"]
+    assert env["changed"] == {"packages.numpy": {"old": "2.1.0", "new": "2.2.0"}}
+    same = unchanged("env", env, a, b)
+    assert same is not None and len(same) == 314  # 312 packages, python.version, variables
+    assert "packages.numpy" not in same and same["packages.pkg007"] == ("1.0", "1.0")
+    assert unchanged_line("env", list(same)) == "312 packages and 2 other keys unchanged"
+    # a metric within the tolerance is unchanged, with both of its values
+    metrics = unchanged("metrics", result["sections"]["metrics"], a, b)
+    assert metrics == {"acc": (0.9, 0.9 + 1e-12)}
+    assert unchanged_line("metrics", list(metrics)) == "1 metric unchanged"
+    assert unchanged_line("env", ["packages.numpy"]) == "1 package unchanged"
+    assert unchanged_line("code", ["branch", "dirty"]) == "2 keys unchanged"
+    assert unchanged_line("data", []) == ""
+    # a section known only by its hash has no keys to list
+    hashed = {"label": "h", "sections": {"env": {"hash": "x"}}}
+    assert unchanged("env", env, hashed, b) is None
+
+
+def test_numbers_read_with_sensible_significant_digits() -> None:
+    assert significant(0.32750000000000001) == "0.3275"
+    assert significant(0.9 + 1e-14) == "0.9"
+    assert significant(1 / 3) == "0.333333"
+    assert significant(1.5e-14) == "1.5e-14"
+    assert significant(123456789.0) == "1.23457e+08"
+    assert significant(123456789) == "123456789"  # integers stay integers
+    assert significant(True) == "true" and significant(None) == "—"
+    assert significant(float("nan")) == "nan"
+    assert signed(0.0012) == "+0.0012"
+    assert signed(0.901 - 0.9) == "+0.001"  # not +0.0010000000000000009
+    assert signed(-5.89e-14) == "-5.89e-14"
+    assert signed(0.8 - 0.9) == "-0.1"
+    assert signed(3) == "+3" and signed(-2) == "-2" and signed(0) == "+0"
 
 
 def test_absent_on_one_side_is_a_difference_with_its_reason() -> None:

@@ -7,9 +7,10 @@ differences are notes only (another box may reproduce a run exactly).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ctui.numbers import metric_equal
 
 if TYPE_CHECKING:
     from ctui.objects import ObjectStore
@@ -184,22 +185,6 @@ def metric_differences(
         elif not metric_equal(old[name], new[name], rel_tol=rel_tol):
             out.append(f"{name} {_num(old[name])}→{_num(new[name])}")
     return out
-
-
-def metric_equal(a: Any, b: Any, *, rel_tol: float = 1e-6) -> bool:
-    numbers = (int, float)
-    if (
-        isinstance(a, bool)
-        or isinstance(b, bool)
-        or not (isinstance(a, numbers) and isinstance(b, numbers))
-    ):
-        return bool(a == b)
-    if isinstance(a, int) and isinstance(b, int):
-        return a == b
-    fa, fb = float(a), float(b)
-    if math.isnan(fa) or math.isnan(fb):
-        return math.isnan(fa) and math.isnan(fb)
-    return math.isclose(fa, fb, rel_tol=rel_tol, abs_tol=0.0)
 
 
 def _num(value: Any) -> str:
