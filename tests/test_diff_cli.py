@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -322,3 +323,213 @@ def test_names_from_the_outside_world_are_not_markup(tmp_path: Path, monkeypatch
     out = invoke("diff", *files).stdout
     assert out.splitlines()[0] == f"only data changed: {odd}"
     assert odd in out.split("\n", 1)[1]
+
+
+# -- tolerance, number formatting, unchanged counts, patches -----------------------------------
+
+
+def add_run(project: dict[str, Any], run_id: str, **extra: Any) -> None:
+    """A run with A's manifest and the given params/metrics."""
+    store = Store(project["root"] / ".ctui" / "ctui.json")
+    store.insert_run(run_doc(run_id, store.get_run("0aaaaaaaaaaa")["manifest"], **extra))
+
+
+def test_float_noise_in_metrics_is_not_a_change(runs_project: dict[str, Any], ctui: Any) -> None:
+    add_run(runs_project, "0fffffffffff", metrics={"acc": 0.9 + 1e-14, "loss": 0.3})
+    same = ctui("diff", "0aaa", "0fff", "--exit-code", cwd=runs_project["root"])
+    assert same.returncode == 0, same.stdout
+    assert same.stdout.splitlines()[0] == "identical"
+    doc = orjson.loads(invoke("diff", "0aaa", "0fff", "--json").stdout)
+    assert doc["identical"] is True and doc["sections"]["metrics"]["changed"] == {}
+    # --tolerance 0: every bit counts, and the delta shows as the noise it is
+    exact = ctui(
+        "diff", "0aaa", "0fff", "--tolerance", "0", "--exit-code", cwd=runs_project["root"]
+    )
+    assert exact.returncode == 1
+    assert exact.stdout.splitlines()[0] == "only metrics changed: acc"
+    acc = next(line for line in exact.stdout.splitlines() if "acc" in line and "~" in line)
+    assert acc.split()[1:] == ["acc", "0.9", "0.9", "+9.99201e-15"]
+
+
+def test_a_real_metric_change_and_a_tolerance_that_swallows_it(
+    runs_project: dict[str, Any], ctui: Any
+) -> None:
+    add_run(runs_project, "0fffffffffff", metrics={"acc": 0.901, "loss": 0.3})
+    root = runs_project["root"]
+    changed = ctui("diff", "0aaa", "0fff", "--exit-code", cwd=root)
+    assert changed.returncode == 1
+    assert changed.stdout.splitlines()[0] == "only metrics changed: acc"
+    acc = next(line for line in changed.stdout.splitlines() if " acc " in line)
+    assert acc.split()[1:] == ["acc", "0.9", "0.901", "+0.001"]  # not 0.0010000000000000009
+    assert "1 metric unchanged" in changed.stdout  # loss
+    loose = ctui("diff", "0aaa", "0fff", "--tolerance", "0.01", "--exit-code", cwd=root)
+    assert loose.returncode == 0
+    assert loose.stdout.splitlines()[0] == "identical"
+    doc = orjson.loads(invoke("diff", "0aaa", "0fff", "--json").stdout)
+    assert doc["sections"]["metrics"]["changed"]["acc"] == {
+        "old": 0.9,
+        "new": 0.901,
+        "delta": 0.901 - 0.9,  # --json keeps the raw numbers
+    }
+    bad = ctui("diff", "0aaa", "0fff", "--tolerance", "-1", cwd=root)
+    assert bad.returncode == 2
+
+
+def test_integer_metrics_are_compared_exactly(runs_project: dict[str, Any]) -> None:
+    add_run(runs_project, "0fffffffffff", params={"lr": 0.1, "epochs": 4})
+    doc = orjson.loads(invoke("diff", "0aaa", "0fff", "--json", "--tolerance", "0.5").stdout)
+    assert doc["sections"]["params"]["changed"] == {"epochs": {"old": 3, "new": 4, "delta": 1}}
+    human = invoke("diff", "0aaa", "0fff", "--tolerance", "0.5").stdout
+    epochs = next(line for line in human.splitlines() if " epochs " in line)
+    assert epochs.split()[1:] == ["epochs", "3", "4", "+1"]
+
+
+def test_compare_many_honours_the_tolerance(runs_project: dict[str, Any]) -> None:
+    add_run(runs_project, "0fffffffffff", metrics={"acc": 0.9 + 1e-12, "loss": 0.3})
+    add_run(runs_project, "0111111111ff", metrics={"acc": 0.9 - 1e-12, "loss": 0.3})
+    table = orjson.loads(invoke("diff", "0aaa", "0fff", "0111", "--json").stdout)
+    assert table["rows"] == []
+    exact = orjson.loads(
+        invoke("diff", "0aaa", "0fff", "0111", "--json", "--tolerance", "0").stdout
+    )
+    assert [r["key"] for r in exact["rows"]] == ["acc"]
+
+
+def env_manifest_file(path: Path, packages: dict[str, str]) -> str:
+    from ctui.manifest import to_json
+
+    env = finish_section({"python": {"version": "3.11.7"}, "packages": packages})
+    path.write_bytes(orjson.dumps(to_json({"sections": {"env": env}})))
+    return str(path)
+
+
+def test_env_diff_lists_the_changed_package_and_counts_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packages = {f"pkg{i:03d}": f"1.{i}.0" for i in range(312)}
+    a = env_manifest_file(tmp_path / "a.json", {**packages, "numpy": "2.1.0"})
+    b = env_manifest_file(tmp_path / "b.json", {**packages, "numpy": "2.2.0"})
+    monkeypatch.chdir(tmp_path)
+    out = invoke("diff", a, b).stdout
+    lines = out.splitlines()
+    assert lines[0] == "only env changed: packages.numpy"
+    assert [line.split()[:2] for line in lines if "packages." in line and "~" in line] == [
+        ["~", "packages.numpy"]
+    ]
+    assert "pkg001" not in out  # the unchanged packages are not listed one per line
+    assert "312 packages and 1 other key unchanged" in out  # python.version
+    everything = invoke("diff", a, b, "--all").stdout
+    assert "packages.pkg001" in everything and "python.version" in everything
+    assert "unchanged" not in everything
+    assert len(everything.splitlines()) > 312
+
+
+def test_patch_prints_the_commit_patch_and_the_uncommitted_one(
+    runs_project: dict[str, Any],
+) -> None:
+    out = invoke("diff", "0aaa", "0ddd", "--patch").stdout
+    first, second = runs_project["first"], runs_project["second"]
+    assert f"patch a..b (git diff {first[:12]} {second[:12]}):" in out
+    commit_patch = out.split("patch a..b", 1)[1]
+    assert "diff --git a/train.py b/train.py" in commit_patch
+    assert "+epochs = 5" in commit_patch
+    assert "uncommitted changes in b (0ddddddddddd):" in out
+    tail = out.split("uncommitted changes in b (0ddddddddddd):\n", 1)[1]
+    assert tail == "diff --git a/train.py b/train.py\n+print('debug')\n"
+    assert "\x1b[" not in out  # no colour off a terminal
+    # the same patch as git's own, byte for byte
+    git_patch = git(runs_project["root"], "diff", first, second)
+    assert git_patch in commit_patch
+
+
+def test_no_patch_off_a_terminal_unless_asked(runs_project: dict[str, Any]) -> None:
+    out = invoke("diff", "0aaa", "0ddd").stdout  # CliRunner: stdout is not a terminal
+    assert "diff --git" not in out and "train.py | 1 +" in out  # the stat is still there
+    assert "diff --git" not in invoke("diff", "0aaa", "0ddd", "--no-patch").stdout
+
+
+def test_patch_text_is_not_markup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctui.manifest import to_json
+
+    # markup-like text, a tab and trailing spaces: all must come out as they are
+    patch = "diff --git a/t.py b/t.py\n@@ -1 +1 @@\n-x = '[red]'\n+x = '[/bold]\t[link]'  \n"
+    files = []
+    for i, (oid, blob) in enumerate((("", None), ("p" * 64, patch))):
+        code = finish_section(
+            {"commit": "c" * 40, "dirty": bool(blob),
+             "patch": {"id": oid, "size": 1} if blob else None}
+        )  # fmt: skip
+        m = {"sections": {"code": code}, "blobs": {oid: patch.encode()} if blob else {}}
+        f = tmp_path / f"m{i}.json"
+        f.write_bytes(orjson.dumps(to_json(m)))
+        files.append(str(f))
+    monkeypatch.chdir(tmp_path)
+    out = invoke("diff", *files, "--patch").stdout
+    assert out.endswith("uncommitted changes in b (" + files[1] + "):\n" + patch)
+
+
+# -- on a terminal: patch by default, in colour, paged when long --------------------------------
+
+
+def in_terminal(args: list[str], cwd: Path, rows: int = 200, **env: str) -> tuple[int, str]:
+    """Run `ctui ARGS` with a pseudo-terminal of `rows` rows as stdin, stdout and stderr."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    unset = ("LINES", "COLUMNS", "NO_COLOR", "FORCE_COLOR", "PAGER", "CTUI_PAGER")
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
+    environ.update({"TERM": "xterm-256color", **env})
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ctui", *args],
+        cwd=cwd, env=environ, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_on_a_terminal_the_patch_shows_by_default_in_colour(runs_project: dict[str, Any]) -> None:
+    code, out = in_terminal(["diff", "0aaa", "0ddd"], runs_project["root"], CTUI_PAGER="cat")
+    assert code == 0, out
+    assert "\x1b[32m+epochs = 5" in out  # green
+    assert "\x1b[36m@@ " in out  # cyan
+    assert "\x1b[32m+print('debug')" in out  # the uncommitted patch of b
+    code, out = in_terminal(["diff", "0aaa", "0ddd", "--no-patch"], runs_project["root"])
+    assert code == 0 and "diff --git" not in out and "epochs = 5" not in out
+
+
+def test_long_output_goes_through_the_pager(runs_project: dict[str, Any], tmp_path: Path) -> None:
+    paged = tmp_path / "paged.txt"
+    pager = f"sh -c 'echo LESS=$LESS > {paged}; cat >> {paged}'"
+    root = runs_project["root"]
+    code, out = in_terminal(["diff", "0aaa", "0ddd"], root, rows=10, PAGER=pager)
+    assert code == 0
+    text = paged.read_text()
+    assert "\x1b[32m+epochs = 5" in text  # in colour: less -R shows it
+    plain = re.sub("\x1b\\[[0-9;]*m", "", text)
+    assert plain.startswith("LESS=FRX\ncode and env changed")  # git's default for less
+    assert "diff --git" not in out
+    paged.unlink()
+    # short enough for the terminal, --no-pager, CTUI_PAGER=cat: printed as it is
+    for args, env in (
+        (["diff", "0aaa", "0ddd"], {"PAGER": pager, "LINES": "500"}),
+        (["diff", "0aaa", "0ddd", "--no-pager"], {"PAGER": pager}),
+        (["diff", "0aaa", "0ddd"], {"PAGER": pager, "CTUI_PAGER": "cat"}),
+        (["diff", "0aaa", "0ddd"], {"PAGER": "no-such-pager-here"}),
+    ):
+        code, out = in_terminal(args, root, rows=10, **env)
+        assert code == 0 and "+epochs = 5" in out, (args, env, out)
+        assert not paged.exists(), (args, env)

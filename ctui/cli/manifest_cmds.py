@@ -9,6 +9,7 @@ import typer
 
 from ctui.cli import common
 from ctui.errors import CtuiError, ExitCode
+from ctui.numbers import DEFAULT_REL_TOL
 
 SECTION_HELP = "Only this section (repeatable): data, code, env, compute, params, metrics."
 
@@ -183,6 +184,33 @@ def diff(
     only_changed: Annotated[
         bool, typer.Option("--only-changed", help="Leave identical sections out.")
     ] = False,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="List the unchanged keys of changed sections too (default: a count)."
+        ),
+    ] = False,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            "--tolerance",
+            min=0.0,
+            metavar="REL",
+            help="Relative tolerance for float params and metrics (integers: exact).",
+        ),
+    ] = DEFAULT_REL_TOL,
+    patch: Annotated[
+        bool | None,
+        typer.Option(
+            "--patch/--no-patch",
+            help="Print the patches: commit to commit, and each run's uncommitted changes "
+            "(default: on when stdout is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Never page long output (or CTUI_PAGER=cat).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when they differ (like git diff).")
@@ -190,15 +218,20 @@ def diff(
 ) -> None:
     """Show why runs differ: a one-line verdict, then data, code, env, compute, params, metrics.
 
+    Floats within --tolerance are the same value. Unchanged keys are counted, not listed
+    (--all lists them). On a terminal the patches follow, and long output is paged.
     With more than two runs: a table of the params, metrics and sections that differ.
     """
     from ctui import diff as engine
+    from ctui.cli import pager
 
     if len(refs) < 2:
         raise CtuiError("ctui diff needs at least two runs", hint="ctui diff RUN_A RUN_B")
     views, objects, repo = _views(refs)
     if len(views) > 2:
-        table = engine.compare_many([engine.load_sections(v, objects) for v in views])
+        table = engine.compare_many(
+            [engine.load_sections(v, objects) for v in views], rel_tol=tolerance
+        )
         if section:
             table["rows"] = [r for r in table["rows"] if _row_section(r) in section]
         if as_json:
@@ -208,15 +241,37 @@ def diff(
         if exit_code and table["rows"]:
             raise typer.Exit(int(ExitCode.FAILED))
         return
-    result = engine.diff_runs(views[0], views[1], sections=section, objects=objects, repo=repo)
+    result = engine.diff_runs(
+        views[0], views[1], sections=section, objects=objects, repo=repo, rel_tol=tolerance
+    )
     if only_changed:
         result["sections"] = {n: s for n, s in result["sections"].items() if n in result["changed"]}
     if as_json:
         common.emit_json(result)
     else:
-        _print_diff(result)
+        show_patch = pager.stdout_is_terminal() if patch is None else patch
+        text = _render_diff(
+            result, _unchanged(result, views, objects), show_all=show_all, show_patch=show_patch
+        )
+        pager.show(text, page=not no_pager)
     if exit_code and not result["identical"]:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _unchanged(
+    result: dict[str, Any], views: list[dict[str, Any]], objects: Any
+) -> dict[str, dict[str, tuple[Any, Any]]]:
+    """Per changed section, its unchanged keys (with their two values), for counts and --all."""
+    from ctui import diff as engine
+
+    changed = {n: s for n, s in result["sections"].items() if s["status"] == "changed"}
+    loaded = [engine.load_sections(v, objects, list(changed)) for v in views]
+    out = {}
+    for name, s in changed.items():
+        same = engine.unchanged(name, s, loaded[0], loaded[1])
+        if same:
+            out[name] = same
+    return out
 
 
 def _row_section(row: dict[str, Any]) -> str:
@@ -278,41 +333,109 @@ _LOOK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yel
 
 
 def _short(value: Any, width: int = 60) -> str:
+    from ctui import format as fmt
+
     if isinstance(value, dict) and "hash" in value:
         bits = [str(value.get("hash") or "—")[:12]]
         if value.get("size") is not None:
-            from ctui import format as fmt
-
             bits.append(fmt.bytes_(value["size"]))
         if value.get("nfiles") is not None:
             bits.append(f"{value['nfiles']} files")
         if value.get("missing"):
             bits.append("missing")
         return " ".join(bits)
-    text = value if isinstance(value, str) else repr(value) if value is not None else "—"
+    if isinstance(value, int | float) and not isinstance(value, bool) or value is None:
+        return fmt.significant(value)
+    text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_diff(result: dict[str, Any]) -> None:
+class _Output:
+    """Human output gathered as text before it is shown, so that long output can be paged.
+
+    Rich renderables are rendered by the console (colour only on a terminal); patches go in
+    as they are when there is no colour, so `ctui diff A B --patch > x.patch` keeps them
+    byte for byte (tabs, trailing spaces).
+    """
+
+    def __init__(self) -> None:
+        self.console = common.console()
+        self.colour = self.console.is_terminal and self.console.color_system is not None
+        self.parts: list[str] = []
+
+    def print(self, *renderables: Any, **options: Any) -> None:
+        with self.console.capture() as captured:
+            self.console.print(*renderables, **options)
+        self.parts.append(captured.get())
+
+    def patch(self, text: str) -> None:
+        if not self.colour:
+            self.parts.append(text if text.endswith("\n") else text + "\n")
+            return
+        self.print(_coloured_patch(text), soft_wrap=True)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+#: lines of a patch's file header (before its first @@), shown bold as git does
+_PATCH_HEADERS = ("--- ", "+++ ", "index ", "new ", "deleted ", "old ", "similarity ",
+                  "dissimilarity ", "rename ", "copy ", "Binary ")  # fmt: skip
+
+
+def _coloured_patch(patch: str) -> Any:
+    """A unified diff as rich Text (never markup): + green, - red, @@ cyan, headers bold."""
+    from rich.text import Text
+
+    out = Text()  # ends in the one newline print adds
+    in_hunk = False
+    for line in (patch[:-1] if patch.endswith("\n") else patch).splitlines(keepends=True):
+        if line.startswith("diff "):
+            in_hunk, style = False, "bold"
+        elif line.startswith("@@"):
+            in_hunk, style = True, "cyan"
+        elif not in_hunk and line.startswith(_PATCH_HEADERS):
+            style = "bold"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        else:
+            style = ""
+        out.append(line, style=style)
+    return out
+
+
+def _render_diff(
+    result: dict[str, Any],
+    unchanged: dict[str, dict[str, tuple[Any, Any]]],
+    *,
+    show_all: bool = False,
+    show_patch: bool = False,
+) -> str:
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
-    con = common.console()
+    from ctui import diff as engine
+    from ctui import format as fmt
+
+    out = _Output()
     style = "green" if result["identical"] else "bold yellow"
-    con.print(Text(result["verdict"], style=style))
-    con.print(Text(f"a = {result['a']}   b = {result['b']}", style="dim"))
+    out.print(Text(result["verdict"], style=style))
+    out.print(Text(f"a = {result['a']}   b = {result['b']}", style="dim"))
     for name, s in result["sections"].items():
         head = Text(f"\n{name}: ", style="bold")
         head.append(s["status"], style={"identical": "green", "changed": "yellow"}.get(
             s["status"], "magenta"))  # fmt: skip
-        con.print(head)
+        out.print(head)
         if s["status"] == "absent":
             for side in s.get("absent_in", []):
-                con.print(Text(f"  absent in {side}: {s['reason'][side]}"))
+                out.print(Text(f"  absent in {side}: {s['reason'][side]}"))
             continue
         if s["status"] == "identical":
             continue
+        same = unchanged.get(name) or {}
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         table.add_column("")
         table.add_column("key", overflow="fold")
@@ -325,24 +448,50 @@ def _print_diff(result: dict[str, Any]) -> None:
                 if kind == "changed":
                     old, new = _short(value["old"]), _short(value["new"])
                     delta = value.get("delta")
-                    d = f"{delta:+.4g}" if delta is not None else ""
+                    d = fmt.signed(delta) if delta is not None else ""
                 else:
                     old, new = ("", _short(value)) if kind == "added" else (_short(value), "")
                     d = ""
                 table.add_row(Text(sym, style=colour), Text(key, style=colour), Text(old),
                               Text(new), Text(d))  # fmt: skip
-        con.print(table)
+        if show_all:
+            for key, (old, new) in same.items():
+                table.add_row(Text("="), Text(key, style="dim"), Text(_short(old), style="dim"),
+                              Text(_short(new), style="dim"), Text(""))  # fmt: skip
+        out.print(table)
+        if same and not show_all:
+            out.print(Text(f"  {engine.unchanged_line(name, list(same))}", style="dim"))
         if s.get("stat"):
-            con.print(Text("  commits a..b:", style="dim"))
-            con.print(Text(s["stat"]))
+            out.print(Text("  commits a..b:", style="dim"))
+            out.print(Text(s["stat"]))
         elif s.get("commits_note"):
-            con.print(Text(f"  {s['commits_note']}", style="dim"))
+            out.print(Text(f"  {s['commits_note']}", style="dim"))
         for side, patch in (s.get("uncommitted") or {}).items():
             if isinstance(patch, str):
                 lines = patch.count("\n")
-                con.print(Text(f"  uncommitted patch in {side}: {lines} lines", style="dim"))
+                out.print(Text(f"  uncommitted patch in {side}: {lines} lines", style="dim"))
             elif patch:
-                con.print(f"  uncommitted patch in {side}: [red]missing[/] {escape(patch['id'])}")
+                out.print(f"  uncommitted patch in {side}: [red]missing[/] {escape(patch['id'])}")
+    if show_patch:
+        _render_patches(out, result)
+    return out.text()
+
+
+def _render_patches(out: _Output, result: dict[str, Any]) -> None:
+    """The code section's patches in full: commit a → commit b, then each side's uncommitted."""
+    from rich.text import Text
+
+    code = result["sections"].get("code") or {}
+    if code.get("patch"):
+        commit = code["changed"].get("commit") or {}
+        ends = f"git diff {str(commit.get('old'))[:12]} {str(commit.get('new'))[:12]}"
+        out.print(Text(f"\npatch a..b ({ends}):", style="bold"), soft_wrap=True)
+        out.patch(code["patch"])
+    for side, patch in (code.get("uncommitted") or {}).items():
+        if isinstance(patch, str) and patch:
+            heading = f"\nuncommitted changes in {side} ({result[side]}):"
+            out.print(Text(heading, style="bold"), soft_wrap=True)
+            out.patch(patch)
 
 
 def _print_compare(table_doc: dict[str, Any]) -> None:
