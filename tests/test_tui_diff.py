@@ -15,7 +15,7 @@ from ctui.objects import ObjectStore
 from ctui.project import Project
 from ctui.store import Store
 from ctui.tui.screens.diff import DiffScreen
-from ctui.tui.widgets.diff_rows import build_rows, only_changed
+from ctui.tui.widgets.diff_rows import build_rows, everything, only_changed
 from ctui.tui.widgets.diff_view import DiffView
 
 pytestmark = pytest.mark.timeout(60)
@@ -157,27 +157,79 @@ async def test_data_change_shows_verdict_and_changed_path(diff_project: Project)
         changes = [view.rows[i] for i in view.change_indices]
         assert [(r.section, r.kind, r.key) for r in changes] == [("data", "chg", "data/train.csv")]
         assert changes[0].left.startswith("hash=aaaaaaaaaa") and "bbbbbbbbbb" in changes[0].right
-        # identical keys show too: params, metrics, and the rest of a changed section
-        assert any(r.kind == "same" and r.key == "lr" for r in view.rows)
-        same_data = [r.key for r in view.rows if r.section == "data" and r.kind == "same"]
-        assert same_data == ["data/test.csv"]
-        assert [r.kind for r in view.rows if r.section == "env"] == ["title", "info"]
+        # by default the unchanged keys are counted, not listed; identical sections are a title
+        assert view.only_changed and all(r.kind != "same" for r in view.rows)
+        notes = {r.section: r.text for r in view.rows if r.kind == "info"}
+        assert notes == {
+            "data": "1 path unchanged",
+            "params": "2 params unchanged",
+            "metrics": "2 metrics unchanged",
+        }
+        assert [r.kind for r in view.rows if r.section == "env"] == ["title"]
 
 
-async def test_only_changed_hides_identical_rows(diff_project: Project) -> None:
+async def test_o_lists_the_unchanged_keys_and_back(diff_project: Project) -> None:
     app = DiffApp(diff_project, ["0aaaaaaaaaaa", "0bbbbbbbbbbb"])
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await loaded(pilot, app)
         view = screen.query_one(DiffView)
-        before = len(view.rows)
-        assert any(r.kind == "same" for r in view.rows)
+        before = list(view.rows)
         await pilot.press("o")
-        assert view.only_changed
-        assert all(r.kind != "same" for r in view.rows)
-        assert {r.section for r in view.rows} == {"data"}
-        assert len(view.rows) < before
+        assert not view.only_changed
+        # every key now: params, metrics, and the rest of a changed section, no counts
+        assert any(r.kind == "same" and r.key == "lr" for r in view.rows)
+        same_data = [r.key for r in view.rows if r.section == "data" and r.kind == "same"]
+        assert same_data == ["data/test.csv"]
+        assert [r.kind for r in view.rows if r.section == "env"] == ["title", "info"]
+        assert not any("unchanged" in r.text for r in view.rows)
+        assert len(view.rows) > len(before)
         await pilot.press("o")
-        assert len(view.rows) == before
+        assert view.rows == before
+
+
+def package_env(packages: dict[str, str]) -> dict[str, Any]:
+    return finish_section({"python": "3.11.9", "packages": packages})
+
+
+async def test_env_shows_the_changed_package_and_counts_the_rest(diff_project: Project) -> None:
+    objects = ObjectStore(diff_project.objects_dir)
+    store = Store(diff_project.store_file)
+    packages = {f"pkg{i:03d}": "1.0" for i in range(312)}
+    base = store.get_run("0aaaaaaaaaaa")["manifest"]
+    for run_id, numpy in (("0eeeeeeeeeee", "2.1.0"), ("0fffffffffff", "2.2.0")):
+        env = save(objects, {"sections": {"env": package_env({**packages, "numpy": numpy})}})
+        store.insert_run(run_doc(run_id, {**base, "env": env["env"]}))
+    app = DiffApp(diff_project, ["0eeeeeeeeeee", "0fffffffffff"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot, app)
+        assert "only env changed: packages.numpy" in static_text(screen, "#diff-verdict")
+        view = screen.query_one(DiffView)
+        env = [r for r in view.rows if r.section == "env"]
+        assert [(r.kind, r.key, r.text) for r in env[1:]] == [
+            ("chg", "packages.numpy", ""),
+            ("info", "", "312 packages and 1 other key unchanged"),
+        ]
+        await pilot.press("o")
+        assert len([r for r in view.rows if r.section == "env" and r.kind == "same"]) == 313
+
+
+async def test_metric_noise_is_identical_and_numbers_read_short(diff_project: Project) -> None:
+    store = Store(diff_project.store_file)
+    base = store.get_run("0aaaaaaaaaaa")["manifest"]
+    store.insert_run(run_doc("0eeeeeeeeeee", base, metrics={"acc": 0.3275, "loss": 0.3}))
+    store.insert_run(
+        run_doc("0fffffffffff", base, metrics={"acc": 0.3275 - 5.89e-14, "loss": 0.3012})
+    )
+    app = DiffApp(diff_project, ["0eeeeeeeeeee", "0fffffffffff"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot, app)
+        assert static_text(screen, "#diff-verdict") == "≠ only metrics changed: loss"
+        view = screen.query_one(DiffView)
+        loss = next(r for r in view.rows if r.key == "loss")
+        assert (loss.kind, loss.left, loss.right) == ("chg", "0.3", "0.3012  (Δ +0.0012)")
+        await pilot.press("o")
+        acc = next(r for r in view.rows if r.key == "acc")
+        assert (acc.kind, acc.left, acc.right) == ("same", "0.3275", "0.3275")
 
 
 async def test_next_and_previous_change_move_the_cursor(diff_project: Project) -> None:
@@ -265,9 +317,19 @@ def test_rows_layout_without_textual() -> None:
         ("params", "del", "dropout"),
         ("params", "chg", "lr"),
         ("params", "add", "seed"),
+        ("params", "info", ""),
     ]
     assert "Δ +0.1" in next(r.right for r in rows if r.key == "lr")
-    assert {r.section for r in only_changed(rows)} == {"params"}
+    compact = [(r.section, r.kind, r.key or r.text) for r in only_changed(rows)]
+    assert compact == [
+        ("env", "title", "identical"),
+        ("params", "title", "changed"),
+        ("params", "del", "dropout"),
+        ("params", "chg", "lr"),
+        ("params", "add", "seed"),
+        ("params", "info", "1 param unchanged"),
+    ]
+    assert [r for r in everything(rows) if "unchanged" in r.text] == []
 
 
 def test_snapshot_diff_two_runs(diff_project: Project, snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -275,10 +337,19 @@ def test_snapshot_diff_two_runs(diff_project: Project, snap_compare) -> None:  #
 
     async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
         await loaded(pilot, app)
-        await pilot.press("o", "]")
+        await pilot.press("]")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(110, 34), run_before=settle)
+
+
+def test_snapshot_diff_two_runs_80x24(diff_project: Project, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = DiffApp(diff_project, ["0aaaaaaaaaaa", "0ddddddddddd"])
+
+    async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+        await loaded(pilot, app)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
 def test_snapshot_compare_table(diff_project: Project, snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -295,7 +366,7 @@ async def test_diff_reads_at_80x24_without_colour(diff_project: Project) -> None
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await loaded(pilot, app)
         view = screen.query_one(DiffView)
-        await pilot.press("o", "n")
+        await pilot.press("n")
         lines = ["".join(seg.text for seg in view.render_line(y)) for y in range(len(view.rows))]
         change = next(line for line in lines if "data/train.csv" in line)
         assert change.startswith("~ ") and "│" in change  # a marker, two columns

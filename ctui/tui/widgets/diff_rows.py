@@ -3,6 +3,9 @@
 No Textual here: rows are plain data, so the layout is testable on its own and the widget
 only paints them. Every changed row carries a marker (+ added, - removed, ~ changed) so
 the diff reads without colour.
+
+Two views of the same rows: *only changed* (the default: what changed, then a count such as
+`312 packages unchanged`) and *everything* (the unchanged keys listed one per line instead).
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ctui.diff import ORDER, flatten
-from ctui.format import number
+from ctui.diff import ORDER, unchanged, unchanged_line
+from ctui.format import signed, significant
 
 #: row kinds that are changes (the stops of next/previous change)
 CHANGE_KINDS = frozenset({"add", "del", "chg", "patch-start"})
@@ -27,7 +30,8 @@ class Row:
 
     kind: `title` (section heading; `key` holds its status), `same`/`add`/`del`/`chg` (a key
     with its values in A and B), `info` (a full-width note), `patch-start`/`patch` (a line
-    of a unified diff).
+    of a unified diff). `only`: "" in both views, "all" only when everything shows (an
+    unchanged key), "changed" only in the only-changed view (the count of unchanged keys).
     """
 
     kind: str
@@ -36,6 +40,7 @@ class Row:
     left: str = ""
     right: str = ""
     text: str = ""
+    only: str = ""
 
     @property
     def is_change(self) -> bool:
@@ -55,23 +60,24 @@ def short(value: Any, hash_len: int = 10) -> str:
             return text[:hash_len] + "…"
         return text
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return number(value)
+        return significant(value)
     return "—" if value is None else str(value)
 
 
 def _delta(change: Mapping[str, Any]) -> str:
     delta = change.get("delta")
     if isinstance(delta, int | float) and not isinstance(delta, bool):
-        return f"  (Δ {'+' if delta >= 0 else ''}{number(delta)})"
+        return f"  (Δ {signed(delta)})"
     return ""
 
 
 def section_rows(
     name: str,
     section: Mapping[str, Any],
-    same: Mapping[str, Any] | None = None,
+    same: Mapping[str, tuple[Any, Any]] | None = None,
 ) -> list[Row]:
-    """The rows of one section: title, then keys (identical ones from `same`), then extras."""
+    """The rows of one section: title, then keys (the unchanged ones from `same`: key →
+    (value in A, value in B)), then the count of unchanged keys, then extras."""
     status = section.get("status", "identical")
     counts = []
     for label, part in (("+", "added"), ("-", "removed"), ("~", "changed")):
@@ -83,8 +89,8 @@ def section_rows(
     if status == "absent":
         rows.append(Row("info", name, text=f"absent: {_absent_reason(section)}"))
     entries: list[tuple[str, Row]] = []
-    for key, value in (same or {}).items():
-        entries.append((key, Row("same", name, key, short(value), short(value))))
+    for key, (old, new) in (same or {}).items():
+        entries.append((key, Row("same", name, key, short(old), short(new), only="all")))
     for key, value in (section.get("removed") or {}).items():
         entries.append((key, Row("del", name, key, short(value), "")))
     for key, value in (section.get("added") or {}).items():
@@ -94,8 +100,10 @@ def section_rows(
         entries.append((key, Row("chg", name, key, short(old), short(new) + _delta(change))))
     entries.sort(key=lambda e: e[0])
     rows.extend(row for _, row in entries)
+    if same:
+        rows.append(Row("info", name, text=unchanged_line(name, list(same)), only="changed"))
     if status == "identical" and not entries:
-        rows.append(Row("info", name, text="identical (same hash)"))
+        rows.append(Row("info", name, text="identical (same hash)", only="all"))
     if name == "code":
         rows.extend(code_rows(section))
     return rows
@@ -143,10 +151,6 @@ def patch_rows(patch: str, label: str) -> list[Row]:
     return rows
 
 
-def _identical_items(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: a[k] for k in sorted(a) if k in b and b[k] == a[k]}
-
-
 def build_rows(
     result: Mapping[str, Any],
     view_a: Mapping[str, Any] | None = None,
@@ -154,36 +158,29 @@ def build_rows(
 ) -> list[Row]:
     """All rows of a diff result, sections in the engine's order.
 
-    The engine reports only what differs; identical keys are taken from the two views so
-    the full picture shows (and `only changed` has something to hide): params and metrics
-    always, a manifest section's keys when the views hold it loaded (`load_sections`).
-    An identical section stays one line: equal hashes say all there is to say.
+    The engine reports only what differs; the unchanged keys come from the two views
+    (`ctui.diff.unchanged`), counted in the only-changed view and listed in the full one:
+    params and metrics always, a changed manifest section's keys when the views hold it
+    loaded (`load_sections`). An identical section stays its title: equal hashes say all.
     """
     sections: Mapping[str, Any] = result.get("sections") or {}
     rows: list[Row] = []
     names = [n for n in ORDER if n in sections] + [n for n in sections if n not in ORDER]
     for name in names:
+        section = sections[name]
         same = None
-        if view_a is not None and view_b is not None:
-            if name in ("params", "metrics"):
-                same = _identical_items(view_a.get(name) or {}, view_b.get(name) or {})
-            elif sections[name].get("status") == "changed":
-                same = _identical_section_keys(name, view_a, view_b)
-        rows.extend(section_rows(name, sections[name], same))
+        wanted = name in ("params", "metrics") or section.get("status") == "changed"
+        if wanted and view_a is not None and view_b is not None:
+            same = unchanged(name, section, view_a, view_b)
+        rows.extend(section_rows(name, section, same))
     return rows
 
 
-def _identical_section_keys(
-    name: str, view_a: Mapping[str, Any], view_b: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    a = (view_a.get("sections") or {}).get(name) or {}
-    b = (view_b.get("sections") or {}).get(name) or {}
-    if a.get("status") != "ok" or b.get("status") != "ok":
-        return None  # not loaded (hash only) or absent: nothing to list
-    return _identical_items(flatten(name, a), flatten(name, b))
-
-
 def only_changed(rows: list[Row]) -> list[Row]:
-    """Rows of changed sections only, without the identical keys in them."""
-    changed = {r.section for r in rows if r.kind == "title" and r.key != "identical"}
-    return [r for r in rows if r.section in changed and r.kind != "same"]
+    """The default view: what changed, unchanged keys as one count per section."""
+    return [r for r in rows if r.only != "all"]
+
+
+def everything(rows: list[Row]) -> list[Row]:
+    """The full view: unchanged keys listed one per line."""
+    return [r for r in rows if r.only != "changed"]

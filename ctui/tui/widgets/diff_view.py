@@ -3,6 +3,8 @@
 Paints the rows of `diff_rows` with the line API (only visible lines are rendered), so an
 env section with hundreds of packages or a long patch scrolls without cost. Changed lines
 carry colour *and* a +/-/~ marker; the code patch is highlighted with rich's `diff` lexer.
+By default only what changed shows (unchanged keys as a count per section); `only_changed`
+off lists every key.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ctui.tui.widgets.diff_rows import MARKERS, Row, only_changed
+from ctui.tui.widgets.diff_rows import MARKERS, Row, everything, only_changed
 
 KEY_SHARE = 0.45  # of each column, at most, for the key
 
@@ -28,6 +30,7 @@ class DiffView(ScrollView, can_focus=True):
     DiffView {
         background: $surface;
         scrollbar-gutter: stable;
+        overflow-x: hidden;  /* lines are cut to the width, never scrolled sideways */
     }
     DiffView > .diff-view--title { color: $text-primary; text-style: bold underline; }
     DiffView > .diff-view--add { color: $text-success; background: $success 15%; }
@@ -57,8 +60,8 @@ class DiffView(ScrollView, can_focus=True):
         Binding("end", "scroll_end", "Bottom", show=False, id="diff.bottom"),
     ]
 
-    #: hide identical sections and identical keys
-    only_changed: reactive[bool] = reactive(False)
+    #: list only what changed (unchanged keys as a count); off: every key, one per line
+    only_changed: reactive[bool] = reactive(True)
     #: index (into `rows`) of the change the cursor is on, or -1
     cursor: reactive[int] = reactive(-1)
 
@@ -78,7 +81,7 @@ class DiffView(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._all: list[Row] = list(rows or [])
-        self.rows: list[Row] = list(self._all)
+        self.rows: list[Row] = only_changed(self._all)
         self._patch_text: dict[int, Text] = {}
         self._cache: dict[tuple[int, int], Strip] = {}
         self._key_len = 4
@@ -90,7 +93,7 @@ class DiffView(ScrollView, can_focus=True):
 
     def _apply_filter(self) -> None:
         current = self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
-        self.rows = only_changed(self._all) if self.only_changed else list(self._all)
+        self.rows = only_changed(self._all) if self.only_changed else everything(self._all)
         self._key_len = max((cell_len(r.key) for r in self.rows), default=4)
         self._highlight_patches()
         self._cache.clear()
