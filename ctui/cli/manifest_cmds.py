@@ -58,24 +58,48 @@ def manifest(
     data: Annotated[
         list[str] | None, typer.Option("--data", help="Also hash this data path (repeatable).")
     ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", help="Record this interpreter's env (a path or a name on PATH)."),
+    ] = None,
 ) -> None:
     """Capture and show the manifest here: data, code, env and compute, each with its hash.
 
+    The env section describes the job's interpreter with --job (as a run of it would record
+    it), the one given with --python, else the `python3` on PATH — never ctui's own.
     Works outside a ctui project too (the git top level or the current folder is the root).
     `ctui manifest --json > m.json` writes a file that `ctui diff` accepts in place of a run.
     """
+    import os
+
     from ctui import manifest as mf
+    from ctui.config import load_config
+    from ctui.jobs import capture
 
     root, cache_dir, project = _capture_root()
-    data_paths = list(data or [])
-    if job:
-        from ctui.config import load_config
-
-        data_paths += load_config(project.root if project else root).job(job).data
     if cache_dir is not None and not cache_dir.is_dir():
         cache_dir = None  # never create .ctui/ as a side effect of looking
+    config = load_config(project.root if project else root)
+    data_paths = list(data or [])
+    env = dict(os.environ)
+    describe = None
+    if job:
+        spec = config.job(job)
+        data_paths += spec.data
+        env.update(spec.env)
+        describe = capture.job_describer(
+            spec, root, project.root if project else root, env, cache_dir=cache_dir
+        )
+    if python:
+        describe = capture.interpreter_describer(python, env, Path.cwd(), cache_dir)
     doc = mf.capture(
-        root, sections=section or mf.SECTIONS, data_paths=data_paths, cache_dir=cache_dir
+        root,
+        sections=section or mf.SECTIONS,
+        data_paths=data_paths,
+        cache_dir=cache_dir,
+        env=env,
+        python=describe,
+        options=config.manifest,
     )
     if as_json:
         common.emit_json(mf.to_json(doc))
