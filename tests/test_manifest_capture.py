@@ -92,13 +92,20 @@ def test_data_section_reads_dvc_lock_and_dvc_files(dvc_states: dict[str, Path]) 
     data = capture(dvc_states["a"], sections=["data"])["sections"]["data"]
     assert data["status"] == "ok"
     paths = data["paths"]
-    assert set(paths) == {"data/raw.csv", "data/prepared", "prep.py"}
+    # prep.py is a stage dep git tracks: code, not data
+    assert set(paths) == {"data/raw.csv", "data/prepared"}
+    assert data["code_deps"] == ["prep.py"]
     assert paths["data/prepared"]["nfiles"] == 2
     assert paths["data/prepared"]["hash"].endswith(".dir")
-    assert sorted(paths["data/raw.csv"]["sources"]) == ["data/raw.csv.dvc", "dvc.lock:prepare:dep"]
+    assert paths["data/prepared"]["role"] == "output"
+    assert paths["data/raw.csv"]["role"] == "input"
+    assert paths["data/raw.csv"]["sources"] == [
+        "data/raw.csv.dvc", "dvc.lock:prepare:dep", "dvc.yaml:prepare:dep",
+    ]  # fmt: skip
     assert paths["data/raw.csv"]["size"] == (dvc_states["a"] / "data" / "raw.csv").stat().st_size
     assert data["params"] == {"params.yaml": {"prepare.split": 0.8}}
-    assert data["sources"] == ["data/raw.csv.dvc", "dvc.lock"]
+    assert data["sources"] == ["data/raw.csv.dvc", "dvc.lock", "dvc.yaml"]
+    assert data["stale"] == []
 
 
 def test_data_section_works_without_the_data(dvc_states: dict[str, Path], tmp_path: Path) -> None:
@@ -131,6 +138,7 @@ def test_dvc_files_are_found_without_git_and_caches_are_skipped(
         junk.parent.mkdir(parents=True, exist_ok=True)
         junk.write_text("outs:\n- path: junk\n  md5: 0\n")
     data = capture(plain, sections=["data"])["sections"]["data"]
+    # without git, a stage's script cannot be told from data: it counts as an input
     assert set(data["paths"]) == {"data/raw.csv", "data/prepared", "prep.py"}
 
 
@@ -338,3 +346,33 @@ def test_unknown_section_is_bad_input(tmp_path: Path) -> None:
 
     with pytest.raises(CtuiError, match="unknown manifest section"):
         capture(tmp_path, sections=["bogus"])
+
+
+def test_a_stale_lock_never_hides_new_data(dvc_states: dict[str, Path], tmp_path: Path) -> None:
+    repo = tmp_path / "stale"
+    shutil.copytree(dvc_states["a"], repo, symlinks=True)
+    before = capture(repo, sections=["data"])["sections"]["data"]["paths"]["data/raw.csv"]
+    # new raw data, `dvc add`ed (and committed), the pipeline not run: dvc.lock still has the old
+    (repo / "data" / "raw.csv").write_text("\n".join(str(i) for i in range(5)) + "\n")
+    dvc(repo, "add", "-q", "data/raw.csv")
+    data = capture(repo, sections=["data"])["sections"]["data"]
+    entry = data["paths"]["data/raw.csv"]
+    assert entry["hash"] != before["hash"]  # the new version is what the section says
+    assert entry["lock"] == before["hash"]
+    assert any("data/raw.csv: lock is stale" in s for s in data["stale"]), data["stale"]
+    # edited in the workspace without `dvc add`: the workspace is what a job would read
+    (repo / "data" / "raw.csv").write_text("1\n2\n")
+    again = capture(repo, sections=["data"])["sections"]["data"]
+    assert again["paths"]["data/raw.csv"]["hash"] not in (entry["hash"], before["hash"])
+    assert again["paths"]["data/raw.csv"]["recorded"] == entry["hash"]
+    assert any("its .dvc file records" in s for s in again["stale"])
+
+
+def test_folder_hashes_equal_dvcs_own(dvc_states: dict[str, Path]) -> None:
+    import yaml
+
+    lock = yaml.safe_load((dvc_states["a"] / "dvc.lock").read_text())
+    out = next(o for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/prepared")
+    data = capture(dvc_states["a"], sections=["data"])["sections"]["data"]
+    assert data["paths"]["data/prepared"]["hash"] == out["md5"]  # hashed here, as DVC does
+    assert "recorded" not in data["paths"]["data/prepared"]

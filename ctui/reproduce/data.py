@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ctui.errors import CtuiError
+from ctui.manifest.data import role_of
 from ctui.reproduce.worktree import _last_line
 
 
@@ -28,7 +29,7 @@ def restore_data(root: Path, here: Path, data: Mapping[str, Any]) -> str:
     """Check the recorded DVC data out in the worktree (`here` is the project's folder in it,
     `root` the project's own); a one-line account of what was done."""
     paths = (data.get("paths") or {}) if data.get("status") == "ok" else {}
-    dvc_paths = sorted(p for p, e in paths.items() if "declared" not in (e.get("sources") or []))
+    dvc_paths = sorted(p for p, e in paths.items() if role_of(e) != "declared")
     roots = dvc_roots(root, here)
     if roots is None:
         if data.get("status") != "ok":
@@ -69,10 +70,10 @@ def restore_data(root: Path, here: Path, data: Mapping[str, Any]) -> str:
 
 
 def _is_input(entry: Mapping[str, Any] | None) -> bool:
-    """Data the job reads: a `*.dvc` file's out or a stage dep (not only a stage's out)."""
+    """Data the job reads: a raw input (not a pipeline stage's out, which the run remakes)."""
     if not entry:
         return True
-    return any(not str(src).endswith(":out") for src in entry.get("sources") or [])
+    return role_of(dict(entry)) != "output"
 
 
 def dvc_roots(root: Path, here: Path) -> tuple[Path, Path] | None:

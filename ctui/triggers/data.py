@@ -42,10 +42,9 @@ def _newest_mtime(path: Path) -> float | None:
 
 
 def _only_a_stage_output(entry: Any) -> bool:
-    sources = entry.get("sources") if isinstance(entry, dict) else None
-    if not sources:
-        return False
-    return all(str(s).endswith(":out") for s in sources)
+    from ctui.manifest.data import role_of
+
+    return role_of(entry) == "output"
 
 
 def path_hashes(
@@ -53,9 +52,10 @@ def path_hashes(
 ) -> dict[str, str | None]:
     """path → hash from a data section, narrowed to `only` (paths or folders) if given.
 
-    Paths that are only outputs of `dvc.lock` stages (a model a `dvc repro` job writes) are
+    Outputs of pipeline stages (every intermediate a `dvc repro` job writes, the model) are
     left out unless `include_outs`: a job that updates them would otherwise retrigger itself.
-    Their inputs (stage deps, `*.dvc` files, declared paths) are what "new data" means.
+    Raw inputs (`dvc add`ed paths, stage deps no stage produces, declared paths) are what
+    "new data" means; they are hashed from the workspace, so a stale dvc.lock hides nothing.
     """
     paths = section.get("paths") or {}
     out: dict[str, str | None] = {}

@@ -1,9 +1,10 @@
 """The current data section of a job, with a stat-keyed cache on top of `ctui.manifest`.
 
-`ctui.manifest.capture` parses every `*.dvc` / `dvc.lock` (YAML) on each call; with
-thousands of DVC files that is most of a trigger evaluation. Here the captured section is
+`ctui.manifest.capture` parses every `dvc.yaml` / `dvc.lock` / `*.dvc` (YAML) on each call;
+with thousands of DVC files that is most of a trigger evaluation. Here the captured section is
 reused while nothing it was built from changed: the same DVC files with the same
-(size, mtime_ns, inode), and the declared data paths with the same stats. Anything else →
+(size, mtime_ns, inode), and the same stats of the declared paths, the workspace data and the
+params files the section was hashed from. Anything else →
 the real `capture` runs, so the hash is always exactly the one a run records.
 """
 
@@ -56,8 +57,8 @@ def _dvc_file_names(root: Path) -> list[str]:
     names = git_ls_dvc_names(root)
     if names is not None:
         return sorted(names)
-    locks, dvcs = find_dvc_files(root)
-    return [*locks, *dvcs]
+    yamls, locks, dvcs = find_dvc_files(root)
+    return [*yamls, *locks, *dvcs]
 
 
 def source_stamp(root: Path, data_paths: Sequence[str]) -> str:
@@ -84,7 +85,7 @@ def current_data_section(
     stamp = source_stamp(root, data_paths)
     cache = _load(root, cache_dir)
     hit = cache.get(key)
-    if hit and hit[0] == stamp:
+    if hit and len(hit) == 3 and hit[0] == stamp and hit[2] == workspace_stamp(root, hit[1]):
         section: dict[str, Any] = hit[1]
         return section
     section = manifest.capture(
@@ -92,9 +93,18 @@ def current_data_section(
     )["sections"]["data"]
     # a path written during the capture would change the stamp: only cache a quiet capture
     if source_stamp(root, data_paths) == stamp:
-        cache[key] = [stamp, section]
+        cache[key] = [stamp, section, workspace_stamp(root, section)]
         _save(root, cache_dir, cache)
     return section
+
+
+def workspace_stamp(root: Path, section: dict[str, Any]) -> str:
+    """The stats of the workspace data and params files a section was hashed from: new data
+    copied over an input changes it, whatever the DVC files still say."""
+    parts: list[Any] = []
+    for rel in [*(section.get("paths") or {}), *(section.get("params") or {})]:
+        parts.append(_declared_stamps(root, rel))
+    return json_hash(parts)
 
 
 def _ident(root: Path, cache_dir: Path | None) -> tuple[str, str]:
