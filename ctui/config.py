@@ -229,6 +229,8 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         _check_type(max_c, int, path, f"{key}.max_concurrent", "a positive integer")
         if max_c < 1:
             raise ConfigError(path, f"{key}.max_concurrent", "must be at least 1")
+    elif runs_dvc(command):
+        max_c = 1  # one pipeline per workspace: two `dvc repro` collide on DVC's lock
     image = raw.get("image")
     if backend == "docker" and not image:
         raise ConfigError(path, f"{key}.image", 'backend = "docker" needs an image')
@@ -265,6 +267,24 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         if raw.get("python") is None
         else _check_type(raw["python"], str, path, f"{key}.python", "a path or command name"),
     )
+
+
+def runs_dvc(command: str) -> bool:
+    """Whether a job's command runs DVC in its workspace (`dvc repro`, `python -m dvc exp run`,
+    `uv run dvc …`, `sh -c "dvc pull && dvc repro"`)."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    for i, word in enumerate(words):
+        name = word.rsplit("/", 1)[-1]
+        if name == "dvc" or (name == "-m" and i + 1 < len(words) and words[i + 1] == "dvc"):
+            return True
+        if " " in word and runs_dvc(word):  # a shell script given as one word
+            return True
+    return False
 
 
 def parse_trigger(name: str, raw: Any, path: Path, jobs: dict[str, JobConfig]) -> TriggerConfig:

@@ -92,7 +92,80 @@ def capture_run(
         fields["dirty"] = bool(code.get("dirty")) if commit else None
     if "data" in secs:
         fields["data_hash"] = hashes.get("data", "")[:12] if data.get("status") == "ok" else None
+        fields["dvc_params"] = dvc_params(data)
     return fields
+
+
+def dvc_params(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The params a DVC pipeline's stages use, as run params: `train.n_est` for params.yaml,
+    `other.yaml:key` for other params files."""
+    out: dict[str, Any] = {}
+    if data.get("status") != "ok":
+        return out
+    for pfile, values in (data.get("params") or {}).items():
+        for key, value in (values or {}).items():
+            name = key if pfile == "params.yaml" else f"{pfile}:{key}"
+            if isinstance(value, str | int | float | bool) or value is None:
+                out[name] = value
+            else:
+                out[name] = str(value)
+    return out
+
+
+def with_dvc_params(fields: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """A store `mutate` that folds `fields["dvc_params"]` into the run's params (the job's own
+    params win on equal names) and records which params came from DVC."""
+    found = fields.pop("dvc_params", None)
+
+    def mutate(doc: dict[str, Any]) -> None:
+        if not found:
+            return
+        own = {
+            k: v for k, v in (doc.get("params") or {}).items() if k not in doc.get("dvc_params", [])
+        }
+        doc["params"] = {**found, **own}
+        doc["dvc_params"] = sorted(k for k in found if k not in own)
+
+    return mutate
+
+
+def capture_end(project: Project, spec: LaunchSpec, run: Mapping[str, Any]) -> dict[str, Any]:
+    """When the run has ended: the data section again, for what the run *made* — the outputs
+    as the final `dvc.lock` and workspace hold them, and the params as the job left them (a job
+    may write them: `dvc exp run -S`). The inputs stay those read when the run started.
+    Returns run fields (`manifest` with the new data hash, `data_hash`, `dvc_params`)."""
+    from ctui import manifest as mf
+    from ctui.manifest.data import role_of
+    from ctui.objects import ObjectStore
+
+    hashes = dict(run.get("manifest") or {})
+    opts = spec.options.get("capture") or {}
+    if not hashes.get("data"):
+        return {}
+    objects = ObjectStore(project.objects_dir)
+    try:
+        start = dict(objects.get_json(hashes["data"]))
+        if start.get("status") != "ok":
+            return {}
+        end = mf.capture(
+            Path(opts.get("root") or spec.cwd), sections=("data",),
+            data_paths=opts.get("data") or [], cache_dir=project.cache_dir,
+        )["sections"]["data"]  # fmt: skip
+        if end.get("status") != "ok":
+            return {}
+        paths = {p: e for p, e in (start.get("paths") or {}).items() if role_of(e) != "output"}
+        paths.update({p: e for p, e in (end.get("paths") or {}).items() if role_of(e) == "output"})
+        merged = {k: v for k, v in end.items() if k not in ("hash", "status", "reason")}
+        merged["paths"] = dict(sorted(paths.items()))
+        section = mf.finish_section(merged)
+        oid = objects.put_json({k: v for k, v in section.items() if k != "hash"})
+    except Exception as exc:  # the run has ended either way: keep the start section
+        return {"manifest_error": f"outputs not recorded: {type(exc).__name__}: {exc}"}
+    return {
+        "manifest": {**hashes, "data": oid},
+        "data_hash": oid[:12],
+        "dvc_params": dvc_params(section),
+    }
 
 
 def job_describer(

@@ -113,7 +113,7 @@ class Supervisor:
     def _capture(self, backend: Any) -> None:
         """The run's manifest, now that it leaves the queue: the tree, data and interpreter
         the job is about to run on."""
-        from ctui.jobs.capture import capture_run
+        from ctui.jobs.capture import capture_run, with_dvc_params
 
         try:
             python = backend.job_python(self.spec)
@@ -121,7 +121,11 @@ class Supervisor:
         except Exception:
             traceback.print_exc()
             python, env = None, None
-        self._update(capture_run(self.project, self.spec, env=env, python=python))
+        fields = capture_run(self.project, self.spec, env=env, python=python)
+        merge = with_dvc_params(fields)
+        self.store.update_run(
+            self.run_id, fields, when=lambda d: d["status"] == "running", mutate=merge
+        )
 
     def _watch(self, procs: ProcessTreeSampler, first: dict[str, Any]) -> int:
         from ctui.monitor.gpu import GpuSampler, visible_from_env
@@ -235,11 +239,14 @@ class Supervisor:
             fields["metrics"] = self._final_metrics(started)
         except Exception:
             traceback.print_exc()
+        run = self.store.get_run(self.run_id)
+        merge = self._outputs(run, fields)
         mlflow_on = bool(self.spec.options.get("mlflow"))
         if mlflow_on:  # the sync below takes seconds (mlflow's import): say it is coming
-            run = self.store.get_run(self.run_id)
             fields["mlflow"] = {**(run.get("mlflow") or {}), "sync": "pending"}
-        done = self._update(fields)
+        done = self.store.update_run(
+            self.run_id, fields, when=lambda d: d["status"] == "running", mutate=merge
+        )
         if done is None:  # someone else finished it (stop from a host without us, lost)
             self.store.update_run(
                 self.run_id,
@@ -257,6 +264,17 @@ class Supervisor:
             except Exception:
                 traceback.print_exc()
         return 0
+
+    def _outputs(self, run: dict[str, Any], fields: dict[str, Any]) -> Any:
+        """What the run made (outputs, final params) into `fields`; the store mutate that
+        folds the params in."""
+        from ctui.jobs.capture import capture_end, with_dvc_params
+
+        try:
+            fields.update(capture_end(self.project, self.spec, run))
+        except Exception:
+            traceback.print_exc()
+        return with_dvc_params(fields)
 
     def _stop_requested(self) -> bool:
         try:

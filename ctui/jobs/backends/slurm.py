@@ -587,6 +587,7 @@ def node_end(state_dir: Path, run_id: str, rc: int) -> None:
         "metrics": metrics,
     }
     atomic_write_bytes(run_dir / EXIT_FILE, orjson.dumps(record))
+    _record_outputs(project, spec, run_id)
     if not spec.options.get("mlflow"):
         return
     from ctui.config import load_config
@@ -602,6 +603,20 @@ def node_end(state_dir: Path, run_id: str, rc: int) -> None:
     record["metrics"] = {**extra, **metrics}
     record["mlflow"] = run.get("mlflow")
     atomic_write_bytes(run_dir / EXIT_FILE, orjson.dumps(record))
+
+
+def _record_outputs(project: Project, spec: LaunchSpec, run_id: str) -> None:
+    """On the node, after the job: what it made (outputs, final params) into the manifest."""
+    from ctui.jobs.capture import capture_end, with_dvc_params
+    from ctui.store import Store
+
+    try:
+        store = Store(project.store_file)
+        end = capture_end(project, spec, store.get_run(run_id))
+        if end:
+            store.update_run(run_id, end, mutate=with_dvc_params(end))
+    except Exception as exc:
+        print(f"ctui: could not record the run's outputs: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
