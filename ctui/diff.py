@@ -404,6 +404,15 @@ def verdict(
     differing = [n for n in ORDER if n in sections and _differs(sections[n])]
     if not differing:
         return "identical"
+    outputs = _changed_outputs_only(sections.get("data"))
+    if outputs and set(differing) <= {"data", "metrics"}:
+        # the same inputs, code, env and params gave other outputs: nondeterminism
+        shown = ", ".join(outputs[:_VERDICT_KEYS])
+        more = f" (+{len(outputs) - _VERDICT_KEYS} more)" if len(outputs) > _VERDICT_KEYS else ""
+        tail = " and metrics" if "metrics" in differing else ""
+        return f"same inputs, different outputs{tail}: {shown}{more}"
+    if outputs:
+        differing = ["outputs" if n == "data" else n for n in differing]
     if len(differing) == 1:
         name = differing[0]
         s = sections[name]
@@ -417,6 +426,20 @@ def verdict(
         return f"only {name} changed: {shown}{more}"
     names = ", ".join(differing[:-1]) + f" and {differing[-1]}"
     return f"{names} changed"
+
+
+def _changed_outputs_only(section: Mapping[str, Any] | None) -> list[str]:
+    """The changed data keys when every one is a pipeline output (else [])."""
+    if not section or section.get("status") != "changed":
+        return []
+    keys: list[str] = []
+    for part in ("added", "removed", "changed"):
+        for key, value in (section.get(part) or {}).items():
+            entries = [value.get("old"), value.get("new")] if part == "changed" else [value]
+            if not all(isinstance(e, Mapping) and e.get("role") == "output" for e in entries):
+                return []
+            keys.append(key)
+    return sorted(keys)
 
 
 # -- many runs -----------------------------------------------------------------------------

@@ -391,3 +391,20 @@ def test_compute_diff_against_a_section_recorded_on_an_h100() -> None:
         assert compute["added"]["gpus[0].memory_total"] == 85520809984
         assert compute["changed"]["gpu_reason"]["new"] is None
     assert result["verdict"].startswith("only compute changed")
+
+
+def test_same_inputs_different_outputs_is_named_as_such() -> None:
+    def view(model: str, raw: str, acc: float) -> dict:
+        data = {
+            "status": "ok",
+            "paths": {
+                "data/raw.csv": {"hash": raw, "role": "input", "sources": ["data/raw.csv.dvc"]},
+                "model.pkl": {"hash": model, "role": "output", "sources": ["dvc.lock:t:out"]},
+            },
+        }
+        return {"label": model, "sections": {"data": data}, "metrics": {"acc": acc}}
+
+    nondeterministic = diff_runs(view("m1", "r1", 0.9), view("m2", "r1", 0.8))
+    assert nondeterministic["verdict"] == "same inputs, different outputs and metrics: model.pkl"
+    new_data = diff_runs(view("m1", "r1", 0.9), view("m2", "r2", 0.9))
+    assert new_data["verdict"] == "only data changed: data/raw.csv, model.pkl"
