@@ -111,7 +111,10 @@ def reproduce_run(
     worktree = project.state_dir / WORKTREES / _worktree_name()
     try:
         patch = _patch_bytes(objects, code)
-        make_worktree(project.root, worktree, commit, patch)
+        make_worktree(
+            project.root, worktree, commit, patch, submodules=code.get("submodules"),
+            untracked=code.get("untracked_files"), blob=objects.get_bytes,
+        )  # fmt: skip
         # the project may live in a sub-folder of the repository: the same one in the worktree
         here = worktree / git_prefix(project.root)
         say(f"worktree at {commit[:7]}" + (" + patch" if patch else "") + f": {worktree}")
@@ -119,11 +122,20 @@ def reproduce_run(
         if redactions:
             say(f"note: {redactions} secret(s) were redacted from the recorded patch; the "
                 "worktree has placeholders there")  # fmt: skip
-        untracked = code.get("untracked") or []
+        subs = sorted(p for p, s in (code.get("submodules") or {}).items() if s.get("initialised"))
+        if subs:
+            say(f"{len(subs)} submodule(s) at their recorded commits: "
+                + ", ".join(subs[:SHOWN]) + (" …" if len(subs) > SHOWN else ""))  # fmt: skip
+        captured = code.get("untracked_files") or {}
+        if captured:
+            say(f"restored {len(captured)} untracked file(s) of the original")
+        untracked = [p for p in code.get("untracked") or [] if p not in captured]
         if untracked:
-            shown = ", ".join(untracked[:SHOWN]) + (" …" if len(untracked) > SHOWN else "")
-            say(f"note: {len(untracked)} untracked file(s) of the original are not in the "
-                f"patch and not rebuilt: {shown}")  # fmt: skip
+            skipped = code.get("untracked_skipped") or {}
+            named = [f"{p} ({skipped[p]})" if p in skipped else p for p in untracked[:SHOWN]]
+            shown = ", ".join(named) + (" …" if len(untracked) > SHOWN else "")
+            say(f"note: {len(untracked)} untracked file(s) of the original were not captured "
+                f"and not rebuilt: {shown}")  # fmt: skip
 
         data = recorded.get("data") or {}
         say(restore_data(project.root, here, data))
