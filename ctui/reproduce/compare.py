@@ -129,16 +129,45 @@ def verdict(differences: list[dict[str, Any]]) -> str:
 
 
 def code_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The meaningful code: commit and uncommitted patch (not branch, root path or remote)."""
+    """The meaningful code: commit, uncommitted patch, each submodule's commit and patch, and
+    the captured untracked files (not branch, root path, remote or the untracked listing)."""
     if old.get("status") != "ok" or new.get("status") != "ok":
         return [] if old.get("status") == new.get("status") else ["code section missing"]
+
+    def short(value: Any, n: int = 8) -> str:
+        return _short_id(value)[:n]
+
+    def pid(section: Any) -> Any:
+        return ((section or {}).get("patch") or {}).get("id")
+
     out = []
     if old.get("commit") != new.get("commit"):
-        out.append(f"commit {str(old.get('commit'))[:7]}→{str(new.get('commit'))[:7]}")
-    p_old = (old.get("patch") or {}).get("id")
-    p_new = (new.get("patch") or {}).get("id")
-    if p_old != p_new:
-        out.append(f"patch {_short_id(p_old)[:8]}→{_short_id(p_new)[:8]}")
+        out.append(f"commit {short(old.get('commit'), 7)}→{short(new.get('commit'), 7)}")
+    if pid(old) != pid(new):
+        out.append(f"patch {short(pid(old))}→{short(pid(new))}")
+    s_old, s_new = old.get("submodules") or {}, new.get("submodules") or {}
+    for path in sorted(set(s_old) | set(s_new)):
+        a, b = s_old.get(path), s_new.get(path)
+        if a is None or b is None:
+            out.append(f"{'-' if b is None else '+'}submodule {path}")
+            continue
+        if a.get("initialised") != b.get("initialised"):
+            said = {True: "checked out", False: "not checked out"}
+            out.append(f"submodule {path} {said[bool(a.get('initialised'))]}→"
+                       f"{said[bool(b.get('initialised'))]}")  # fmt: skip
+        elif a.get("commit") != b.get("commit"):
+            out.append(f"submodule {path} {short(a.get('commit'), 7)}→{short(b.get('commit'), 7)}")
+        if pid(a) != pid(b):
+            out.append(f"submodule {path} patch {short(pid(a))}→{short(pid(b))}")
+    u_old, u_new = old.get("untracked_files") or {}, new.get("untracked_files") or {}
+    for path in sorted(set(u_old) | set(u_new)):
+        i_old, i_new = (u_old.get(path) or {}).get("id"), (u_new.get(path) or {}).get("id")
+        if i_new is None:
+            out.append(f"-untracked {path}")
+        elif i_old is None:
+            out.append(f"+untracked {path}")
+        elif i_old != i_new:
+            out.append(f"untracked {path} {short(i_old)}→{short(i_new)}")
     return out
 
 
