@@ -37,7 +37,8 @@ def reproduce(
 ) -> None:
     """Rebuild RUN's code, data and environment, run it again and compare.
 
-    Exit 0: reproduced. Exit 1: diverged, or --strict found another environment.
+    Exit 0: reproduced. Exit 1: diverged, not verified (an ingredient could not be checked),
+    or --strict found another environment.
 
     Exit 2: cannot be rebuilt (commit gone, data missing, engine unreachable).
     """
@@ -66,7 +67,9 @@ def reproduce(
                 "original": result["original"]["id"],
                 "verdict": result["verdict"],
                 "reproduced": result["reproduced"],
+                "outcome": result["outcome"],
                 "differences": result["differences"],
+                "unverified": result["unverified"],
                 "notes": result["notes"],
                 "env_before": result["env_before"],
             }
@@ -80,7 +83,9 @@ def reproduce(
             if len(diff["items"]) > 3:  # the verdict names three per section; list them all
                 items = Text(", ".join(diff["items"]))
                 out.print(Text(f"{diff['section']}: ", style="bold") + items, soft_wrap=True)
-        style = "bold green" if result["reproduced"] else "bold red"
+        style = {"reproduced": "bold green", "not verified": "bold yellow"}.get(
+            result["outcome"], "bold red"
+        )
         common.console().print(
             Text(f"{result['run']['id']} ", style="bold") + Text(result["verdict"], style=style),
             soft_wrap=True,

@@ -141,11 +141,7 @@ def reproduce_run(
         say(restore_data(project.root, here, data))
 
         config, job_name, backend_name = _job_config(project, here, original, backend)
-        job = config.jobs[job_name]
-        current_env = mf.capture(here, sections=("env",), env={**os.environ, **job.env})[
-            "sections"
-        ]["env"]
-        env_before = env_differences(recorded.get("env") or {}, current_env, image=False)
+        env_before = _env_before(project, config, job_name, here, original, recorded)
         if env_before:
             say(f"env: {_count(env_before, 'difference')}: " + ", ".join(env_before[:5])
                 + (" …" if len(env_before) > 5 else ""))  # fmt: skip
@@ -155,7 +151,7 @@ def reproduce_run(
                     hint="install the recorded versions, or reproduce without --strict",
                     code=ExitCode.FAILED,
                 )
-        else:
+        elif backend_name != "docker":
             say("env: same Python and packages as the original")
 
         new = _launch(project, config, job_name, backend_name, original, here, say)
@@ -167,7 +163,9 @@ def reproduce_run(
         fields = {
             "verdict": result["verdict"],
             "reproduced": result["reproduced"],
+            "outcome": result["outcome"],
             "differences": result["differences"],
+            "unverified": result["unverified"],
         }
         new = store.update_run(new["id"], fields) or store.get_run(new["id"])
         return {"run": new, "original": original, **result}
@@ -204,6 +202,33 @@ def _job_config(
         job = dataclasses.replace(job, backend=backend_name, env=dict(job.env))
     config.jobs[job_name] = job
     return config, job_name, backend_name
+
+
+def _env_before(
+    project: Project,
+    config: Config,
+    job_name: str,
+    here: Path,
+    original: Mapping[str, Any],
+    recorded: Mapping[str, Any],
+) -> list[str]:
+    """The job's environment now (its interpreter, as the run will see it) against the
+    recorded one. A Docker run's image is pinned: its env is compared after the run."""
+    from ctui import manifest as mf
+    from ctui.jobs.capture import job_describer
+
+    job = config.jobs[job_name]
+    if job.backend == "docker":
+        return []
+    env = {**os.environ, **job.env}
+    describe = job_describer(
+        job, here, project.root, env, cache_dir=project.cache_dir, params=original.get("params")
+    )
+    current = mf.capture(
+        here, sections=("env",), env=env, python=describe, options=config.manifest,
+        cache_dir=project.cache_dir,
+    )["sections"]["env"]  # fmt: skip
+    return env_differences(recorded.get("env") or {}, current, image=False)
 
 
 def _recorded_image(run: Mapping[str, Any]) -> str | None:

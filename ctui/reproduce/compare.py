@@ -106,17 +106,63 @@ def compare_runs(
     }
     differences = [{"section": name, "items": items} for name in COMPARED if (items := found[name])]
     notes = [f"compute {c}" for c in compute_differences(a.get("compute"), b.get("compute"))]
+    unverified = unverified_checks(a, b, original, new)
     return {
-        "verdict": verdict(differences),
-        "reproduced": not differences,
+        "verdict": verdict(differences, unverified),
+        "outcome": "diverged" if differences else "not verified" if unverified else "reproduced",
+        "reproduced": not differences and not unverified,
         "differences": differences,
+        "unverified": unverified,
         "notes": notes,
     }
 
 
-def verdict(differences: list[dict[str, Any]]) -> str:
-    """`reproduced` or `diverged in: env (numpy 2.3→2.4), metrics (acc 0.91→0.89)`."""
+def unverified_checks(
+    a: Mapping[str, Any], b: Mapping[str, Any], original: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    """Ingredients that could not be checked, each with why: equal because neither side could
+    be recorded is not "reproduced"."""
+    out: list[dict[str, str]] = []
+
+    def why(section: str, reason: str) -> None:
+        out.append({"section": section, "reason": reason})
+
+    for name in ("env",):
+        for side, sec in (("original", a.get(name) or {}), ("reproduction", b.get(name) or {})):
+            if sec.get("status") != "ok":
+                why(name, f"not recorded for the {side}: {sec.get('reason') or 'no section'}")
+                break
+    data = a.get("data") or {}
+    if data.get("status") == "ok" and data.get("problems"):
+        why("data", "the original's DVC files could not all be read: " + data["problems"][0])
+    code = a.get("code") or {}
+    if code.get("status") == "ok":
+        captured = set((code.get("untracked_files") or {}).keys())
+        lost = [p for p in code.get("untracked") or [] if p not in captured]
+        if lost:
+            shown = ", ".join(lost[:SHOWN]) + (" …" if len(lost) > SHOWN else "")
+            why("code", f"{len(lost)} untracked file(s) of the original were not captured: {shown}")
+        if (code.get("patch") or {}).get("redactions"):
+            why("code", "secrets were redacted from the recorded patch")
+    for doc, side in ((original, "original"), (new, "reproduction")):
+        if doc.get("manifest_error"):
+            why("manifest", f"{side}: {doc['manifest_error']}")
+    if (new.get("mlflow") or {}).get("sync") == "pending":
+        why("metrics", "the reproduction's MLflow metrics have not arrived (sync pending)")
+    if not original.get("metrics") and not new.get("metrics"):
+        why("results", "neither run recorded metrics, so results were not compared")
+    return out
+
+
+def verdict(
+    differences: list[dict[str, Any]], unverified: list[dict[str, str]] | None = None
+) -> str:
+    """`reproduced`, `diverged in: env (numpy 2.3→2.4), metrics (acc 0.91→0.89)`, or
+    `not verified: env (not recorded for the original: …)`."""
     if not differences:
+        if unverified:
+            said = (f"{u['section']} ({u['reason']})" for u in unverified)
+            return "not verified: " + ", ".join(said)
         return "reproduced"
     parts = []
     for d in differences:
