@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +112,8 @@ def reachable(uri: str, timeout: float = 3.0) -> bool:
     if not _is_http(uri):
         return True
     try:
+        import urllib.request  # ~15 ms: only when a server is asked
+
         with urllib.request.urlopen(safe_uri(uri).rstrip("/") + "/health", timeout=timeout):
             return True
     except OSError:
