@@ -69,3 +69,60 @@ class TopLevelSnapshots(_pts.SVGImageExtension):
 
 
 _pts.SVGImageExtension = TopLevelSnapshots  # type: ignore[misc]
+
+
+# -- CI: a Docker or Slurm test that skips fails the run ----------------------------------------
+# Off CI these tests skip, saying why, when no engine answers. On CI (CI=true or CI=1) the
+# engines are started first (.ci/run), so a skip means an engine did not come up: the test fails
+# with the skip's reason instead of the run going green without having run it.
+from collections.abc import Generator  # noqa: E402
+from typing import Any  # noqa: E402
+
+_ENGINE_MARKERS = ("docker", "slurm")
+# what the engine helpers (needs_engine, the Slurm `cluster` fixture) say when they skip
+_ENGINE_HINTS = (
+    "tests/ci/docker.sh",
+    "tests/ci/slurm.sh",
+    "Docker engine",
+    "docker Python package",
+    "could not import 'docker'",
+)
+_engine_skips: list[str] = []
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if not (report.skipped and _on_ci()) or hasattr(report, "wasxfail"):
+        return report
+    reason = _skip_reason(report)
+    marker = next((m for m in _ENGINE_MARKERS if item.get_closest_marker(m)), None)
+    if marker is None and not any(hint in reason for hint in _ENGINE_HINTS):
+        return report
+    what = f"`{marker}` test" if marker else "test that needs an engine"
+    report.outcome = "failed"
+    report.longrepr = (
+        f"CI={os.environ['CI']}: this {what} was skipped, which CI does not allow: {reason}\n"
+        "(.ci/run starts the engines: tests/ci/docker.sh, tests/ci/slurm.sh up)"
+    )
+    _engine_skips.append(f"{item.nodeid}: {reason}")
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _engine_skips:
+        terminalreporter.section("Docker/Slurm tests skipped on CI (failed)", red=True)
+        for line in _engine_skips:
+            terminalreporter.write_line(line)

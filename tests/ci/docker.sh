@@ -6,7 +6,10 @@
 #                                `ctui-test-busybox`, print `DOCKER_HOST=unix://…` (last line)
 #   tests/ci/docker.sh stop      stop that dockerd
 #
-# Usage from CI:  export "$(tests/ci/docker.sh | tail -n 1)"
+# Usage from CI (.ci/run): take the last line only when the script succeeded, e.g.
+#   line=$(bash tests/ci/docker.sh | tail -n 1) || exit 1; export "$line"
+# (`export "$(… | tail -n 1)"` alone ignores the script's exit status.)
+# It exits non-zero, saying why, when the engine or the image is not there.
 # The folder is $CTUI_DOCKER_DIR (default /tmp/ctui-dockerd). Starting twice reuses the engine.
 set -euo pipefail
 
@@ -77,7 +80,8 @@ if ! client image inspect "$IMAGE" >/dev/null 2>&1; then
   mkdir -p "$R"/{bin,etc,tmp,workspace}
   chmod 1777 "$R/tmp"
   cp /bin/busybox "$R/bin/busybox"  # busybox-static: no libraries needed in the image
-  for applet in $("$R/bin/busybox" --list); do
+  applets=$("$R/bin/busybox" --list)  # (a failure inside `for … in $(…)` would go unnoticed)
+  for applet in $applets; do
     [ -e "$R/bin/$applet" ] || ln -s busybox "$R/bin/$applet"
   done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$R/etc/passwd"
@@ -94,4 +98,12 @@ DOCKERFILE
   say "built image $IMAGE"
 fi
 
+# Only a working engine with the test image gets the DOCKER_HOST line: without it the tests
+# would skip (CI fails them, tests/conftest.py), so say here what is missing and fail.
+if ! answers; then
+  say "dockerd stopped answering on $SOCK; last lines of $D/dockerd.log:"
+  tail -n 20 "$D/dockerd.log" >&2 || true
+  exit 1
+fi
+client image inspect "$IMAGE" >/dev/null 2>&1 || { say "image $IMAGE is missing after the build"; exit 1; }
 echo "DOCKER_HOST=$HOST"

@@ -12,7 +12,9 @@ P=${CTUI_SLURM_DIR:-/tmp/ctui-slurm}; H=$(hostname -s); WITH_DBD=${WITH_DBD:-0}
 export SLURM_CONF=$P/slurm.conf
 ETC=/etc/slurm/slurm.conf
 t0=$(date +%s.%N); el(){ printf '[%5.2fs]' "$(echo "$(date +%s.%N)-$t0" | bc)"; }
-wait_for(){ for _ in $(seq 300); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timeout: $1" >&2; return 1; }
+wait_for(){ for _ in $(seq 300); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; fail "timeout: $1"; }
+# a start that does not come up: say so with the logs' last lines, and exit non-zero
+fail(){ echo "slurm.sh: $*" >&2; for f in "$P"/log/*; do [ -s "$f" ] && { echo "-- $f" >&2; tail -n 15 "$f" >&2; }; done; exit 1; }
 
 if [ "${1:-up}" = down ]; then
   for f in slurmd slurmctld slurmdbd mariadbd munged; do
