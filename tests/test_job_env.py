@@ -268,3 +268,17 @@ def test_cli_manifest_describes_the_named_interpreter(project: Any) -> None:
     bad = cli(project, "manifest", "--section", "env", "--python", "/nonexistent/python")
     assert bad.exit_code == 0
     assert "does not exist" in " ".join(bad.output.split())
+
+
+def test_a_non_python_command_with_no_python_keeps_the_rest_of_the_env(tmp_path: Path) -> None:
+    from ctui.manifest.env import capture_env
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    env = {"PATH": str(bindir), "OMP_NUM_THREADS": "2", "CTUI_IMAGE_ID": "sha256:ab"}
+    describe = lambda: interpreter.describe(["sh", "total.sh"], env, tmp_path)  # noqa: E731
+    section = capture_env(env, python=describe)
+    assert "no python3 is on its PATH" in section["python"]["absent"]
+    assert section["packages"] == {}
+    assert section["container"]["image_id"] == "sha256:ab"
+    assert section["variables"] == {"OMP_NUM_THREADS": "2"}

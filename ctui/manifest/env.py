@@ -72,21 +72,25 @@ def capture_env(
 ) -> dict[str, Any]:
     """The env section. `python()` describes the job's interpreter (`interpreter.describe`);
     without it, the `python3` on `env`'s PATH is asked (what a job running `python3` gets)."""
+    from ctui.manifest.interpreter import NoPython
+
     env = os.environ if env is None else env
-    if python is None:
-        info = _default_python(env, cache_dir)
-    else:
-        info = python()
-    return {
-        "python": {
+    try:
+        info = _default_python(env, cache_dir) if python is None else python()
+        interp: dict[str, Any] = {
             "version": info.get("version"),
             "implementation": info.get("implementation"),
             "executable": canonical_executable(info.get("executable"), info.get("prefix")),
             "prefix": info.get("prefix"),
             "base_prefix": info.get("base_prefix"),
             "how": info.get("how"),
-        },
-        "packages": dict(info.get("packages") or {}),
+        }
+        packages = dict(info.get("packages") or {})
+    except NoPython as exc:  # nothing Python to describe; the rest of the env still is
+        interp, packages = {"absent": str(exc)}, {}
+    return {
+        "python": interp,
+        "packages": packages,
         "os": _os_info(),
         "container": container_info(env),
         "cuda": cuda_info(env),

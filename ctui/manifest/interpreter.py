@@ -83,6 +83,11 @@ print(json.dumps({
 """
 
 
+class NoPython(Absent):
+    """A command that is not Python, where no Python is there to ask either (a shell script
+    in a busybox image): the env section records the rest (OS, container, variables)."""
+
+
 @dataclass
 class Resolved:
     """An interpreter to ask: `argv` runs it (a path, or a `docker run …` prefix)."""
@@ -178,7 +183,7 @@ def resolve(
                 return _local(found, f"the #! line of {os.path.basename(first)}")
     found = _path_python(env, cwd)
     if found is None:
-        raise Absent(
+        raise NoPython(
             f"the command {os.path.basename(first)!r} is not Python and no python3 is on its PATH"
         )
     return _local(

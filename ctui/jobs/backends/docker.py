@@ -404,8 +404,14 @@ class DockerBackend(Backend):
                 c.close()
 
         def describe() -> dict[str, Any]:
-            info = dict(interpreter.probe(interp, spec.env, Path(spec.cwd), cache_dir=cache_dir,
-                                          run=run))  # fmt: skip
+            try:
+                info = dict(interpreter.probe(interp, spec.env, Path(spec.cwd),
+                                              cache_dir=cache_dir, run=run))  # fmt: skip
+            except interpreter.Absent as exc:
+                if named:
+                    raise
+                # a non-Python command in an image without Python: the image pins the env
+                raise interpreter.NoPython(f"no python3 in the image: {exc}") from None
             info["how"] = how
             return info
 
