@@ -210,7 +210,11 @@ def _read_params(
         try:
             doc = _load_params_file(path, hasher)
         except FileNotFoundError:
-            problems.append(f"{pfile}: params file missing")
+            if pfile in pipe.lock_params:  # as the pipeline last ran with them
+                problems.append(f"{pfile}: params file missing; values from dvc.lock")
+                out[pfile] = dict(sorted(pipe.lock_params[pfile].items()))
+            else:
+                problems.append(f"{pfile}: params file missing")
             continue
         except (OSError, ValueError, yaml.YAMLError) as exc:
             problems.append(f"{pfile}: not readable as params: {_short(exc)}")
