@@ -235,6 +235,8 @@ def show(
         ("error", doc.get("error")),
         ("trigger", " — ".join(x for x in (doc.get("trigger"), doc.get("cause")) if x)),
         ("git", doc.get("git")),
+        ("python", _python_line(project, doc)),
+        ("manifest error", doc.get("manifest_error")),
         ("backend", doc.get("backend")),
         ("host", doc.get("host")),
         ("tags", ", ".join(doc.get("tags") or [])),
@@ -251,8 +253,10 @@ def show(
         values = doc.get(field) or {}
         if values:
             t = Table(title=title, title_justify="left", box=None, show_header=False)
+            from_dvc = set(doc.get("dvc_params") or []) if field == "params" else set()
             for k in sorted(values):
-                t.add_row(Text(k, style="dim"), fmt.number(values[k]))
+                where = Text("  params file", style="dim") if k in from_dvc else Text("")
+                t.add_row(Text(k, style="dim"), fmt.number(values[k]), where)
             con.print(t)
     if doc.get("manifest"):
         t = Table(title="manifest", title_justify="left", box=None, show_header=False)
@@ -263,6 +267,26 @@ def show(
         con.print(Text("last log lines:", style="dim"))
         for line in doc["log_tail"]:
             con.print(Text(line))
+
+
+def _python_line(project: Any, doc: dict[str, Any]) -> str | None:
+    """The job's interpreter as the env section recorded it, in one line."""
+    oid = (doc.get("manifest") or {}).get("env")
+    if not oid:
+        return None
+    from ctui.objects import ObjectStore
+
+    try:
+        env = ObjectStore(project.objects_dir).get_json(oid)
+    except CtuiError:
+        return None
+    if env.get("status") != "ok":
+        return f"not recorded: {env.get('reason')}"
+    py = env.get("python") or {}
+    if py.get("absent"):
+        return f"none: {py['absent']}"
+    count = len(env.get("packages") or {})
+    return f"{py.get('version')} in {py.get('prefix')} ({py.get('how')}), {count} packages"
 
 
 def tag(
