@@ -131,3 +131,26 @@ def test_new_raw_data_behind_a_stale_lock_fires_once_and_outputs_never(pipeline:
     assert watch_once(root)["launched"] == []
     assert watch_once(root)["launched"] == []
     assert len(store.runs()) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("dvc.yaml", "stages: [unclosed\n", "dvc.yaml: "),
+        ("dvc.lock", "stages:\n  train: {deps: [oops\n", "dvc.lock: "),
+        ("params.yaml", "train: {n_est: [1, 2\n", "params.yaml: not readable as params"),
+    ],
+)
+def test_broken_dvc_files_are_recorded_and_the_run_still_starts(
+    pipeline: Any,  # noqa: F811
+    name: str,
+    text: str,
+    said: str,
+) -> None:
+    (pipeline.root / name).write_text(text)
+    run = wait_final(pipeline, launch_run(pipeline, "pipeline")["id"], timeout=120)
+    assert run["started"], run  # it ran (dvc itself may well fail on the broken file)
+    data = data_of(pipeline, run)
+    assert data["status"] == "ok"
+    assert any(p.startswith(said) for p in data["problems"]), data["problems"]
+    assert not run.get("manifest_error")
