@@ -134,8 +134,9 @@ def test_success_runs_on_the_node_with_its_log_and_metrics(slurm_project: Any) -
     assert "setup-ran" in log
     assert f"['x; touch {marker}']" in log  # one argv token, not a shell command
     assert not marker.exists()
-    # the compute section was captured by the step on the node
-    assert "compute" in done["manifest"]
+    # the whole manifest was captured by the step on the node, as the job started
+    assert {"code", "env", "compute"} <= set(done["manifest"])
+    assert done["git"] and done.get("captured")
     script = (slurm_project.run_dir(run["id"]) / "slurm.sbatch").read_text()
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --time=5" in script
     assert "node-start" in script
