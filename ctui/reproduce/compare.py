@@ -1,22 +1,28 @@
 """Reproduce, step 5: compare a reproduction with its original → verdict, differences, notes.
 
-Code (commit + patch), data (per-path hashes), env, params, status and metrics (integers
-exactly, floats within `rel_tol`). Paths and host-specific details are not compared; compute
-differences are notes only (another box may reproduce a run exactly).
+Code (commit + patch), data inputs (per-path hashes), env, params, status, metrics (integers
+exactly, floats within `rel_tol`) and the pipeline's outputs (DVC's hashes: bit-identical or
+not). Paths and host-specific details are not compared; compute differences are notes only
+(another box may reproduce a run exactly). The reproduction's log tells whether DVC really
+ran every stage: one it skipped or restored from a cache makes the outputs "not verified".
+
+This is the one place the verdict is decided; the CLI and the TUI print it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ctui.manifest.data import role_of
 from ctui.numbers import metric_equal
 
 if TYPE_CHECKING:
     from ctui.objects import ObjectStore
 
 #: sections whose differences make a reproduction diverge (compute is only a note)
-COMPARED = ("code", "data", "env", "params", "status", "metrics")
+COMPARED = ("code", "data", "env", "params", "status", "metrics", "outputs")
 #: how many items of one section the verdict names before "+N more"
 SHOWN = 3
 
@@ -86,12 +92,17 @@ def compare_runs(
     objects: ObjectStore,
     *,
     rel_tol: float = 1e-6,
+    log: str | Iterable[str] | None = None,
+    order: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Compare a reproduction with its original → verdict, differences, notes."""
+    """Compare a reproduction with its original → verdict, outcome, differences, unverified,
+    notes, outputs (`[{path, old, new, identical}]`, in `order` first) and stages (what the
+    reproduction's `log` shows DVC did: `{"ran": [...], "skipped": [{stage, why}]}`)."""
     from ctui import manifest as mf
 
     a = mf.load(objects, original.get("manifest") or {})["sections"]
     b = mf.load(objects, new.get("manifest") or {})["sections"]
+    outputs = output_comparison(a.get("data") or {}, b.get("data") or {}, order)
     found: dict[str, list[str]] = {
         "code": code_differences(a.get("code") or {}, b.get("code") or {}),
         "data": data_differences(a.get("data") or {}, b.get("data") or {}),
@@ -103,17 +114,30 @@ def compare_runs(
         "metrics": metric_differences(
             original.get("metrics") or {}, new.get("metrics") or {}, rel_tol=rel_tol
         ),
+        "outputs": [
+            f"{o['path']} {_short_hash(o['old'])}→{_short_hash(o['new'])}"
+            for o in outputs
+            if not o["identical"] and (o["old"] or o["new"])
+        ],
     }
     differences = [{"section": name, "items": items} for name in COMPARED if (items := found[name])]
     notes = [f"compute {c}" for c in compute_differences(a.get("compute"), b.get("compute"))]
+    stages = dvc_stages(log.splitlines() if isinstance(log, str) else log or [])
     unverified = unverified_checks(a, b, original, new)
+    unverified += stage_checks(stages)
+    unrecorded = [o["path"] for o in outputs if not o["old"] and not o["new"]]
+    if unrecorded:
+        unverified.append({"section": "outputs", "reason": f"{_named(unrecorded)} recorded "
+                           "by neither run"})  # fmt: skip
     return {
-        "verdict": verdict(differences, unverified),
+        "verdict": verdict(differences, unverified, outputs),
         "outcome": "diverged" if differences else "not verified" if unverified else "reproduced",
         "reproduced": not differences and not unverified,
         "differences": differences,
         "unverified": unverified,
         "notes": notes,
+        "outputs": outputs,
+        "stages": stages,
     }
 
 
@@ -155,15 +179,36 @@ def unverified_checks(
 
 
 def verdict(
-    differences: list[dict[str, Any]], unverified: list[dict[str, str]] | None = None
+    differences: list[dict[str, Any]],
+    unverified: list[dict[str, str]] | None = None,
+    outputs: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """`reproduced`, `diverged in: env (numpy 2.3→2.4), metrics (acc 0.91→0.89)`, or
-    `not verified: env (not recorded for the original: …)`."""
+    """The verdict in the words a user needs:
+
+    - `reproduced`, or with the outputs it proved: `reproduced (model.pkl bit-identical)`,
+      `reproduced (5 outputs bit-identical: model.pkl, data/features, data/prepared, +2 more)`;
+    - `metrics match, model.pkl differs` when only outputs differ (the metrics were compared);
+    - `diverged in: env (numpy 2.3→2.4), metrics (acc 0.91→0.89), outputs (model.pkl …)`;
+    - `not verified: env (not recorded for the original: …)` when nothing differs but an
+      ingredient could not be checked (a stage DVC did not run among them)."""
+    unverified = unverified or []
+    outputs = list(outputs or [])
     if not differences:
         if unverified:
             said = (f"{u['section']} ({u['reason']})" for u in unverified)
             return "not verified: " + ", ".join(said)
-        return "reproduced"
+        same = [str(o["path"]) for o in outputs if o.get("identical")]
+        if not same:
+            return "reproduced"
+        if len(same) == 1:
+            return f"reproduced ({same[0]} bit-identical)"
+        return f"reproduced ({len(same)} outputs bit-identical: {_named(same)})"
+    metrics_compared = not any(u["section"] in ("results", "metrics") for u in unverified)
+    if [d["section"] for d in differences] == ["outputs"] and metrics_compared:
+        differ = [
+            str(o["path"]) for o in outputs if not o["identical"] and (o["old"] or o["new"])
+        ] or [str(item).split(" ", 1)[0] for item in differences[0]["items"]]
+        return f"metrics match, {_named(differ)} {'differs' if len(differ) == 1 else 'differ'}"
     parts = []
     for d in differences:
         items = d["items"]
@@ -172,6 +217,97 @@ def verdict(
             shown += f", +{len(items) - SHOWN} more"
         parts.append(f"{d['section']} ({shown})")
     return "diverged in: " + ", ".join(parts)
+
+
+def _named(items: Sequence[str]) -> str:
+    """`a, b, c, +2 more`."""
+    shown = ", ".join(items[:SHOWN])
+    return shown + (f", +{len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def _short_hash(value: Any) -> str:
+    return str(value)[:8] if value else "missing"
+
+
+# -- what DVC did -------------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: lines DVC writes when a stage's command did not run, → why, in the verdict's words
+_NOT_RUN = (
+    (re.compile(r"^Stage '(.+)' is cached - skipping run"), "came from DVC's cache"),
+    (re.compile(r"^Restored stage '(.+?)'"), "came from DVC's cache"),
+    (re.compile(r"^Stage '(.+)' didn't change, skipping"), "was skipped as unchanged"),
+    (re.compile(r"^Verifying outputs in frozen stage: '(.+)'"), "is frozen, never run"),
+    (re.compile(r"^Pulling data for stage: '(.+)'"), "was pulled from a DVC remote"),
+)
+_RAN = re.compile(r"^Running stage '(.+)':")
+
+
+def dvc_stages(lines: Iterable[str]) -> dict[str, Any]:
+    """What a DVC log shows: `{"ran": [stage…], "skipped": [{"stage", "why"}]}`. A stage that
+    ran after all (a failed pull, then the command) counts as run."""
+    ran: list[str] = []
+    skipped: dict[str, str] = {}
+    for raw in lines:
+        line = _ANSI.sub("", raw).strip()
+        if not line:
+            continue
+        hit = _RAN.match(line)
+        if hit:
+            ran.append(hit.group(1))
+            continue
+        for pattern, why in _NOT_RUN:
+            hit = pattern.match(line)
+            if hit:
+                skipped.setdefault(hit.group(1), why)
+                break
+    return {
+        "ran": list(dict.fromkeys(ran)),
+        "skipped": [{"stage": s, "why": w} for s, w in skipped.items() if s not in ran],
+    }
+
+
+def stage_checks(stages: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One `outputs` entry per reason a stage did not run: `stage 'train' came from DVC's
+    cache`, `stages 'prepare', 'featurize' were skipped as unchanged`."""
+    by_why: dict[str, list[str]] = {why: [] for _pattern, why in _NOT_RUN}  # cache first
+    for item in stages.get("skipped") or []:
+        by_why.setdefault(str(item["why"]), []).append(f"'{item['stage']}'")
+    out = []
+    for why, names in by_why.items():
+        if not names:
+            continue
+        if len(names) > 1:
+            why = why.replace("was ", "were ", 1).replace("is frozen", "are frozen", 1)
+        said = f"stage{'s' if len(names) > 1 else ''} {_named(names)} {why}"
+        out.append({"section": "outputs", "reason": said})
+    return out
+
+
+def output_comparison(
+    old: Mapping[str, Any], new: Mapping[str, Any], order: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Each pipeline output of either run: `{path, old, new, identical}` (DVC's hashes), the
+    paths in `order` first, then the rest by name."""
+    if old.get("status") != "ok" or new.get("status") != "ok":
+        return []
+    h_old = _hashes(old, outputs=True)
+    h_new = _hashes(new, outputs=True)
+    paths = set(h_old) | set(h_new)
+    rank = {p: i for i, p in enumerate(order)}
+    out = []
+    for path in sorted(paths, key=lambda p: (rank.get(p, len(rank)), p)):
+        a, b = h_old.get(path), h_new.get(path)
+        out.append({"path": path, "old": a, "new": b, "identical": bool(a) and a == b})
+    return out
+
+
+def _hashes(section: Mapping[str, Any], *, outputs: bool) -> dict[str, Any]:
+    return {
+        p: e.get("hash") if isinstance(e, Mapping) else None
+        for p, e in (section.get("paths") or {}).items()
+        if (role_of(e) == "output") == outputs
+    }
 
 
 def code_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -218,11 +354,12 @@ def code_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
 
 
 def data_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Paths whose recorded hash differs (or that appear on one side only)."""
+    """Data the runs read (raw inputs, declared paths) whose recorded hash differs, or that
+    appears on one side only. Pipeline outputs are compared apart (`output_comparison`)."""
     if old.get("status") != "ok" or new.get("status") != "ok":
         return [] if old.get("status") == new.get("status") else ["data section missing"]
-    h_old = {p: e.get("hash") for p, e in (old.get("paths") or {}).items()}
-    h_new = {p: e.get("hash") for p, e in (new.get("paths") or {}).items()}
+    h_old = _hashes(old, outputs=False)
+    h_new = _hashes(new, outputs=False)
     out = []
     for path in sorted(set(h_old) | set(h_new)):
         if path not in h_new:
