@@ -9,10 +9,16 @@
    before launching, and `strict` refuses to launch on any difference (exit 1). With Docker the
    recorded image (repo digest, else image id) is what runs.
 4. run — the job with the recorded params, as a new run with `reproduces: <id>`; waited for.
-5. compare — code (commit + patch), data (per-path hashes), env, params, status and metrics
-   (integers exactly, floats within `rel_tol`) → `reproduced` or `diverged in: …`, stored on the
-   new run as `verdict`. Paths and host-specific details are not compared; compute differences
-   are reported as notes only (another box may reproduce a run exactly).
+   A DVC pipeline really runs again, every stage (`rebuild.py`): `dvc repro` / `dvc exp run`
+   get `--force`; any other command that runs dvc gets an own, empty DVC cache for the
+   worktree and the stage outputs removed. How is recorded on the new run as `rebuild`.
+5. compare — code (commit + patch), data inputs (per-path hashes), env, params, status,
+   metrics (integers exactly, floats within `rel_tol`) and the pipeline's outputs (DVC's
+   hashes) → `reproduced (model.pkl bit-identical)`, `metrics match, model.pkl differs`,
+   `diverged in: …` or `not verified: …` (a stage the log shows DVC skipped or restored from a
+   cache among the reasons), stored on the new run as `verdict`. Paths and host-specific
+   details are not compared; compute differences are notes only (another box may reproduce a
+   run exactly).
 
 The CLI (`ctui reproduce`) and the TUI (`R`) both call `reproduce_run`.
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +37,14 @@ from ctui.reproduce.compare import (
     SHOWN,
     _count,
     compare_runs,
+    dvc_stages,
     env_differences,
     metric_differences,
     metric_equal,
     verdict,
 )
 from ctui.reproduce.data import _checkout_failures, _is_input, restore_data
+from ctui.reproduce.rebuild import Rebuild, force_rebuild, read_pipeline
 from ctui.reproduce.worktree import (
     WORKTREES,
     _patch_bytes,
@@ -137,6 +145,7 @@ def reproduce_run(
             say(f"note: {len(untracked)} untracked file(s) of the original were not captured "
                 f"and not rebuilt: {shown}")  # fmt: skip
 
+        pipeline = read_pipeline(here, commit)  # a broken dvc.yaml: exit 2, before DVC runs
         data = recorded.get("data") or {}
         say(restore_data(project.root, here, data))
 
@@ -154,11 +163,26 @@ def reproduce_run(
         elif backend_name != "docker":
             say("env: same Python and packages as the original")
 
-        new = _launch(project, config, job_name, backend_name, original, here, say)
+        rebuild = force_rebuild(config, job_name, project.root, worktree, here, pipeline, data)
+        if rebuild is not None:
+            say(rebuild.said)
+        new = _launch(project, config, job_name, backend_name, original, here, say, rebuild)
         new = _wait(project, new["id"], poll)
         say(f"run {new['id']} {new['status']}")
 
-        result = compare_runs(original, new, objects, rel_tol=rel_tol)
+        from ctui.jobs.launch import LOG_FILE
+
+        # any job of a DVC project: what DVC printed says whether it ran the stages (a job
+        # that runs dvc where no rebuild could reach, `make repro`, is caught here)
+        log = project.run_dir(new["id"]) / LOG_FILE
+        with _lines(log if pipeline.stages else None) as lines:
+            result = compare_runs(
+                original, new, objects, rel_tol=rel_tol, log=lines, order=pipeline.order()
+            )
+        ran = result["stages"]["ran"]
+        if ran:
+            say(f"dvc ran {_count(ran, 'stage')}: " + ", ".join(ran[:8])
+                + (" …" if len(ran) > 8 else ""))  # fmt: skip
         result["env_before"] = env_before
         fields = {
             "verdict": result["verdict"],
@@ -222,13 +246,20 @@ def _env_before(
         return []
     env = {**os.environ, **job.env}
     describe = job_describer(
-        job, here, project.root, env, cache_dir=project.cache_dir, params=original.get("params")
+        job, here, project.root, env, cache_dir=project.cache_dir, params=job_params(original)
     )
     current = mf.capture(
         here, sections=("env",), env=env, python=describe, options=config.manifest,
         cache_dir=project.cache_dir,
     )["sections"]["env"]  # fmt: skip
     return env_differences(recorded.get("env") or {}, current, image=False)
+
+
+def job_params(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The params the job itself takes: the run's, less those read from DVC's params files
+    (`dvc_params`), which the worktree's params.yaml gives the new run again."""
+    from_dvc = set(run.get("dvc_params") or [])
+    return {k: v for k, v in (run.get("params") or {}).items() if k not in from_dvc}
 
 
 def _recorded_image(run: Mapping[str, Any]) -> str | None:
@@ -249,21 +280,33 @@ def _launch(
     original: Mapping[str, Any],
     worktree: Path,
     say: Progress,
+    rebuild: Rebuild | None = None,
 ) -> dict[str, Any]:
     from ctui.jobs.launch import launch_run
 
     run = launch_run(
         project,
         job_name,
-        dict(original.get("params") or {}),
+        job_params(original),
         cause=f"reproduces {original['id']}",
         reproduces=str(original["id"]),
         backend=backend,
         workdir=worktree,
         config=config,
+        extra={"rebuild": rebuild.how if rebuild is not None else None},
     )
     say(f"running {run['id']} ({backend})…")
     return run
+
+
+@contextlib.contextmanager
+def _lines(path: Path | None) -> Iterator[Iterable[str]]:
+    """The lines of a run's log, read as they are consumed (a log may be large)."""
+    if path is None or not path.is_file():
+        yield []
+        return
+    with path.open(errors="replace") as fh:
+        yield fh
 
 
 #: how long to wait after a run ends for its MLflow metrics before comparing without them
@@ -288,6 +331,8 @@ def _wait(project: Project, run_id: str, poll: float) -> dict[str, Any]:
 __all__ = [
     "reproduce_run",
     "compare_runs",
+    "dvc_stages",
+    "job_params",
     "env_differences",
     "metric_differences",
     "metric_equal",
