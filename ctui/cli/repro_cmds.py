@@ -37,8 +37,13 @@ def reproduce(
 ) -> None:
     """Rebuild RUN's code, data and environment, run it again and compare.
 
-    Exit 0: reproduced. Exit 1: diverged, not verified (an ingredient could not be checked),
-    or --strict found another environment.
+    A DVC pipeline runs every stage again (dvc repro --force, or an own empty DVC cache), and
+    its outputs are compared by hash: "reproduced (model.pkl bit-identical)", "metrics match,
+    model.pkl differs", "diverged in: ...", or "not verified: ..." (e.g. a stage DVC still
+    restored from its cache).
+
+    Exit 0: reproduced. Exit 1: diverged, metrics match but an output differs, not verified
+    (an ingredient could not be checked), or --strict found another environment.
 
     Exit 2: cannot be rebuilt (commit gone, data missing, engine unreachable).
     """
@@ -70,6 +75,9 @@ def reproduce(
                 "outcome": result["outcome"],
                 "differences": result["differences"],
                 "unverified": result["unverified"],
+                "outputs": result["outputs"],
+                "rebuild": result["run"].get("rebuild"),
+                "stages": result["stages"],
                 "notes": result["notes"],
                 "env_before": result["env_before"],
             }
