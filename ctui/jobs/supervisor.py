@@ -239,6 +239,20 @@ class Supervisor:
             fields["metrics"] = self._final_metrics(started)
         except Exception:
             traceback.print_exc()
+        try:  # DVC plots into the run folder, the `dvc exp run` experiment's name
+            from ctui.integrations.dvc_plots import record_end
+
+            fields.update(
+                record_end(
+                    Path(self.spec.cwd),
+                    self.run_dir,
+                    self.spec.argv,
+                    since=started - 1.0,
+                    cache_dir=self.project.cache_dir,
+                )
+            )
+        except Exception:
+            traceback.print_exc()
         run = self.store.get_run(self.run_id)
         merge = self._outputs(run, fields)
         mlflow_on = bool(self.spec.options.get("mlflow"))
@@ -288,7 +302,11 @@ class Supervisor:
         metrics = last_metrics(self.run_dir / "metrics.jsonl")
         files = self.spec.options.get("metrics") or []
         # 1 s of slack: some filesystems keep mtimes at a coarser grain than time.time()
-        metrics.update(read_metrics(Path(self.spec.cwd), files, since=started - 1.0))
+        metrics.update(
+            read_metrics(
+                Path(self.spec.cwd), files, since=started - 1.0, cache_dir=self.project.cache_dir
+            )
+        )
         return metrics
 
     def _mlflow_after(self, fields: dict[str, Any]) -> None:

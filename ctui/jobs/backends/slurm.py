@@ -577,9 +577,28 @@ def node_end(state_dir: Path, run_id: str, rc: int) -> None:
     try:
         started = Store(project.store_file).get_run(run_id).get("started") or 0.0
         files = spec.options.get("metrics") or []
-        metrics.update(read_metrics(Path(spec.cwd), files, since=float(started) - 1.0))
+        metrics.update(
+            read_metrics(
+                Path(spec.cwd), files, since=float(started) - 1.0, cache_dir=project.cache_dir
+            )
+        )
     except Exception as exc:
         print(f"ctui: could not read the metrics files: {exc}", file=sys.stderr)
+    try:  # DVC plots into the run folder, the `dvc exp run` experiment's name
+        from ctui.integrations.dvc_plots import record_end
+
+        Store(project.store_file).update_run(
+            run_id,
+            record_end(
+                Path(spec.cwd),
+                run_dir,
+                spec.argv,
+                since=float(started) - 1.0,
+                cache_dir=project.cache_dir,
+            ),
+        )
+    except Exception as exc:
+        print(f"ctui: could not record the DVC plots: {exc}", file=sys.stderr)
     record: dict[str, Any] = {
         "exit_code": rc,
         "ended": ended,
