@@ -332,3 +332,73 @@ def resource_series(path: Path) -> dict[str, list[float]]:
                 add(f"gpu{n} util %", gpu.get("util"))
                 add(f"gpu{n} mem MiB", gpu.get("mem_used"), 1 / 2**20)
     return series
+
+
+#: samples of a plot's y over evenly spaced x, the chart thins them to its width
+PLOT_GRID = 240
+
+
+@dataclass(frozen=True)
+class PlotLine:
+    """One recorded plot curve made chartable: `values` is y at `len(values)` evenly spaced
+    x from `x_lo` to `x_hi` (linear between the recorded points, which are sorted by x)."""
+
+    name: str
+    file: str
+    x: str
+    y: str
+    values: tuple[float, ...]
+    x_lo: float
+    x_hi: float
+    points: int
+
+    @property
+    def title(self) -> str:
+        return f"{self.name}: {self.y} vs {self.x}"
+
+
+def plot_lines(run_dir: Path, grid: int = PLOT_GRID) -> list[PlotLine]:
+    """The run's recorded plots (`plots.json`, written from the DVC plots when it ended)."""
+    from ctui.integrations.dvc_plots import load_plots
+
+    lines = []
+    for curve in load_plots(run_dir):
+        pts = sorted(
+            (float(p[0]), float(p[1]))
+            for p in curve.get("points") or ()
+            if isinstance(p, list | tuple)
+            and len(p) == 2
+            and all(isinstance(v, int | float) and v == v for v in p)  # no NaN
+        )
+        if not pts:
+            continue
+        lines.append(
+            PlotLine(
+                name=str(curve.get("name") or curve.get("file") or "plot"),
+                file=str(curve.get("file") or ""),
+                x=str(curve.get("x") or "x"),
+                y=str(curve.get("y") or "y"),
+                values=tuple(on_grid(pts, grid)),
+                x_lo=pts[0][0],
+                x_hi=pts[-1][0],
+                points=len(pts),
+            )
+        )
+    return lines
+
+
+def on_grid(points: list[tuple[float, float]], n: int) -> list[float]:
+    """y at `n` evenly spaced x over sorted (x, y) points, linear in between."""
+    import bisect
+
+    lo, hi = points[0][0], points[-1][0]
+    if hi == lo or n < 2:
+        return [y for _x, y in points]
+    xs = [x for x, _y in points]
+    out = []
+    for i in range(n):
+        x = lo + (hi - lo) * i / (n - 1)
+        j = min(max(1, bisect.bisect_left(xs, x)), len(points) - 1)
+        (x0, y0), (x1, y1) = points[j - 1], points[j]
+        out.append(y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+    return out

@@ -1,4 +1,5 @@
-"""One run in depth: overview, metric charts, the manifest tree, the log, resource history.
+"""One run in depth: overview, metric charts (histories and the run's DVC plots), the
+manifest tree, the log, resource history.
 
 Everything slow (the run folder's JSONL files, the manifest objects) loads in workers, so the
 screen opens at once; the log tab reuses the log pane that copes with huge files.
@@ -7,7 +8,7 @@ screen opens at once; the log tab reuses the log pane that copes with huge files
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
@@ -27,16 +29,18 @@ from ctui.format import bytes_, duration, number, run_duration
 from ctui.store import ACTIVE, Store
 from ctui.tui.data import (
     Clock,
+    PlotLine,
     Run,
     fmt_ago,
     fmt_time,
     metric_histories,
     optional,
+    plot_lines,
     resource_series,
     status_look,
 )
 from ctui.tui.screens import PlainNotify
-from ctui.tui.widgets.metric_chart import MetricChart
+from ctui.tui.widgets.metric_chart import AXIS_WIDTH, MetricChart
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -161,6 +165,9 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         row("data", run.get("data_hash"))
         if run.get("reproduces"):
             row("reproduces", f"{run['reproduces']} ({run.get('verdict') or 'pending'})")
+        exp = run.get("dvc_exp") or {}
+        row("experiment", exp.get("name"))
+        row("dvc", run.get("dvc_error"), "yellow")
         mlflow = run.get("mlflow") or {}
         row("mlflow run", mlflow.get("run_id"))
         row("tags", ", ".join(run.get("tags") or ()))
@@ -194,14 +201,26 @@ class RunDetailScreen(PlainNotify, Screen[None]):
     @work(thread=True, exclusive=True, group="detail-metrics", exit_on_error=False)
     def _load_metrics(self) -> None:
         histories = metric_histories(self.run_dir / "metrics.jsonl")
-        self.app.call_from_thread(self._show_metrics, histories)
+        plots = plot_lines(self.run_dir)
+        self.app.call_from_thread(self._show_metrics, histories, plots)
 
-    def _show_metrics(self, histories: dict[str, list[float]]) -> None:
+    def _show_metrics(self, histories: dict[str, list[float]], plots: list[PlotLine]) -> None:
         empty = Text(
             "no metric history recorded for this run (metrics.jsonl is empty)", style="dim"
         )
         for k, v in sorted((self.run_doc.get("metrics") or {}).items()):
             empty.append(f"\n{k}: {number(v)}")
+        after: list[Widget] = []
+        for i, plot in enumerate(plots):
+            title = Text()
+            title.append(plot.name, style="bold")
+            title.append(f"  {plot.y} vs {plot.x}")
+            title.append(f"  {plot.file}, {plot.points} points", style="dim")
+            after.append(Static(title, classes="metric-label plot-title", id=f"plot-title-{i}"))
+            after.append(
+                MetricChart(plot.values, classes="metric-chart plot-chart", id=f"plot-{i}")
+            )
+            after.append(PlotXAxis(plot.x_lo, plot.x_hi, plot.x))
         self._show_series(
             "#metrics-box",
             histories,
@@ -211,6 +230,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             ),
             chart=lambda v: MetricChart(v, classes="metric-chart"),
             empty=empty,
+            after=after,
         )
 
     @work(thread=True, exclusive=True, group="detail-resources", exit_on_error=False)
@@ -238,8 +258,9 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         describe: Callable[[list[float]], str],
         chart: Callable[[list[float]], Any],
         empty: Text,
+        after: Sequence[Widget] = (),
     ) -> None:
-        """A label and a chart per series (metric histories, resource samples)."""
+        """A label and a chart per series (metric histories, resource samples), then `after`."""
         box = self.query_one(box_id, VerticalScroll)
         box.remove_children()
         widgets: list[Any] = []
@@ -249,7 +270,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             label.append(describe(values), style="dim")
             widgets.append(Static(label, classes="metric-label"))
             widgets.append(chart(values))
-        box.mount_all(widgets or [Static(empty)])
+        box.mount_all([*(widgets or [Static(empty)]), *after])
 
     @work(thread=True, exclusive=True, group="detail-manifest", exit_on_error=False)
     def _load_manifest(self) -> None:
@@ -323,6 +344,30 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             self.notify("the live view is not available yet", severity="warning")
             return
         self.app.push_screen(screen(self.project, self.run_id, clock=self.clock))
+
+
+class PlotXAxis(Widget):
+    """The x axis under a plot's chart: the lowest x, the x field's name, the highest x,
+    lined up with the chart body (right of MetricChart's y axis)."""
+
+    DEFAULT_CSS = """
+    PlotXAxis {
+        height: 1;
+        color: $text-muted;
+        margin-bottom: 1;
+    }
+    """
+
+    def __init__(self, lo: float, hi: float, label: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.lo, self.hi, self.label = lo, hi, label
+
+    def render(self) -> Text:
+        width = max(0, self.size.width - AXIS_WIDTH)
+        lo, hi = number(self.lo), number(self.hi)
+        gap = max(1, width - len(lo) - len(hi))
+        middle = f"{self.label} →"[:gap].center(gap)
+        return Text(" " * (AXIS_WIDTH - 1) + "└" + lo + middle + hi, no_wrap=True, overflow="crop")
 
 
 def _fill(node: TreeNode[Any], value: Any) -> None:
