@@ -154,3 +154,16 @@ def test_broken_dvc_files_are_recorded_and_the_run_still_starts(
     assert data["status"] == "ok"
     assert any(p.startswith(said) for p in data["problems"]), data["problems"]
     assert not run.get("manifest_error")
+
+
+def test_a_job_that_does_not_run_dvc_never_inherits_the_pipelines_metrics(pipeline: Any) -> None:  # noqa: F811
+    # the pipeline is up to date, so dvc.lock would vouch for eval/metrics.json — but this job
+    # never ran DVC: the file is not its result
+    with (pipeline.root / "ctui.toml").open("a") as fh:
+        fh.write(f'\n[jobs.other]\ncommand = "{sys.executable} -c pass"\n')
+    for made in ("eval/metrics.json", "eval/plots/roc.json"):  # written long before the run
+        os.utime(pipeline.root / made, (1e9, 1e9))
+    run = wait_final(pipeline, launch_run(pipeline, "other")["id"], timeout=60)
+    assert run["status"] == "succeeded"
+    assert run["metrics"] == {}
+    assert not (pipeline.run_dir(run["id"]) / "plots.json").exists()

@@ -141,6 +141,7 @@ def read_metrics(
     *,
     since: float | None = None,
     cache_dir: Path | None = None,
+    vouch: bool = True,
 ) -> dict[str, float]:
     """All final metrics from `dvc.yaml`'s metrics files and `extra` (the job's `metrics`).
 
@@ -148,7 +149,8 @@ def read_metrics(
     start), a file counts only when written since then — or, for a file `dvc.yaml` declares,
     when the final `dvc.lock` vouches for it (`vouched_by_lock`: DVC skipped or restored the
     stage). A run that died before writing its metrics never inherits the previous run's.
-    `cache_dir` keeps the size+mtime hash cache the manifest capture shares.
+    `cache_dir` keeps the size+mtime hash cache the manifest capture shares. `vouch=False`
+    (a job that does not run DVC: the lock says nothing of what it did) keeps the mtime rule.
     """
     root = Path(root)
     declared = declared_files(root)
@@ -159,7 +161,7 @@ def read_metrics(
     else:
         take = {n for n in [*declared, *extra] if written_since(root / n, since)}
         older = [n for n in declared if n not in take]
-        if older:
+        if older and vouch:
             take |= vouched_by_lock(root, older, cache_dir=cache_dir)
     out: dict[str, float] = {}
     for name in declared:

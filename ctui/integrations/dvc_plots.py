@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import posixpath
+import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any
 import orjson
 
 from ctui.atomic import atomic_write_bytes
+from ctui.config import runs_dvc
 from ctui.integrations.dvc_metrics import (
     in_wdir,
     load_dvc_yaml,
@@ -242,7 +244,7 @@ def _data_files(root: Path, rel: str) -> list[str]:
 
 
 def read_plots(
-    root: Path, *, since: float | None = None, cache_dir: Path | None = None
+    root: Path, *, since: float | None = None, cache_dir: Path | None = None, vouch: bool = True
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """(curves, problems): every declared plot this run's files hold, and what could not be
     read, in words."""
@@ -257,7 +259,8 @@ def read_plots(
     if since is not None:
         fresh = {f for f in files if written_since(root / f, since)}
         older = [f for f in files if f not in fresh]
-        files = [f for f in files if f in fresh or f in vouched(root, older, cache_dir)]
+        ok = vouched(root, older, cache_dir) if vouch else set()
+        files = [f for f in files if f in fresh or f in ok]
     cache: dict[str, list[dict[str, Any]] | None] = {}
     curves: list[dict[str, Any]] = []
     for plot, file in jobs:
@@ -281,10 +284,15 @@ def vouched(root: Path, files: Sequence[str], cache_dir: Path | None) -> set[str
 
 
 def record_plots(
-    cwd: Path, run_dir: Path, *, since: float | None = None, cache_dir: Path | None = None
+    cwd: Path,
+    run_dir: Path,
+    *,
+    since: float | None = None,
+    cache_dir: Path | None = None,
+    vouch: bool = True,
 ) -> list[str]:
     """Read the declared plots and write them to `run_dir/plots.json`; the problems, in words."""
-    curves, problems = read_plots(Path(cwd), since=since, cache_dir=cache_dir)
+    curves, problems = read_plots(Path(cwd), since=since, cache_dir=cache_dir, vouch=vouch)
     if curves:
         atomic_write_bytes(Path(run_dir) / PLOTS_FILE, orjson.dumps(curves))
     return problems
@@ -317,7 +325,8 @@ def record_end(
     fields: dict[str, Any] = {}
     problems: list[str] = []
     try:
-        problems += record_plots(cwd, run_dir, since=since, cache_dir=cache_dir)
+        vouch = runs_dvc(shlex.join(list(argv)))  # the lock speaks only for a DVC job
+        problems += record_plots(cwd, run_dir, since=since, cache_dir=cache_dir, vouch=vouch)
     except Exception as exc:
         problems.append(f"plots not recorded: {type(exc).__name__}: {exc}")
     try:

@@ -304,8 +304,12 @@ class Supervisor:
         # 1 s of slack: some filesystems keep mtimes at a coarser grain than time.time()
         metrics.update(
             read_metrics(
-                Path(self.spec.cwd), files, since=started - 1.0, cache_dir=self.project.cache_dir
-            )
+                Path(self.spec.cwd),
+                files,
+                since=started - 1.0,
+                cache_dir=self.project.cache_dir,
+                vouch=_runs_dvc(self.spec.argv),
+            )  # fmt: skip
         )
         return metrics
 
@@ -329,6 +333,15 @@ class Supervisor:
             start_queued(self.project, self.store)
         except Exception:
             traceback.print_exc()
+
+
+def _runs_dvc(argv: list[str]) -> bool:
+    """Whether the job ran DVC: only then does the final dvc.lock speak for its metrics."""
+    import shlex
+
+    from ctui.config import runs_dvc
+
+    return runs_dvc(shlex.join(argv))
 
 
 def last_metrics(path: Path) -> dict[str, Any]:

@@ -567,7 +567,7 @@ def node_start(state_dir: Path, run_id: str) -> None:
 def node_end(state_dir: Path, run_id: str, rc: int) -> None:
     """On the node, after the job: the exit record, final metrics and the MLflow sync."""
     from ctui.integrations.dvc_metrics import read_metrics
-    from ctui.jobs.supervisor import last_metrics
+    from ctui.jobs.supervisor import _runs_dvc, last_metrics
     from ctui.store import Store
 
     project, spec = _project_for(state_dir, run_id)
@@ -579,8 +579,12 @@ def node_end(state_dir: Path, run_id: str, rc: int) -> None:
         files = spec.options.get("metrics") or []
         metrics.update(
             read_metrics(
-                Path(spec.cwd), files, since=float(started) - 1.0, cache_dir=project.cache_dir
-            )
+                Path(spec.cwd),
+                files,
+                since=float(started) - 1.0,
+                cache_dir=project.cache_dir,
+                vouch=_runs_dvc(spec.argv),
+            )  # fmt: skip
         )
     except Exception as exc:
         print(f"ctui: could not read the metrics files: {exc}", file=sys.stderr)
