@@ -302,10 +302,10 @@ class _LockCheck:
         if rel not in self.params:
             import yaml
 
-            from ctui.manifest.data import _load_params_file
+            from ctui.manifest.data import load_params_file
 
             try:
-                self.params[rel] = _load_params_file(self.root / rel, self.hasher)
+                self.params[rel] = load_params_file(self.root / rel, self.hasher)
             except (OSError, ValueError, yaml.YAMLError) as exc:
                 self.params[rel] = ValueError(f"{rel}: {_first_line(exc)}")
         value = self.params[rel]
@@ -317,13 +317,15 @@ class _LockCheck:
         locked = body.get("params") or {}
         if not isinstance(locked, dict):
             return False
+        from ctui.manifest.data import lookup_param
+
         try:
             for pfile, values in locked.items():
                 if not isinstance(values, dict):
                     return False
                 doc = self._params_file(self._path(stage, str(pfile)))
                 for key, old in values.items():
-                    found, now = _lookup(doc, str(key))
+                    found, now = lookup_param(doc, str(key))
                     if not found or now != old:
                         return False
         except ValueError:
@@ -376,11 +378,13 @@ def _render(cmd: Any, context: dict[str, Any]) -> Any:
         return None if any(p is None for p in parts) else parts
     if not isinstance(cmd, str) or "${" not in cmd:
         return cmd
+    from ctui.manifest.data import lookup_param
+
     missing = False
 
     def fill(match: re.Match[str]) -> str:
         nonlocal missing
-        found, value = _lookup(context, match.group(1))
+        found, value = lookup_param(context, match.group(1))
         if not found or isinstance(value, dict | list):
             missing = True
             return ""
@@ -390,18 +394,6 @@ def _render(cmd: Any, context: dict[str, Any]) -> Any:
 
     rendered = _TEMPLATE.sub(fill, cmd)
     return None if missing or "${" in rendered else rendered
-
-
-def _lookup(doc: Any, key: str) -> tuple[bool, Any]:
-    cur = doc
-    for part in key.split("."):
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return False, None
-    return True, cur
 
 
 def _first_line(exc: BaseException) -> str:

@@ -208,7 +208,7 @@ def _read_params(
     for pfile, keys in sorted(pipe.param_keys.items()):
         path = root / pfile
         try:
-            doc = _load_params_file(path, hasher)
+            doc = load_params_file(path, hasher)
         except FileNotFoundError:
             if pfile in pipe.lock_params:  # as the pipeline last ran with them
                 problems.append(f"{pfile}: params file missing; values from dvc.lock")
@@ -224,7 +224,7 @@ def _read_params(
             values = _flatten_params(doc)
         else:
             for key in sorted(keys):
-                found, value = _lookup(doc, key)
+                found, value = lookup_param(doc, key)
                 if found:
                     if isinstance(value, dict):
                         values.update(_flatten_params(value, key))
@@ -238,7 +238,7 @@ def _read_params(
     return out
 
 
-def _load_params_file(path: Path, hasher: CachedHasher) -> Any:
+def load_params_file(path: Path, hasher: CachedHasher) -> Any:
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         doc = hasher.load_yaml(path)
@@ -259,7 +259,7 @@ def _load_params_file(path: Path, hasher: CachedHasher) -> Any:
     return doc
 
 
-def _lookup(doc: Any, key: str) -> tuple[bool, Any]:
+def lookup_param(doc: Any, key: str) -> tuple[bool, Any]:
     cur = doc
     for part in key.split("."):
         if isinstance(cur, dict) and part in cur:
