@@ -229,7 +229,7 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         _check_type(max_c, int, path, f"{key}.max_concurrent", "a positive integer")
         if max_c < 1:
             raise ConfigError(path, f"{key}.max_concurrent", "must be at least 1")
-    elif runs_dvc(command):
+    elif runs_dvc(command, path.parent):
         max_c = 1  # one pipeline per workspace: two `dvc repro` collide on DVC's lock
     image = raw.get("image")
     if backend == "docker" and not image:
@@ -269,9 +269,15 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     )
 
 
-def runs_dvc(command: str) -> bool:
+#: a script line that runs a pipeline: `dvc repro`, `dvc exp run`
+_RUNS_PIPELINE = re.compile(r"\bdvc\b[^\n]*?\b(?:repro|exp\s+run|experiments\s+run)\b")
+_SCRIPT_LIMIT = 256 * 1024
+
+
+def runs_dvc(command: str, cwd: Path | None = None) -> bool:
     """Whether a job's command runs DVC in its workspace (`dvc repro`, `python -m dvc exp run`,
-    `uv run dvc …`, `sh -c "dvc pull && dvc repro"`)."""
+    `uv run dvc …`, `sh -c "dvc pull && dvc repro"`); with `cwd`, also a script there that runs
+    a pipeline (`sh run.sh`, `./pipeline.sh`)."""
     import shlex
 
     try:
@@ -284,6 +290,15 @@ def runs_dvc(command: str) -> bool:
             return True
         if " " in word and runs_dvc(word):  # a shell script given as one word
             return True
+    if cwd is not None:
+        for word in words:
+            path = Path(cwd) / word
+            try:
+                small = path.is_file() and path.stat().st_size <= _SCRIPT_LIMIT
+                if small and _RUNS_PIPELINE.search(path.read_text(errors="replace")):
+                    return True
+            except (OSError, ValueError):
+                continue
     return False
 
 

@@ -325,7 +325,7 @@ def record_end(
     fields: dict[str, Any] = {}
     problems: list[str] = []
     try:
-        vouch = runs_dvc(shlex.join(list(argv)))  # the lock speaks only for a DVC job
+        vouch = runs_dvc(shlex.join(list(argv)), Path(cwd))  # the lock speaks for DVC jobs only
         problems += record_plots(cwd, run_dir, since=since, cache_dir=cache_dir, vouch=vouch)
     except Exception as exc:
         problems.append(f"plots not recorded: {type(exc).__name__}: {exc}")

@@ -308,7 +308,7 @@ class Supervisor:
                 files,
                 since=started - 1.0,
                 cache_dir=self.project.cache_dir,
-                vouch=_runs_dvc(self.spec.argv),
+                vouch=_runs_dvc(self.spec.argv, self.spec.cwd),
             )  # fmt: skip
         )
         return metrics
@@ -335,13 +335,13 @@ class Supervisor:
             traceback.print_exc()
 
 
-def _runs_dvc(argv: list[str]) -> bool:
+def _runs_dvc(argv: list[str], cwd: str) -> bool:
     """Whether the job ran DVC: only then does the final dvc.lock speak for its metrics."""
     import shlex
 
     from ctui.config import runs_dvc
 
-    return runs_dvc(shlex.join(argv))
+    return runs_dvc(shlex.join(argv), Path(cwd))
 
 
 def last_metrics(path: Path) -> dict[str, Any]:

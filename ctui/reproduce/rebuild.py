@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
@@ -45,9 +44,7 @@ if TYPE_CHECKING:
 #: DVC's global options that take a value (`dvc --cd sub repro`)
 _GLOBAL_WITH_VALUE = {"--cd"}
 #: a script that runs a pipeline: `dvc repro`, `dvc exp run`, `python -m dvc repro -f`
-_RUNS_PIPELINE = re.compile(r"\bdvc\b[^\n]*?\b(?:repro|exp\s+run|experiments\s+run)\b")
 #: scripts larger than this are not read to find out whether they run dvc
-_SCRIPT_LIMIT = 256 * 1024
 
 
 @dataclass
@@ -167,29 +164,10 @@ def force_argv(tokens: Sequence[str]) -> tuple[list[str], str] | None:
 
 
 def runs_pipeline(command: str, cwd: Path) -> bool:
-    """Whether the command runs DVC (`ctui.config.runs_dvc`), or names a script (a file in
-    the worktree: `sh run.sh`, `./pipeline.sh`) that runs `dvc repro` / `dvc exp run`."""
+    """Whether the command runs a DVC pipeline, itself or through a script in `cwd`."""
     from ctui.config import runs_dvc
 
-    if runs_dvc(command):
-        return True
-    try:
-        tokens = shlex.split(command)
-    except ValueError:
-        tokens = command.split()
-    for token in tokens:
-        path = cwd / token
-        try:
-            if not path.is_file() or path.stat().st_size > _SCRIPT_LIMIT:
-                continue
-            if _RUNS_PIPELINE.search(path.read_text(errors="replace")):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
-
-
-# -- an own cache, outputs removed ---------------------------------------------------------------
+    return runs_dvc(command, cwd)
 
 
 def remove_outputs(

@@ -583,7 +583,7 @@ def node_end(state_dir: Path, run_id: str, rc: int) -> None:
                 files,
                 since=float(started) - 1.0,
                 cache_dir=project.cache_dir,
-                vouch=_runs_dvc(spec.argv),
+                vouch=_runs_dvc(spec.argv, spec.cwd),
             )  # fmt: skip
         )
     except Exception as exc:
