@@ -78,9 +78,39 @@ class TriggerConfig:
 
 @dataclass
 class MlflowConfig:
+    """`[mlflow]`. `tracking_uri` unset: `MLFLOW_TRACKING_URI`, else `.ctui/mlflow.db`
+    (`ctui.integrations.mlflow_uri`); `experiment` unset: `MLFLOW_EXPERIMENT_NAME`, else the
+    project folder's name. Credentials are never read from here: MLflow's own variables."""
+
     enabled: bool = False
     tracking_uri: str | None = None
     experiment: str | None = None
+
+
+_MLFLOW_KEYS = {"enabled", "tracking_uri", "experiment"}
+
+
+def parse_mlflow(raw: Any, path: Path) -> MlflowConfig:
+    ml = _table(raw, path, "mlflow")
+    unknown = set(ml) - _MLFLOW_KEYS
+    if unknown:
+        raise ConfigError(
+            path,
+            "mlflow",
+            f"unknown key(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_MLFLOW_KEYS))}",
+        )
+    enabled = _check_type(
+        ml.get("enabled", bool(ml)), bool, path, "mlflow.enabled", "true or false"
+    )
+    for key in ("tracking_uri", "experiment"):
+        if ml.get(key) is not None:
+            _check_type(ml[key], str, path, f"mlflow.{key}", "a string")
+    return MlflowConfig(
+        enabled=enabled,
+        tracking_uri=ml.get("tracking_uri") or None,
+        experiment=ml.get("experiment") or None,
+    )
 
 
 @dataclass
@@ -337,12 +367,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         n: parse_trigger(n, t, path, jobs)
         for n, t in _table(data.get("triggers", {}), path, "triggers").items()
     }
-    ml = _table(data.get("mlflow", {}), path, "mlflow")
-    mlflow = MlflowConfig(
-        enabled=bool(ml.get("enabled", bool(ml))),
-        tracking_uri=ml.get("tracking_uri"),
-        experiment=ml.get("experiment"),
-    )
+    mlflow = parse_mlflow(data.get("mlflow", {}), path)
     monitor = _table(data.get("monitor", {}), path, "monitor")
     interval = parse_duration(monitor.get("interval", 1.0), path=path, key="monitor.interval")
     return Config(

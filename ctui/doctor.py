@@ -50,6 +50,7 @@ def check_store(project: Project) -> dict[str, Any]:
             checks.append(_check("warn", f"last good copy {backup} is unreadable too"))
     if data is not None:
         checks.extend(_check_runs(project, data.get(RUNS, {})))
+    checks.append(_check_mlflow(project))
     healthy = not any(c["level"] == "error" for c in checks)
     return {"store": str(path), "healthy": healthy, "checks": checks}
 
@@ -90,6 +91,20 @@ def _check_runs(project: Project, runs: dict[str, dict[str, Any]]) -> list[dict[
             _check("ok", f"{len(active)} active run(s); `ctui ps` re-checks their supervisors")
         )
     return out
+
+
+def _check_mlflow(project: Project) -> dict[str, str]:
+    """Where MLflow runs go and why (no mlflow import; a server is asked for /health)."""
+    from ctui.config import load_config
+    from ctui.integrations.mlflow_uri import describe
+
+    try:
+        config = load_config(project.root)
+    except CtuiError as exc:
+        return _check("warn", f"MLflow: the config could not be read: {exc.message}", exc.hint)
+    level, message = describe(project, config)
+    hint = "`ctui sync` retries pending syncs" if level == "warn" else ""
+    return _check(level, message, hint)
 
 
 def restore_backup(project: Project) -> str:

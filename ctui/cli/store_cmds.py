@@ -236,6 +236,7 @@ def show(
         ("trigger", " — ".join(x for x in (doc.get("trigger"), doc.get("cause")) if x)),
         ("git", doc.get("git")),
         ("python", _python_line(project, doc)),
+        ("mlflow", _mlflow_line(doc)),
         ("manifest error", doc.get("manifest_error")),
         ("backend", doc.get("backend")),
         ("host", doc.get("host")),
@@ -267,6 +268,31 @@ def show(
         con.print(Text("last log lines:", style="dim"))
         for line in doc["log_tail"]:
             con.print(Text(line))
+
+
+def _mlflow_line(doc: dict[str, Any]) -> str | None:
+    """The run's MLflow run, where it is and why there, and its sync state, in one line."""
+    ml = doc.get("mlflow")
+    if not ml:
+        return None
+    from ctui.integrations.mlflow_uri import TrackingUri
+
+    run = ml.get("run_id") or "not created yet"
+    exp = ml.get("experiment") or "?"
+    if ml.get("experiment_id"):
+        exp = f"{exp} ({ml['experiment_id']})"
+    where = str(ml.get("tracking_uri") or "?")
+    source = ml.get("tracking_uri_from")
+    if source:
+        where += f" — {TrackingUri(where, source).why()}"
+    line = f"run {run} in experiment {exp} at {where}; sync {ml.get('sync', '?')}"
+    if ml.get("imported"):
+        line += f"; imported (MLflow status {ml.get('status') or '?'})"
+    if ml.get("nested"):
+        line += f"; {ml['nested']} nested run(s)"
+    if ml.get("error") and ml.get("sync") == "pending":
+        line += f" ({ml['error']})"
+    return line
 
 
 def _python_line(project: Any, doc: dict[str, Any]) -> str | None:
@@ -435,16 +461,20 @@ def import_(
         str | None, typer.Option("--experiment", help="MLflow experiment (with `mlflow`).")
     ] = None,
     tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (with `mlflow`).")
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI (with `mlflow`; default: [mlflow] tracking_uri, else "
+            "$MLFLOW_TRACKING_URI, else .ctui/mlflow.db).",
+        ),
     ] = None,
 ) -> None:
     """Import runs from `ctui export` JSON lines, or from MLflow (`ctui import mlflow`)."""
     project = common.project()
     if source == "mlflow":
-        from ctui.integrations.mlflow_import import import_runs
+        from ctui.cli.sync_cmds import run_import
 
-        n = import_runs(project, experiment, tracking_uri)
-        common.console().print(f"imported {n} run(s) from MLflow")
+        run_import(experiment, tracking_uri)
         return
     from ctui.objects import ObjectStore, content_hash
     from ctui.store import Store

@@ -1,13 +1,19 @@
-"""MLflow commands: `ctui sync` (retry pending MLflow syncs) and `ctui import-mlflow`."""
+"""MLflow commands: `ctui sync` (retry pending MLflow syncs, refresh live imported runs) and
+`ctui import-mlflow` (the same as `ctui import mlflow`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ctui.cli import common
 from ctui.errors import CtuiError, ExitCode
+
+TRACKING_URI_HELP = (
+    "Where to read from (default: [mlflow] tracking_uri, else $MLFLOW_TRACKING_URI, else "
+    ".ctui/mlflow.db). Credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +25,7 @@ def sync(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Retry MLflow syncs left pending (server down during a run): nothing lost, nothing twice.
+    Imported runs MLflow said were running are asked about again.
 
     Exit code 1 when some runs are still pending (the server is still unreachable).
     """
@@ -31,14 +38,33 @@ def sync(
         common.emit_json(result)
     else:
         con = common.console()
-        if not result["synced"] and not result["pending"]:
+        if not result["synced"] and not result["pending"] and not result["updated"]:
             con.print("nothing to sync: every run is in MLflow")
         for run_id in result["synced"]:
             con.print(f"synced {run_id}")
+        for run_id in result["updated"]:
+            con.print(f"updated {run_id} from MLflow")
         for run_id in result["pending"]:
             con.print(f"still pending {run_id}: {result['errors'].get(run_id, '')}")
+        for run_id, why in result["errors"].items():
+            if run_id not in result["pending"]:
+                common.err_console().print(f"could not refresh {run_id}: {why}")
     if result["pending"]:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def run_import(experiment: str | None, tracking_uri: str | None, *, as_json: bool = False) -> None:
+    """`ctui import mlflow` and `ctui import-mlflow`: import, then say how many."""
+    from ctui.integrations.mlflow_import import import_runs
+
+    project = common.project()
+    if not project.store_file.exists():
+        raise CtuiError(f"no run store at {project.store_file}", hint="run `ctui init` first")
+    result: Any = import_runs(project, experiment=experiment, tracking_uri=tracking_uri)
+    if as_json:
+        common.emit_json(result.as_dict())
+    else:
+        common.console().print(result.text())
 
 
 def import_mlflow(
@@ -47,23 +73,10 @@ def import_mlflow(
         typer.Option("--experiment", "-e", help="Only this experiment (default: every one)."),
     ] = None,
     tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--tracking-uri",
-            help="Where to read from (default: [mlflow] tracking_uri, else .ctui/mlflow.db). "
-            "Credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN.",
-        ),
+        str | None, typer.Option("--tracking-uri", help=TRACKING_URI_HELP)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Bring existing MLflow runs (params, metrics, tags, times, status) into the store."""
-    from ctui.integrations.mlflow_import import import_runs
-
-    project = common.project()
-    if not project.store_file.exists():
-        raise CtuiError(f"no run store at {project.store_file}", hint="run `ctui init` first")
-    added = import_runs(project, experiment=experiment, tracking_uri=tracking_uri)
-    if as_json:
-        common.emit_json({"imported": added})
-    else:
-        common.console().print(f"imported {added} new run(s) from MLflow")
+    """Bring existing MLflow runs (params, metrics, tags, times, status, parents) into the
+    store; again to update them. Same as `ctui import mlflow`."""
+    run_import(experiment, tracking_uri, as_json=as_json)

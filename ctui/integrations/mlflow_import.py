@@ -1,13 +1,23 @@
 """Bring existing MLflow runs into the store, so they are browsed and diffed beside ctui's own.
 
 Each MLflow run becomes a ctui run with `backend: "mlflow"`, a fresh ctui id (time-sortable by
-the MLflow start time) and `mlflow.run_id` recorded. Importing again updates those runs (a
-run that was still running may have ended) and adds only new ones. Runs that ctui itself
-created in MLflow (tagged `ctui.run_id`) are already in the store and are skipped.
+the MLflow start time) and `mlflow.run_id` recorded. What MLflow knows is kept:
+
+- status: `running` only while MLflow says RUNNING (or SCHEDULED); ctui supervises no such run,
+  so its `duration` is how long it had run when MLflow last heard from it (its latest metric,
+  else the first import), never a clock that grows by itself. The next import or `ctui sync`
+  (`refresh_live`) updates it.
+- nested runs keep their parent: `parent` is the parent's ctui id (`mlflow.parent_run_id`
+  its MLflow id), children of a ctui run's MLflow run included.
+- importing again updates those runs and adds only new ones: "imported N, updated M".
+The MLflow run of a ctui run (tagged `ctui.run_id`, or recorded on the run) is already in the
+store and is skipped. A missing sqlite file or an unreachable server is bad input (exit 2).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +26,8 @@ import orjson
 from ctui.atomic import atomic_write_bytes
 from ctui.errors import UnavailableError
 from ctui.ids import new_run_id
-from ctui.integrations import mlflow_bridge as bridge
+from ctui.integrations import mlflow_client, mlflow_uri
+from ctui.integrations.mlflow_runs import PARENT_TAG, RUN_TAG
 from ctui.store import RUNS, Store
 
 #: MLflow run status → ctui status
@@ -27,6 +38,21 @@ STATUS = {
     "RUNNING": "running",
     "SCHEDULED": "running",  # not `queued`: ctui's queue must never try to start it
 }
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    #: ids of the runs added or updated
+    changed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"imported": self.imported, "updated": self.updated, "unchanged": self.unchanged}
+
+    def text(self) -> str:
+        return f"imported {self.imported}, updated {self.updated} run(s) from MLflow"
 
 
 def _param_value(text: str) -> Any:
@@ -40,22 +66,25 @@ def _param_value(text: str) -> Any:
 
 
 def _experiments(cl: Any, name: str | None) -> list[Any]:
-    if name:
-        exp = cl.get_experiment_by_name(name)
-        if exp is None:
-            raise UnavailableError(
-                f"no MLflow experiment named {name!r}",
-                hint="`ctui import-mlflow` without --experiment imports every experiment",
-            )
-        return [exp]
     out: list[Any] = []
     token = None
+    if name:
+        exp = cl.get_experiment_by_name(name)
+        if exp is not None:
+            return [exp]
     while True:
         page = cl.search_experiments(max_results=1000, page_token=token)
         out.extend(page)
         token = page.token
         if not token:
-            return out
+            break
+    if name:
+        known = ", ".join(sorted(e.name for e in out)[:10]) or "none"
+        raise UnavailableError(
+            f"no MLflow experiment named {name!r} (known: {known})",
+            hint="`ctui import mlflow` without --experiment imports every experiment",
+        )
+    return out
 
 
 def _all_runs(cl: Any, exp_id: str) -> list[Any]:
@@ -69,12 +98,39 @@ def _all_runs(cl: Any, exp_id: str) -> list[Any]:
             return out
 
 
-def _doc(run: Any, exp: Any, uri: str, ctui_id: str) -> dict[str, Any]:
+def _histories(cl: Any, run: Any) -> list[dict[str, Any]]:
+    """Every metric point, in the format ctui.track writes (`time` in seconds)."""
+    out = []
+    for key in sorted(run.data.metrics):
+        for m in cl.get_metric_history(run.info.run_id, key):
+            out.append({"name": key, "value": m.value, "step": m.step, "time": m.timestamp / 1000})
+    return out
+
+
+def _doc(
+    run: Any,
+    exp: Any,
+    uri: str,
+    ctui_id: str,
+    *,
+    parent: str | None,
+    points: list[dict[str, Any]],
+    old: dict[str, Any] | None,
+) -> dict[str, Any]:
     info, data = run.info, run.data
     start = (info.start_time or 0) / 1000 or None
     end = (info.end_time or 0) / 1000 or None
-    user_tags = {k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}
+    user_tags = {k: v for k, v in data.tags.items() if not k.startswith(("mlflow.", "ctui."))}
     status = STATUS.get(info.status, "lost")
+    duration = (end - start) if start and end else None
+    last_heard = max((p["time"] for p in points), default=None)
+    if status == "running" and start:
+        # ctui does not supervise it: how long it had run when MLflow last heard from it
+        if last_heard is None:
+            kept = (old or {}).get("duration") if (old or {}).get("status") == "running" else None
+            last_heard = start + kept if kept is not None else time.time()
+        duration = round(max(0.0, last_heard - start), 3)
+        end = None
     return {
         "id": ctui_id,
         "job": exp.name,
@@ -82,7 +138,7 @@ def _doc(run: Any, exp: Any, uri: str, ctui_id: str) -> dict[str, Any]:
         "created": start,
         "started": start,
         "ended": end,
-        "duration": (end - start) if start and end else None,
+        "duration": duration,
         "exit_code": None,
         "params": {k: _param_value(v) for k, v in data.params.items()},
         "metrics": {k: float(v) for k, v in data.metrics.items()},
@@ -97,86 +153,157 @@ def _doc(run: Any, exp: Any, uri: str, ctui_id: str) -> dict[str, Any]:
         "data_hash": None,
         "host": None,
         "error": None,
+        "parent": parent,
         "mlflow": {
             "run_id": info.run_id,
             "experiment_id": str(exp.experiment_id),
             "experiment": exp.name,
             "run_name": info.run_name,
-            "tracking_uri": bridge.safe_uri(uri),
+            "status": info.status,
+            "parent_run_id": data.tags.get(PARENT_TAG),
+            "tracking_uri": mlflow_uri.safe_uri(uri),
             "sync": "ok",
             "imported": True,
         },
     }
 
 
-def _write_histories(project: Any, cl: Any, run: Any, ctui_id: str) -> None:
+def _write_histories(project: Any, ctui_id: str, points: list[dict[str, Any]]) -> None:
     """Metric histories into the run folder's metrics.jsonl, the format ctui.track writes."""
     run_dir = Path(project.run_dir(ctui_id))
     run_dir.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for key in sorted(run.data.metrics):
-        for m in cl.get_metric_history(run.info.run_id, key):
-            rec = {"name": key, "value": m.value, "step": m.step, "time": m.timestamp / 1000}
-            lines.append(orjson.dumps(rec))
-    atomic_write_bytes(run_dir / "metrics.jsonl", b"".join(line + b"\n" for line in lines))
+    atomic_write_bytes(run_dir / "metrics.jsonl", b"".join(orjson.dumps(p) + b"\n" for p in points))
+
+
+def _merge(store: Store, docs: list[dict[str, Any]]) -> ImportResult:
+    """Add new runs, update changed ones; a person's tags and note added in ctui are kept."""
+
+    def merge(data: dict[str, Any]) -> ImportResult:
+        runs = data.setdefault(RUNS, {})
+        result = ImportResult()
+        for doc in docs:
+            old = runs.get(doc["id"])
+            if old is None:
+                result.imported += 1
+                result.changed.append(doc["id"])
+                runs[doc["id"]] = doc
+                continue
+            keep = {k: old[k] for k in ("note",) if old.get(k)}
+            keep["tags"] = sorted(set(old.get("tags") or []) | set(doc["tags"]))
+            new = {**old, **doc, **keep}
+            if new == old:
+                result.unchanged += 1
+            else:
+                result.updated += 1
+                result.changed.append(doc["id"])
+                old.clear()
+                old.update(new)
+        return result
+
+    out: ImportResult = store.transact(merge)
+    return out
 
 
 def import_runs(
     project: Any, experiment: str | None = None, tracking_uri: str | None = None
-) -> int:
-    """Import the runs of one MLflow experiment (all experiments when None); returns how many
-    new ctui runs were created. Idempotent: runs already imported are updated, not added."""
+) -> ImportResult:
+    """Import the runs of one MLflow experiment (all experiments when None). Idempotent: runs
+    already imported are updated, not added. `tracking_uri` overrides the URI in force."""
     from ctui.config import load_config
 
-    config = load_config(Path(project.root))
-    uri = tracking_uri or bridge.tracking_uri(project, config)
-    if tracking_uri and "://" not in uri:
-        uri = str(Path(uri).resolve())
-    if not bridge.reachable(uri):
-        raise UnavailableError(
-            f"MLflow at {bridge.safe_uri(uri)} is not reachable",
-            hint="start the tracking server, or pass --tracking-uri",
-        )
+    tracking = mlflow_uri.resolve(project, load_config(Path(project.root)), cli=tracking_uri)
+    mlflow_uri.check_readable(tracking)
+    uri = tracking.uri
     store = Store(project.store_file)
     existing = store.runs()
     by_mlflow = {
-        (r.get("mlflow") or {}).get("run_id"): r["id"] for r in existing if r.get("mlflow")
+        (r.get("mlflow") or {}).get("run_id"): r for r in existing if (r.get("mlflow") or {})
     }
-    ours = {r["id"] for r in existing}
-    docs: list[dict[str, Any]] = []
+    ours = {r["id"] for r in existing if not (r.get("mlflow") or {}).get("imported")}
+    found: list[tuple[Any, Any, str, list[dict[str, Any]]]] = []
+    ids: dict[str, str] = {k: v["id"] for k, v in by_mlflow.items() if k}
     try:
-        with bridge._quick_http():
-            cl = bridge.client(uri)
+        with mlflow_client._quick_http():
+            cl = mlflow_client.client(uri)
             for exp in _experiments(cl, experiment):
                 for run in _all_runs(cl, exp.experiment_id):
-                    if run.data.tags.get(bridge.RUN_TAG) in ours:
-                        continue  # a ctui run logged to MLflow: already here
-                    ctui_id = by_mlflow.get(run.info.run_id) or new_run_id(
+                    known = by_mlflow.get(run.info.run_id)
+                    if known is not None and not (known.get("mlflow") or {}).get("imported"):
+                        continue  # the MLflow run of a ctui run: already here
+                    tag = run.data.tags.get(RUN_TAG)
+                    if tag in ours and not run.data.tags.get(PARENT_TAG):
+                        continue  # a ctui run's own MLflow run, not linked on it yet
+                    ctui_id = ids.get(run.info.run_id) or new_run_id(
                         (run.info.start_time or 0) / 1000 or None
                     )
-                    docs.append(_doc(run, exp, uri, ctui_id))
-                    _write_histories(project, cl, run, ctui_id)
+                    ids[run.info.run_id] = ctui_id
+                    found.append((run, exp, ctui_id, _histories(cl, run)))
     except UnavailableError:
         raise
     except Exception as exc:
         raise UnavailableError(
-            f"could not read from MLflow at {bridge.safe_uri(uri)}: {bridge._short(exc)}",
+            f"could not read from MLflow at {tracking.safe}: {mlflow_client._short(exc)}",
             hint="check the tracking URI and MLflow's credentials (MLFLOW_TRACKING_* variables)",
         ) from None
+    olds = {r["id"]: r for r in existing}
+    docs = []
+    for run, exp, ctui_id, points in found:
+        parent = ids.get(run.data.tags.get(PARENT_TAG) or "")
+        docs.append(
+            _doc(run, exp, uri, ctui_id, parent=parent, points=points, old=olds.get(ctui_id))
+        )
+        _write_histories(project, ctui_id, points)
+    return _merge(store, docs)
 
-    def merge(data: dict[str, Any]) -> int:
-        runs = data.setdefault(RUNS, {})
-        added = 0
-        for doc in docs:
-            old = runs.get(doc["id"])
-            if old is None:
-                added += 1
-                runs[doc["id"]] = doc
-            else:  # keep what a person added in ctui (tags, note)
-                keep = {k: old[k] for k in ("note",) if old.get(k)}
-                keep["tags"] = sorted(set(old.get("tags") or []) | set(doc["tags"]))
-                old.update({**doc, **keep})
-        return added
 
-    added: int = store.transact(merge)
-    return added
+# -- imported runs MLflow said were running --------------------------------------------------
+
+
+def live_imported(project: Any) -> list[dict[str, Any]]:
+    """Imported runs still running in MLflow when last seen (cheap: no mlflow import)."""
+    return [
+        r
+        for r in Store(project.store_file).runs()
+        if r.get("backend") == "mlflow"
+        and r.get("status") == "running"
+        and (r.get("mlflow") or {}).get("run_id")
+    ]
+
+
+def refresh_live(
+    project: Any, live: list[dict[str, Any]], uri: str
+) -> tuple[list[str], dict[str, str]]:
+    """Ask MLflow again about imported running runs: ([ids that changed], {id: why not})."""
+    store = Store(project.store_file)
+    updated: list[str] = []
+    errors: dict[str, str] = {}
+    by_uri: dict[str, list[dict[str, Any]]] = {}
+    for doc in live:
+        recorded = doc["mlflow"].get("tracking_uri") or mlflow_uri.safe_uri(uri)
+        target = uri if mlflow_uri.safe_uri(uri) == recorded else recorded
+        by_uri.setdefault(target, []).append(doc)
+    for target, docs in by_uri.items():
+        if not mlflow_uri.reachable(target):
+            for doc in docs:
+                errors[doc["id"]] = f"MLflow at {mlflow_uri.safe_uri(target)} is not reachable"
+            continue
+        try:
+            with mlflow_client._quick_http():
+                cl = mlflow_client.client(target)
+                fresh = []
+                for doc in docs:
+                    run = cl.get_run(doc["mlflow"]["run_id"])
+                    exp = cl.get_experiment(run.info.experiment_id)
+                    points = _histories(cl, run)
+                    new = _doc(
+                        run, exp, target, doc["id"], parent=doc.get("parent"), points=points,
+                        old=doc,
+                    )  # fmt: skip
+                    _write_histories(project, doc["id"], points)
+                    fresh.append(new)
+        except Exception as exc:
+            for doc in docs:
+                errors[doc["id"]] = mlflow_client._short(exc)
+            continue
+        updated.extend(_merge(store, fresh).changed)
+    return updated, errors
