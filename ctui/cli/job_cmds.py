@@ -130,13 +130,18 @@ def _is_over(project: Project, run_id: str) -> Callable[[], bool]:
     return lambda: check() is not None
 
 
+#: the longest `--follow` waits after a run's end for its MLflow sync (about 3 s normally:
+#: the supervisor imports mlflow, pushes, closes the MLflow run)
+FOLLOW_MLFLOW_SETTLE_S = 60.0
+
+
 def follow_run(project: Project, run_id: str, *, offset: int = 0) -> dict[str, Any]:
-    """Copy the run's log to stdout until the run ends; returns the final run document.
+    """Copy the run's log to stdout until the run is complete — ended, and its MLflow sync
+    done or failed (then said: `ctui sync` retries); returns the final run document.
 
     Ctrl-C stops following only: the run keeps going (exit 130).
     """
     from ctui.logs import follow
-    from ctui.store import open_store
 
     path = project.run_dir(run_id) / "output.log"
     write = sys.stdout.write
@@ -144,13 +149,36 @@ def follow_run(project: Project, run_id: str, *, offset: int = 0) -> dict[str, A
         for line in follow(path, _is_over(project, run_id), offset=offset):
             write(line + "\n")
         sys.stdout.flush()
+        final = _wait_for_mlflow(project, run_id)
     except KeyboardInterrupt:
         sys.stdout.flush()
         common.err_console().print(
             f"stopped following; the run keeps going (ctui stop {run_id} stops it)"
         )
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    return open_store(project).get_run(run_id)
+    if (final.get("mlflow") or {}).get("sync") == "pending":
+        common.err_console().print("MLflow sync pending: ctui sync retries")
+    return final
+
+
+def _wait_for_mlflow(project: Project, run_id: str) -> dict[str, Any]:
+    """The ended run, once its supervisor's MLflow sync is done or has failed (it marks the
+    attempt), the supervisor is gone, or FOLLOW_MLFLOW_SETTLE_S passed."""
+    from ctui.integrations.mlflow_sync import sync_settled
+    from ctui.jobs.launch import supervisor_alive
+    from ctui.jobs.reconcile import wait_for_end
+
+    run = wait_for_end(project, run_id, poll=0.1)
+    deadline = time.monotonic() + FOLLOW_MLFLOW_SETTLE_S
+
+    def coming(doc: dict[str, Any]) -> bool:  # only a supervisor syncs after the end
+        local = (doc.get("backend") or "local") in ("local", "docker")
+        return local and supervisor_alive(doc) is not False
+
+    while not sync_settled(run) and coming(run) and time.monotonic() < deadline:
+        # returns at once when the sync is ok, else after one short settle: poll again
+        run = wait_for_end(project, run_id, poll=0.1, mlflow_settle=0.2)
+    return run
 
 
 # -- stop -----------------------------------------------------------------------------------
