@@ -1,7 +1,9 @@
 """A shared MLflow tracking server: a real `mlflow server` on 127.0.0.1 with a sqlite backend.
 
 The server is stopped while a real job runs and restarted on the same port and backend;
-`ctui sync` then brings MLflow up to date: every metric point arrives exactly once.
+`ctui sync` then brings MLflow up to date: every metric point arrives exactly once. A URI
+with `user:password@` (exported the ordinary way) reaches the job without its password ever
+being written; import keeps live and nested runs as MLflow has them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ from ctui.integrations.mlflow_import import import_runs
 from ctui.store import Store
 
 pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's own MLflow variables must not steer these tests (nor their subprocesses)."""
+    for name in {*os.environ, "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}:
+        if name.startswith("MLFLOW_"):
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
+
 
 REPO = Path(__file__).resolve().parent.parent
 MLFLOW = Path(sys.executable).with_name("mlflow")
@@ -142,7 +154,7 @@ def test_server_down_mid_run_then_sync_exactly_once(project: Any, server: Server
     Store(project.store_file).insert_run(run)
     env = bridge.before_launch(project, config, run)
     Store(project.store_file).update_run(run_id, {"mlflow": run["mlflow"]})
-    assert run["mlflow"]["sync"] == "ok" and env["MLFLOW_RUN_ID"]
+    assert run["mlflow"]["sync"] == "ok" and "MLFLOW_RUN_ID" not in env
     assert env["MLFLOW_TRACKING_URI"] == server.url
 
     (project.root / "train.py").write_text(JOB)
@@ -167,6 +179,7 @@ def test_server_down_mid_run_then_sync_exactly_once(project: Any, server: Server
     )
     _wait_file(half, proc)
     bridge.sync_run(project, run, server.url)  # a partial push while running (as `ctui watch`)
+    assert run["mlflow"]["created_by"] == "job"  # the job's own run, adopted while it runs
     server.stop()
     go.touch()
     out, err = proc.communicate(timeout=60)
@@ -211,8 +224,94 @@ def test_import_from_the_server(project: Any, server: Server) -> None:
     made = cl.create_run(exp_id, run_name="baseline")
     cl.log_batch(made.info.run_id, metrics=[Metric("auc", 0.8, 1_780_000_000_000, 0)])
     cl.set_terminated(made.info.run_id, "FINISHED")
-    assert import_runs(project, "team-history", server.url) == 1
-    assert import_runs(project, "team-history", server.url) == 0
-    (doc,) = [r for r in Store(project.store_file).runs() if r.get("backend") == "mlflow"]
+    child = cl.create_run(exp_id, tags={"mlflow.parentRunId": made.info.run_id})
+    live = cl.create_run(exp_id, run_name="still-training")
+    result = import_runs(project, "team-history", server.url)
+    assert (result.imported, result.updated) == (3, 0)
+    assert import_runs(project, "team-history", server.url).imported == 0
+    by_mlflow = {r["mlflow"]["run_id"]: r for r in Store(project.store_file).runs()}
+    doc = by_mlflow[made.info.run_id]
     assert doc["metrics"] == {"auc": 0.8} and doc["status"] == "succeeded"
     assert doc["mlflow"]["tracking_uri"] == server.url
+    assert by_mlflow[child.info.run_id]["parent"] == doc["id"]
+    assert by_mlflow[live.info.run_id]["status"] == "running"
+    assert by_mlflow[live.info.run_id]["duration"] is not None  # no clock of its own
+
+    cl.set_terminated(live.info.run_id, "FAILED")
+    cl.set_terminated(child.info.run_id, "FINISHED")
+    synced = bridge.sync_pending(project)  # `ctui sync`: the live ones are asked again
+    assert sorted(synced["updated"]) == sorted(
+        [by_mlflow[live.info.run_id]["id"], by_mlflow[child.info.run_id]["id"]]
+    )
+    assert Store(project.store_file).get_run(by_mlflow[live.info.run_id]["id"])["status"] == (
+        "failed"
+    )
+
+
+def _ctui(project: Any, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ctui", *args],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400", **env},
+        timeout=150,
+    )
+
+
+def test_credentials_in_mlflow_tracking_uri_are_never_written(project: Any, server: Server) -> None:
+    """MLFLOW_TRACKING_URI=http://user:pw@host exported, the ordinary way: the job logs to the
+    server with the credentials in MLflow's variables; no file under .ctui, no log line and no
+    output of ctui holds the password, MLflow's own "View run at" line included."""
+    secret = "s3cr3t-pw"
+    with_creds = server.url.replace("http://", f"http://alice:{secret}@")
+    (project.root / "train.py").write_text(
+        textwrap.dedent(
+            """
+            import os, mlflow
+            print("user", os.environ.get("MLFLOW_TRACKING_USERNAME"))
+            print("password set", bool(os.environ.get("MLFLOW_TRACKING_PASSWORD")))
+            with mlflow.start_run():
+                mlflow.log_metric("loss", 0.5)
+            """
+        )
+    )
+    (project.root / "ctui.toml").write_text(
+        f'[jobs.train]\ncommand = "{sys.executable} train.py"\n\n'
+        '[mlflow]\nenabled = true\nexperiment = "creds"\n'
+    )
+    env = {"MLFLOW_TRACKING_URI": with_creds}
+    out = _ctui(project, "run", "train", "--follow", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (doc,) = Store(project.store_file).runs()
+    assert doc["mlflow"]["sync"] == "ok", doc["mlflow"]
+    assert doc["mlflow"]["tracking_uri"] == server.url
+    log = (project.run_dir(doc["id"]) / "output.log").read_text()
+    assert "user alice" in log and "password set True" in log  # MLflow's variables
+    assert "View run" in log and server.url in log  # MLflow's own line, without them
+    got = bridge.client(server.url).get_run(doc["mlflow"]["run_id"])
+    assert got.data.metrics == {"loss": 0.5}
+    said = [out.stdout, out.stderr]
+    for args in (("show", doc["id"]), ("show", doc["id"], "--json"), ("doctor",), ("sync",)):
+        said.append(_ctui(project, *args, env=env).stdout)
+    assert all(secret not in text for text in said)
+    for path in project.state_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_import_from_an_unreachable_server_names_it_without_credentials(project: Any) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = _ctui(
+        project,
+        "import",
+        "mlflow",
+        "--tracking-uri",
+        f"http://alice:pw-123@127.0.0.1:{port}",
+        env={},
+    )
+    assert out.returncode == 2
+    assert f"http://127.0.0.1:{port}" in out.stderr and "not reachable" in out.stderr
+    assert "pw-123" not in out.stderr + out.stdout
