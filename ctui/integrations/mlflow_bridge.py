@@ -129,11 +129,11 @@ def after_run(project: Any, config: Any, run: dict[str, Any]) -> dict[str, float
 # -- retry ---------------------------------------------------------------------------------------
 
 
-def pending_runs(project: Any) -> list[dict[str, Any]]:
+def pending_runs(project: Any, runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Ended runs whose MLflow sync is pending (cheap: no mlflow import)."""
     return [
         r
-        for r in Store(project.store_file).runs()
+        for r in (Store(project.store_file).runs() if runs is None else runs)
         if (r.get("mlflow") or {}).get("sync") == "pending" and r.get("status") in FINAL
     ]
 
@@ -147,8 +147,9 @@ def sync_pending(project: Any, config: Any = None) -> dict[str, Any]:
     """
     from ctui.integrations import mlflow_import
 
-    todo = pending_runs(project)
-    live = mlflow_import.live_imported(project)
+    runs = Store(project.store_file).runs()  # read once for both
+    todo = pending_runs(project, runs)
+    live = mlflow_import.live_imported(project, runs)
     result: dict[str, Any] = {"synced": [], "pending": [], "updated": [], "errors": {}}
     if not todo and not live:
         return result

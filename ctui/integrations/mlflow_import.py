@@ -259,11 +259,11 @@ def import_runs(
 # -- imported runs MLflow said were running --------------------------------------------------
 
 
-def live_imported(project: Any) -> list[dict[str, Any]]:
+def live_imported(project: Any, runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Imported runs still running in MLflow when last seen (cheap: no mlflow import)."""
     return [
         r
-        for r in Store(project.store_file).runs()
+        for r in (Store(project.store_file).runs() if runs is None else runs)
         if r.get("backend") == "mlflow"
         and r.get("status") == "running"
         and (r.get("mlflow") or {}).get("run_id")
