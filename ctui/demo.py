@@ -84,10 +84,10 @@ for epoch in range(1, args.epochs + 1):
         track.log_metrics({"loss": train_loss, "val_loss": val_loss, "acc": val_acc}, step=epoch)
     time.sleep(0.15)  # a real job takes a while; this keeps the live view interesting
 
-if os.environ.get("MLFLOW_RUN_ID"):
+if os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow's own calls, as in its quickstart
     import mlflow
 
-    with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]):
+    with mlflow.start_run():
         mlflow.log_metrics({"final_acc": val_acc, "final_val_loss": val_loss})
 print("done")
 '''

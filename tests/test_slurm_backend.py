@@ -290,7 +290,8 @@ def test_mlflow_run_is_finished_on_the_node_and_a_cancel_is_synced(project: Any)
     assert stopped["status"] == "cancelled"
     assert Store(project.store_file).get_run(sleeper["id"])["mlflow"]["sync"] == "pending"
     assert bridge.sync_pending(project)["synced"] == [sleeper["id"]]
-    assert cl.get_run(sleeper["mlflow"]["run_id"]).info.status == "KILLED"
+    mlflow_id = Store(project.store_file).get_run(sleeper["id"])["mlflow"]["run_id"]
+    assert cl.get_run(mlflow_id).info.status == "KILLED"
 
 
 def test_sbatch_refusal_fails_the_run_with_its_message(slurm_project: Any) -> None:
