@@ -138,7 +138,8 @@ def wait_for_end(
     """Block until the run is final; `TimeoutError` after `timeout` seconds.
 
     With `mlflow_settle`, also wait up to that long after the end for the MLflow sync,
-    which folds the job's MLflow metrics in just after the final status.
+    which folds the job's MLflow metrics in just after the final status (not once an
+    attempt after the end has failed: the server is down and `ctui sync` retries).
     """
     check = end_check(project, run_id)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -147,7 +148,11 @@ def wait_for_end(
         run = check()
         if run is not None:
             ended_at = ended_at or time.monotonic()
-            syncing = (run.get("mlflow") or {}).get("sync") == "pending"
+            syncing = False
+            if (run.get("mlflow") or {}).get("sync") == "pending":
+                from ctui.integrations.mlflow_sync import sync_settled
+
+                syncing = not sync_settled(run)  # a failed attempt after the end: stop waiting
             if not syncing or time.monotonic() - ended_at >= mlflow_settle:
                 return run
         if deadline is not None and time.monotonic() > deadline:
