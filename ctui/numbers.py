@@ -28,3 +28,17 @@ def metric_equal(a: Any, b: Any, *, rel_tol: float = DEFAULT_REL_TOL) -> bool:
     if math.isnan(fa) or math.isnan(fb):
         return math.isnan(fa) and math.isnan(fb)
     return math.isclose(fa, fb, rel_tol=rel_tol, abs_tol=0.0)
+
+
+def as_number(value: Any) -> float | None:
+    """A float for a number, a bool (0/1) or numeric text; None for anything else."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None

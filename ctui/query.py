@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ctui.errors import CtuiError
+from ctui.numbers import as_number
 
 _TERM = re.compile(r"^(?P<key>[A-Za-z_][\w.\-/]*)\s*(?P<op>!=|>=|<=|=|>|<|~)(?P<value>.*)$")
 
@@ -54,19 +55,6 @@ def value_of(run: dict[str, Any], key: str) -> Any:
     return run.get(key)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 @dataclass(frozen=True)
 class Term:
     key: str
@@ -91,7 +79,7 @@ class Term:
         if op in ("=", "!="):
             equal = any(_equal(actual, v) for v in self.values)
             return equal if op == "=" else not equal
-        a_num, v_num = _number(actual), _number(self.values[0])
+        a_num, v_num = as_number(actual), as_number(self.values[0])
         if a_num is not None and v_num is not None:
             left: Any = a_num
             right: Any = v_num
@@ -107,7 +95,7 @@ class Term:
 
 def _equal(actual: Any, wanted: str) -> bool:
     if not isinstance(actual, str):  # text never compares as a number: skip float() on it
-        a_num, w_num = _number(actual), _number(wanted)
+        a_num, w_num = as_number(actual), as_number(wanted)
         if a_num is not None and w_num is not None:
             return a_num == w_num
     if isinstance(actual, bool):
@@ -198,7 +186,7 @@ def sort_key(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
         v = value_of(run, key)
         if v is None:
             return (2, 0)
-        n = _number(v) if not isinstance(v, str) else None
+        n = as_number(v) if not isinstance(v, str) else None
         if n is not None:
             return (0, n)
         return (1, str(v).lower())

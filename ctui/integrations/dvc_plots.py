@@ -42,6 +42,7 @@ from ctui.integrations.dvc_metrics import (
     vouched_by_lock,
     written_since,
 )
+from ctui.numbers import as_number
 
 PLOTS_FILE = "plots.json"
 #: points kept per curve (first and last always among them)
@@ -179,19 +180,6 @@ def records_of(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def thin(points: list[list[float]], limit: int = MAX_POINTS) -> list[list[float]]:
     """At most `limit` points, evenly spread, the first and the last kept."""
     if len(points) <= limit:
@@ -206,14 +194,14 @@ def curves_of(plot: PlotDef, file: str, records: list[dict[str, Any]]) -> list[d
     x = plot.x if plot.x is not None and any(plot.x in r for r in records) else None
     ys = list(plot.y)
     if not ys:  # DVC's default: the last field
-        numeric = [k for k in keys if k != x and _num(records[0].get(k)) is not None]
+        numeric = [k for k in keys if k != x and as_number(records[0].get(k)) is not None]
         ys = numeric[-1:]
     out = []
     for y in ys:
         points: list[list[float]] = []
         for i, rec in enumerate(records):
-            yv = _num(rec.get(y))
-            xv = _num(rec.get(x)) if x is not None else float(i)
+            yv = as_number(rec.get(y))
+            xv = as_number(rec.get(x)) if x is not None else float(i)
             if yv is not None and xv is not None:
                 points.append([xv, yv])
         if not points:
