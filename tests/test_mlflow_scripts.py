@@ -19,19 +19,11 @@ import pytest
 
 from ctui.integrations import mlflow_bridge as bridge
 from ctui.store import Store
+from tests.test_mlflow_bridge import _no_user_mlflow_env  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.timeout(180)
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _no_user_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The user's own MLflow variables must not steer these tests (nor their subprocesses)."""
-    for name in {*os.environ, "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}:
-        if name.startswith("MLFLOW_"):
-            monkeypatch.setenv(name, "")
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
