@@ -393,3 +393,16 @@ def test_show_and_manifest_commands_with_the_new_keys(project: Any, libs: Path) 
     assert list(code["untracked_files"]) == ["helper.py"]
     tree = cli(project, "manifest")
     assert tree.returncode == 0 and "Traceback" not in tree.stderr, tree.stderr
+
+
+def test_an_unignored_venv_is_neither_listed_nor_captured(git_repo: Path) -> None:
+    from ctui.manifest import capture
+
+    site = git_repo / "venv" / "lib" / "python3.11" / "site-packages" / "pip"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("VERSION = 1\n")
+    (git_repo / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (git_repo / "helper.py").write_text("X = 1\n")
+    code = capture(git_repo, sections=["code"])["sections"]["code"]
+    assert code["untracked"] == ["helper.py"]
+    assert list(code["untracked_files"]) == ["helper.py"]

@@ -24,10 +24,17 @@ from ctui.manifest.redact import redact_bytes, redact_text, strip_url_credential
 
 #: ctui's own state never makes a tree dirty
 IGNORED_PREFIXES = (".ctui/",)
+#: untracked folders that hold an environment or caches, not the project's code: never listed
+#: or captured (an un-ignored `venv/` would otherwise put pip's sources in every record; the
+#: env section describes what is installed there)
+ENV_DIRS = frozenset({".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
+                      ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"})  # fmt: skip
 #: more untracked entries than this are counted, not listed (and at most this many captured)
 MAX_UNTRACKED = 500
 #: captured untracked files stop at this many bytes in all
 MAX_UNTRACKED_TOTAL = 16 * 1024 * 1024
+#: at most this many untracked files are captured (each is read and redacted)
+MAX_CAPTURED = 200
 #: a file with a NUL byte in its first this-many bytes is binary
 BINARY_SNIFF = 8192
 #: the gitlink mode: a submodule's entry in its superproject's tree
@@ -230,7 +237,7 @@ def _capture_untracked(
             break
         why, data, mode = _read_small_text(top / rel, max_bytes)
         if data is not None and (
-            len(files) >= MAX_UNTRACKED or total + len(data) > MAX_UNTRACKED_TOTAL
+            len(files) >= MAX_CAPTURED or total + len(data) > MAX_UNTRACKED_TOTAL
         ):
             why = "over the capture limit"
         if why or data is None:
@@ -320,7 +327,7 @@ def parse_status(raw: bytes) -> dict[str, Any]:
         elif e.startswith("? "):
             untracked.append(e[2:])
     keep = [p for p in changed if not _ignored(p)]
-    extra = [p for p in untracked if not _ignored(p)]
+    extra = [p for p in untracked if not _ignored(p) and not _environment(p)]
     return {
         "commit": commit,
         "branch": branch,
@@ -329,6 +336,10 @@ def parse_status(raw: bytes) -> dict[str, Any]:
         "untracked": sorted(extra),
         "submodules": submodules,
     }
+
+
+def _environment(path: str) -> bool:
+    return any(part in ENV_DIRS for part in path.rstrip("/").split("/"))
 
 
 def _ignored(path: str) -> bool:
