@@ -62,6 +62,10 @@ class JobConfig:
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     #: the interpreter the job runs with, when its command does not name it (a venv's python)
     python: str | None = None
+    #: "worktree": each run in its own git worktree (then no DVC `max_concurrent = 1` default)
+    isolate: str | None = None
+    #: keep an isolated run's worktree after it ended (for a look inside)
+    keep_worktree: bool = False
 
 
 @dataclass
@@ -211,6 +215,8 @@ _JOB_KEYS = {
     "slurm",
     "description",
     "python",
+    "isolate",
+    "keep_worktree",
 }
 _SLURM_KEYS = {"partition", "time", "cpus", "mem", "sbatch_args", "setup"}
 
@@ -254,12 +260,18 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
             gpus == "all" or (isinstance(gpus, list) and all(isinstance(g, int) for g in gpus))
         ):
             raise ConfigError(path, f"{key}.gpus", 'expected "all", an index, or a list of indices')
+    isolate = raw.get("isolate")
+    if isolate is not None and isolate != "worktree":
+        raise ConfigError(path, f"{key}.isolate", f'must be "worktree", got {isolate!r}')
+    keep = _check_type(
+        raw.get("keep_worktree", False), bool, path, f"{key}.keep_worktree", "true or false"
+    )
     max_c = raw.get("max_concurrent")
     if max_c is not None:
         _check_type(max_c, int, path, f"{key}.max_concurrent", "a positive integer")
         if max_c < 1:
             raise ConfigError(path, f"{key}.max_concurrent", "must be at least 1")
-    elif runs_dvc(command, path.parent):
+    elif isolate is None and runs_dvc(command, path.parent):
         max_c = 1  # one pipeline per workspace: two `dvc repro` collide on DVC's lock
     image = raw.get("image")
     if backend == "docker" and not image:
@@ -296,6 +308,8 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         python=None
         if raw.get("python") is None
         else _check_type(raw["python"], str, path, f"{key}.python", "a path or command name"),
+        isolate=isolate,
+        keep_worktree=bool(keep),
     )
 
 

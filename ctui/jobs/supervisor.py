@@ -52,6 +52,8 @@ class Supervisor:
         self.stop_event = threading.Event()  # set by SIGTERM
         self.wake = threading.Event()
         self.execution: Execution | None = None
+        self._isolated: str | None = None  # the run's own worktree (`isolate = "worktree"`)
+        self._keep_worktree = False
         self._beat = time.monotonic()
 
     # -- store helpers ---------------------------------------------------------------------
@@ -91,6 +93,7 @@ class Supervisor:
             self.stop_event.set()
         try:
             backend = get_backend(self.spec.backend)
+            self._isolate()
             self._capture(backend)
             self.execution = backend.start(self.spec)
         except StartError as exc:
@@ -109,6 +112,22 @@ class Supervisor:
         self._update({"started": started, **self.execution.info()})
         code = self._watch(procs, first)
         return self._finish(code, started=started)
+
+    def _isolate(self) -> None:
+        """`isolate = "worktree"`: the run in a private worktree of the project; never in the
+        shared workspace when that worktree cannot be made (a StartError says why)."""
+        from ctui.errors import CtuiError
+        from ctui.jobs.isolate import job_isolation, make_run_worktree
+
+        try:
+            mode, self._keep_worktree = job_isolation(self.project, self.spec)
+            if mode != "worktree":
+                return
+            path = make_run_worktree(self.project, self.spec)
+        except CtuiError as exc:
+            raise StartError(exc.message) from None
+        self._isolated = str(path)
+        self._update({"isolated": self._isolated})
 
     def _capture(self, backend: Any) -> None:
         """The run's manifest, now that it leaves the queue: the tree, data and interpreter
@@ -267,6 +286,10 @@ class Supervisor:
                 {k: v for k, v in fields.items() if k not in ("status", "error")},
                 when=lambda d: d["status"] in ("cancelled", "lost"),
             )
+        if self._isolated and not self._keep_worktree:
+            from ctui.jobs.isolate import drop_run_worktree
+
+            drop_run_worktree(self.spec, self._isolated)  # never raises
         self._start_next()
         if mlflow_on:
             # After the final status, so waiting on a run (the TUI, `--follow`, the queue)
