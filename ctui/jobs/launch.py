@@ -181,6 +181,9 @@ def launch_run(
             "state_dir": str(project.state_dir),
             "slurm": vars(job.slurm) if backend_name == "slurm" else {},
             "capture": capture_options(project, config, job, root),
+            # a run given its own checkout (reproduce) is isolated already
+            "isolate": job.isolate if workdir is None else None,
+            "keep_worktree": job.keep_worktree,
         },
     )
     (run_dir / SPEC_FILE).write_bytes(orjson.dumps(spec.to_dict(), option=orjson.OPT_INDENT_2))
