@@ -96,14 +96,7 @@ _MLFLOW_KEYS = {"enabled", "tracking_uri", "experiment"}
 
 def parse_mlflow(raw: Any, path: Path) -> MlflowConfig:
     ml = _table(raw, path, "mlflow")
-    unknown = set(ml) - _MLFLOW_KEYS
-    if unknown:
-        raise ConfigError(
-            path,
-            "mlflow",
-            f"unknown key(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(_MLFLOW_KEYS))}",
-        )
+    _known_keys(ml, _MLFLOW_KEYS, path, "mlflow")
     enabled = _check_type(
         ml.get("enabled", bool(ml)), bool, path, "mlflow.enabled", "true or false"
     )
@@ -195,6 +188,16 @@ def _check_type(value: Any, types: type | tuple[type, ...], path: Path, key: str
     return value
 
 
+def _known_keys(raw: dict[str, Any], known: set[str], path: Path, key: str) -> None:
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(
+            path,
+            key,
+            f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
+        )
+
+
 def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
     return t if isinstance(t, tuple) else (t,)
 
@@ -224,13 +227,7 @@ _SLURM_KEYS = {"partition", "time", "cpus", "mem", "sbatch_args", "setup"}
 def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     key = f"jobs.{name}"
     raw = _table(raw, path, key)
-    unknown = set(raw) - _JOB_KEYS
-    if unknown:
-        raise ConfigError(
-            path,
-            key,
-            f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_JOB_KEYS))}",
-        )
+    _known_keys(raw, _JOB_KEYS, path, key)
     if "command" not in raw:
         raise ConfigError(path, key, "missing required key 'command'")
     command = raw["command"]
@@ -277,9 +274,7 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     if backend == "docker" and not image:
         raise ConfigError(path, f"{key}.image", 'backend = "docker" needs an image')
     slurm_raw = _table(raw.get("slurm", {}), path, f"{key}.slurm")
-    unknown = set(slurm_raw) - _SLURM_KEYS
-    if unknown:
-        raise ConfigError(path, f"{key}.slurm", f"unknown key(s) {', '.join(sorted(unknown))}")
+    _known_keys(slurm_raw, _SLURM_KEYS, path, f"{key}.slurm")
     slurm = SlurmOptions(
         partition=slurm_raw.get("partition"),
         time=None if slurm_raw.get("time") is None else str(slurm_raw["time"]),
@@ -400,14 +395,7 @@ _MANIFEST_KEYS = {"env_vars", "exclude", "untracked", "untracked_max_kb"}
 
 def parse_manifest(raw: Any, path: Path) -> ManifestConfig:
     raw = _table(raw, path, "manifest")
-    unknown = set(raw) - _MANIFEST_KEYS
-    if unknown:
-        raise ConfigError(
-            path,
-            "manifest",
-            f"unknown key(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(_MANIFEST_KEYS))}",
-        )
+    _known_keys(raw, _MANIFEST_KEYS, path, "manifest")
     out = ManifestConfig()
     for name in ("env_vars", "exclude", "untracked"):
         if name in raw:
