@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,6 @@ def capture_run(
     *,
     env: Mapping[str, str] | None = None,
     python: Callable[[], dict[str, Any]] | None = None,
-    sections: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Capture and store the run's manifest → run fields (`manifest`, `git`, `dirty`,
     `data_hash`, and `manifest_error` when something went wrong that was not a section
@@ -72,7 +71,6 @@ def capture_run(
     try:
         m = mf.capture(
             root,
-            sections=sections or mf.SECTIONS,
             data_paths=opts.get("data") or [],
             cache_dir=project.cache_dir,
             env=job_env,
@@ -86,14 +84,14 @@ def capture_run(
     code = secs.get("code", {})
     commit = code.get("commit") if code.get("status") == "ok" else None
     data = secs.get("data", {})
-    fields: dict[str, Any] = {"manifest": hashes, "captured": m.get("captured_at")}
-    if "code" in secs:
-        fields["git"] = commit[:10] if isinstance(commit, str) else None
-        fields["dirty"] = bool(code.get("dirty")) if commit else None
-    if "data" in secs:
-        fields["data_hash"] = hashes.get("data", "")[:12] if data.get("status") == "ok" else None
-        fields["dvc_params"] = dvc_params(data)
-    return fields
+    return {
+        "manifest": hashes,
+        "captured": m.get("captured_at"),
+        "git": commit[:10] if isinstance(commit, str) else None,
+        "dirty": bool(code.get("dirty")) if commit else None,
+        "data_hash": hashes.get("data", "")[:12] if data.get("status") == "ok" else None,
+        "dvc_params": dvc_params(data),
+    }
 
 
 def dvc_params(data: Mapping[str, Any]) -> dict[str, Any]:

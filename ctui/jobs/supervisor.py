@@ -238,7 +238,8 @@ class Supervisor:
             except ValueError:
                 error = error or f"killed by signal {-code}"
         fields["exit_code"] = exit_code
-        if self.stop_event.is_set() or self._stop_requested():
+        run = self._read_run()
+        if self.stop_event.is_set() or run.get("stop_requested"):
             status = "cancelled"
             error = error or "stopped by user"
         elif code == 0 and error is None:
@@ -272,7 +273,6 @@ class Supervisor:
             )
         except Exception:
             traceback.print_exc()
-        run = self.store.get_run(self.run_id)
         merge = self._outputs(run, fields)
         mlflow_on = bool(self.spec.options.get("mlflow"))
         if mlflow_on:  # the sync below takes seconds (mlflow's import): say it is coming
@@ -313,11 +313,14 @@ class Supervisor:
             traceback.print_exc()
         return with_dvc_params(fields)
 
-    def _stop_requested(self) -> bool:
+    def _read_run(self) -> dict[str, Any]:
+        """The run as the store has it now; {} when it cannot be read (the end is recorded
+        anyway)."""
         try:
-            return bool(self.store.get_run(self.run_id).get("stop_requested"))
+            return self.store.get_run(self.run_id)
         except Exception:
-            return False
+            traceback.print_exc()
+            return {}
 
     def _final_metrics(self, started: float) -> dict[str, Any]:
         from ctui.integrations.dvc_metrics import read_metrics
