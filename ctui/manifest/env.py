@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ctui.manifest.probe import canonical_name, distributions  # noqa: F401 - canonical_name: re-exported
 from ctui.manifest.redact import redact_env
 
 if TYPE_CHECKING:
@@ -144,46 +145,11 @@ def allowed_variables(
 
 # -- distributions -----------------------------------------------------------------------------
 
-_NORMALIZE = re.compile(r"[-_.]+")
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalised name: `Zope.Interface` → `zope-interface`."""
-    return _NORMALIZE.sub("-", name).lower()
-
 
 def installed_distributions(path: list[str] | None = None) -> dict[str, str]:
-    """Every installed distribution → version; the first one on the path wins, like imports."""
-    found: dict[str, str] = {}
-    for entry in path if path is not None else sys.path:
-        try:
-            names = [e.name for e in os.scandir(entry or ".")]
-        except OSError:
-            continue
-        for folder in names:
-            if folder.endswith(".dist-info"):
-                name, sep, version = folder[: -len(".dist-info")].partition("-")
-            elif folder.endswith(".egg-info"):
-                name, sep, version = folder[: -len(".egg-info")].partition("-")
-                version = version.split("-py")[0]  # egg names carry `-py3.11`
-            else:
-                continue
-            key = canonical_name(name)
-            if key in found:
-                continue
-            if not sep or not version:
-                version = _metadata_version(Path(entry or ".", folder)) or "unknown"
-            found[key] = version
-    return dict(sorted(found.items()))
-
-
-def _metadata_version(folder: Path) -> str | None:
-    from importlib.metadata import PathDistribution
-
-    try:
-        return PathDistribution(folder).version
-    except Exception:  # a broken install: the section records "unknown", not a crash
-        return None
+    """Every distribution on `path` (default: ctui's own `sys.path`) → version, read the way
+    the probe reads a job's interpreter."""
+    return dict(distributions(sys.path if path is None else path))
 
 
 # -- OS and container --------------------------------------------------------------------------

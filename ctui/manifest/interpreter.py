@@ -34,53 +34,8 @@ _PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)*t?)?$")
 #: variables that change what a Python's `sys.path` holds (part of the cache key)
 _PATH_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE", "PYTHONSAFEPATH")
 
-# The probe: stdlib only, and written for old Pythons too (a job's venv may be 3.6).
-PROBE = r"""
-import json, os, platform, re, sys
-def version_of(folder):
-    try:
-        with open(os.path.join(folder, "METADATA"), "rb") as fh:
-            for raw in fh:
-                line = raw.decode("utf-8", "replace")
-                if line.startswith("Version:"):
-                    return line.split(":", 1)[1].strip()
-                if not line.strip():
-                    break
-    except OSError:
-        pass
-    return "unknown"
-found = {}
-for entry in sys.path:
-    if not entry:
-        continue  # the job's own folder: its files are the code section's, not packages
-    try:
-        names = os.listdir(entry or ".")
-    except OSError:
-        continue
-    for folder in names:
-        if folder.endswith(".dist-info"):
-            name, sep, version = folder[:-10].partition("-")
-        elif folder.endswith(".egg-info"):
-            name, sep, version = folder[:-9].partition("-")
-            version = version.split("-py")[0]
-        else:
-            continue
-        key = re.sub(r"[-_.]+", "-", name).lower()
-        if key in found:
-            continue
-        if not sep or not version:
-            version = version_of(os.path.join(entry or ".", folder))
-        found[key] = version
-print(json.dumps({
-    "version": platform.python_version(),
-    "implementation": platform.python_implementation(),
-    "executable": sys.executable,
-    "prefix": sys.prefix,
-    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
-    "path": [p for p in sys.path if p],
-    "packages": dict(sorted(found.items())),
-}))
-"""
+#: the probe, run by the job's interpreter as `-c` (see `ctui/manifest/probe.py`)
+PROBE = (Path(__file__).with_name("probe.py")).read_text()
 
 
 class NoPython(Absent):
