@@ -28,6 +28,7 @@ from ctui.errors import UnavailableError
 from ctui.ids import new_run_id
 from ctui.integrations import mlflow_client, mlflow_uri
 from ctui.integrations.mlflow_runs import PARENT_TAG, RUN_TAG
+from ctui.integrations.mlflow_sync import _uri_for
 from ctui.store import RUNS, Store
 
 #: MLflow run status → ctui status
@@ -279,9 +280,7 @@ def refresh_live(
     errors: dict[str, str] = {}
     by_uri: dict[str, list[dict[str, Any]]] = {}
     for doc in live:
-        recorded = doc["mlflow"].get("tracking_uri") or mlflow_uri.safe_uri(uri)
-        target = uri if mlflow_uri.safe_uri(uri) == recorded else recorded
-        by_uri.setdefault(target, []).append(doc)
+        by_uri.setdefault(_uri_for(doc, uri), []).append(doc)
     for target, docs in by_uri.items():
         if not mlflow_uri.reachable(target):
             for doc in docs:
