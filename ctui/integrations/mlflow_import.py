@@ -27,7 +27,7 @@ from ctui.atomic import atomic_write_bytes
 from ctui.errors import UnavailableError
 from ctui.ids import new_run_id
 from ctui.integrations import mlflow_client, mlflow_uri
-from ctui.integrations.mlflow_runs import PARENT_TAG, RUN_TAG
+from ctui.integrations.mlflow_runs import PARENT_TAG, RUN_TAG, all_experiments
 from ctui.integrations.mlflow_sync import _uri_for
 from ctui.store import RUNS, Store
 
@@ -67,18 +67,11 @@ def _param_value(text: str) -> Any:
 
 
 def _experiments(cl: Any, name: str | None) -> list[Any]:
-    out: list[Any] = []
-    token = None
     if name:
         exp = cl.get_experiment_by_name(name)
         if exp is not None:
             return [exp]
-    while True:
-        page = cl.search_experiments(max_results=1000, page_token=token)
-        out.extend(page)
-        token = page.token
-        if not token:
-            break
+    out = all_experiments(cl)
     if name:
         known = ", ".join(sorted(e.name for e in out)[:10]) or "none"
         raise UnavailableError(

@@ -132,12 +132,13 @@ def code_section(project: Any, run: dict[str, Any]) -> dict[str, Any] | None:
 # -- finding the run ------------------------------------------------------------------------------
 
 
-def _experiment_ids(cl: Any) -> list[str]:
-    out: list[str] = []
+def all_experiments(cl: Any) -> list[Any]:
+    """Every experiment of the tracking server, page by page."""
+    out: list[Any] = []
     token = None
     while True:
         page = cl.search_experiments(max_results=1000, page_token=token)
-        out.extend(str(e.experiment_id) for e in page)
+        out.extend(page)
         token = page.token
         if not token:
             return out
@@ -150,7 +151,7 @@ def tagged_runs(cl: Any, ctui_id: str, first: list[str]) -> list[Any]:
     found = cl.search_runs(first, filter_string=flt, max_results=1000) if first else []
     if found:
         return list(found)
-    rest = [e for e in _experiment_ids(cl) if e not in first]
+    rest = [i for i in (str(e.experiment_id) for e in all_experiments(cl)) if i not in first]
     out: list[Any] = []
     for i in range(0, len(rest), 100):
         out.extend(cl.search_runs(rest[i : i + 100], filter_string=flt, max_results=1000))
