@@ -98,21 +98,19 @@ def _build(project: Project, root: Path, path: Path, opts: dict[str, Any], make:
 def _real_blobs(root: Path, code: dict[str, Any], blobs: dict[str, bytes]) -> dict[str, bytes]:
     """The captured blobs with secrets as they are (the manifest's copies are redacted, and
     the job must run on the real files): the uncommitted patch and untracked files again."""
-    import subprocess
-
-    from ctui.manifest.code import IGNORED_PREFIXES
+    from ctui.manifest import Absent
+    from ctui.manifest.code import IGNORED_PREFIXES, _diff
     from ctui.reproduce.worktree import _top
 
     patch = code.get("patch")
     if patch and patch.get("redactions"):
-        excludes = (f":(top,exclude,glob)**/{p}**" for p in IGNORED_PREFIXES)
-        proc = subprocess.run(
-            ["git", "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff",
-             "--ignore-submodules=dirty", "--", ":/", *excludes],
-            cwd=root, capture_output=True, timeout=300,
-        )  # fmt: skip
-        if proc.returncode == 0:
-            blobs[patch["id"]] = proc.stdout
+        # the same diff the code capture took, before redaction
+        try:
+            blobs[patch["id"]] = _diff(
+                root, ":/", *(f":(top,exclude,glob)**/{p}**" for p in IGNORED_PREFIXES)
+            )
+        except Absent:
+            pass
     top = _top(root)
     for rel, entry in (code.get("untracked_files") or {}).items():
         if entry.get("redactions"):
