@@ -12,7 +12,7 @@ This is the one place the verdict is decided; the CLI and the TUI print it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ctui.manifest.data import role_of
@@ -341,16 +341,11 @@ def code_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
             out.append(f"submodule {path} {short(a.get('commit'), 7)}→{short(b.get('commit'), 7)}")
         if pid(a) != pid(b):
             out.append(f"submodule {path} patch {short(pid(a))}→{short(pid(b))}")
-    u_old, u_new = old.get("untracked_files") or {}, new.get("untracked_files") or {}
-    for path in sorted(set(u_old) | set(u_new)):
-        i_old, i_new = (u_old.get(path) or {}).get("id"), (u_new.get(path) or {}).get("id")
-        if i_new is None:
-            out.append(f"-untracked {path}")
-        elif i_old is None:
-            out.append(f"+untracked {path}")
-        elif i_old != i_new:
-            out.append(f"untracked {path} {short(i_old)}→{short(i_new)}")
-    return out
+    ids = [
+        {p: e["id"] for p, e in (side.get("untracked_files") or {}).items() if (e or {}).get("id")}
+        for side in (old, new)
+    ]
+    return out + _keyed_changes(*ids, "untracked ", short)
 
 
 def data_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -358,16 +353,23 @@ def data_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     appears on one side only. Pipeline outputs are compared apart (`output_comparison`)."""
     if old.get("status") != "ok" or new.get("status") != "ok":
         return [] if old.get("status") == new.get("status") else ["data section missing"]
-    h_old = _hashes(old, outputs=False)
-    h_new = _hashes(new, outputs=False)
+    return _keyed_changes(
+        _hashes(old, outputs=False), _hashes(new, outputs=False), "", lambda h: str(h)[:8]
+    )
+
+
+def _keyed_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], label: str, short: Callable[[Any], str]
+) -> list[str]:
+    """`-{label}path`, `+{label}path` or `{label}path old→new` for each key that differs."""
     out = []
-    for path in sorted(set(h_old) | set(h_new)):
-        if path not in h_new:
-            out.append(f"-{path}")
-        elif path not in h_old:
-            out.append(f"+{path}")
-        elif h_old[path] != h_new[path]:
-            out.append(f"{path} {str(h_old[path])[:8]}→{str(h_new[path])[:8]}")
+    for path in sorted(set(old) | set(new)):
+        if path not in new:
+            out.append(f"-{label}{path}")
+        elif path not in old:
+            out.append(f"+{label}{path}")
+        elif old[path] != new[path]:
+            out.append(f"{label}{path} {short(old[path])}→{short(new[path])}")
     return out
 
 
