@@ -172,12 +172,20 @@ def _ended_status(run: dict[str, Any]) -> str | None:
 
 
 def _the_mlflow_run(
-    project: Any, cl: Any, run: dict[str, Any], ml: dict[str, Any], uri: str, *, create: bool
+    project: Any,
+    cl: Any,
+    run: dict[str, Any],
+    ml: dict[str, Any],
+    uri: str,
+    *,
+    create: bool,
+    code: dict[str, Any] | None,
 ) -> tuple[Any, list[Any]]:
     """(the MLflow run of this ctui run or None, every MLflow run tagged with it).
 
     The recorded one, else the job's own top-level run (adopted), else — once the run has
-    ended (`create`) — a new one made by ctui in ctui's experiment."""
+    ended (`create`) — a new one made by ctui in ctui's experiment (`code`: the run's code
+    section, for its git tags)."""
     exp_id = ml.get("experiment_id")
     if not exp_id:
         name = ml.get("experiment") or Path(project.root).resolve().name
@@ -194,7 +202,6 @@ def _the_mlflow_run(
             ml["other_runs"] = [r.info.run_id for r in tops[1:]][:50]
     elif create:
         start = run.get("started") or run.get("created") or time.time()
-        code = mlflow_runs.code_section(project, run)
         tags = {**mlflow_runs.system_tags(run, code), **mlflow_runs.ctui_tags(project, run)}
         mine = cl.create_run(
             exp_id, start_time=int(float(start) * 1000), tags=tags, run_name=str(run["id"])
@@ -237,7 +244,10 @@ def sync_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(run_dir / LOCK_FILE), _quick_http():
         cl = client(uri)
-        current, tagged = _the_mlflow_run(project, cl, run, ml, uri, create=status is not None)
+        code = mlflow_runs.code_section(project, run) if status is not None else None
+        current, tagged = _the_mlflow_run(
+            project, cl, run, ml, uri, create=status is not None, code=code
+        )
         if current is None:
             return {}
         mlflow_run_id = str(current.info.run_id)
@@ -251,7 +261,6 @@ def sync_run(
         have_params = current.data.params
         params = [Param(k, v) for k, v in _params(run, run_dir).items() if k not in have_params]
         have = current.data.tags
-        code = mlflow_runs.code_section(project, run) if status is not None else None
         wanted = {
             **{k: v for k, v in mlflow_runs.system_tags(run, code).items() if not have.get(k)},
             **mlflow_runs.ctui_tags(project, run),
