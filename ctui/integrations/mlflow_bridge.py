@@ -158,6 +158,7 @@ def sync_pending(project: Any, config: Any = None) -> dict[str, Any]:
 
         config = load_config(Path(project.root))
     uri = tracking_uri(project, config)
+    experiment = experiment_name(project, config)
     down: set[str] = set()
     for run in todo:
         target = _uri_for(run, uri)
@@ -168,7 +169,7 @@ def sync_pending(project: Any, config: Any = None) -> dict[str, Any]:
             result["errors"][run["id"]] = f"MLflow at {safe_uri(target)} is not reachable"
             continue
         try:
-            sync_run(project, run, uri, experiment=experiment_name(project, config))
+            sync_run(project, run, uri, experiment=experiment)
         except Exception as exc:
             _mark(project, run, {"sync": "pending", "error": _short(exc), "tried": time.time()})
             result["pending"].append(run["id"])
