@@ -154,20 +154,16 @@ def read_metrics(
     """
     root = Path(root)
     declared = declared_files(root)
-    extra = list(extra)
-    take: set[str] = set()
+    names = [*declared, *extra]
     if since is None:
-        take = {*declared, *extra}
+        take = set(names)
     else:
-        take = {n for n in [*declared, *extra] if written_since(root / n, since)}
+        take = {n for n in names if written_since(root / n, since)}
         older = [n for n in declared if n not in take]
         if older and vouch:
             take |= vouched_by_lock(root, older, cache_dir=cache_dir)
     out: dict[str, float] = {}
-    for name in declared:
-        if name in take:
-            out.update(read_file(root / name))
-    for name in extra:
+    for name in names:
         if name in take:
             out.update(read_file(root / name))
     return out
