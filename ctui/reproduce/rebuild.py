@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 #: DVC's global options that take a value (`dvc --cd sub repro`)
 _GLOBAL_WITH_VALUE = {"--cd"}
-#: a script that runs a pipeline: `dvc repro`, `dvc exp run`, `python -m dvc repro -f`
-#: scripts larger than this are not read to find out whether they run dvc
 
 
 @dataclass
