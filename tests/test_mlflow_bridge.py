@@ -48,15 +48,20 @@ JOB = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="session")
-def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One real MLflow sqlite store for the whole session (creating one costs seconds)."""
-    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+def new_mlflow_store(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    """The URI of a fresh real MLflow sqlite store, its schema made."""
+    db = tmp_path_factory.mktemp(name) / "mlflow.db"
     uri = f"sqlite:///{db}"
     from mlflow.tracking import MlflowClient
 
     MlflowClient(tracking_uri=uri).search_experiments()  # creates the schema once
     return uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One real MLflow sqlite store for the whole session (creating one costs seconds)."""
+    return new_mlflow_store(tmp_path_factory, "mlflow")
 
 
 def _configure(project: Any, uri: str, experiment: str) -> Any:

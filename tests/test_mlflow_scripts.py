@@ -19,7 +19,10 @@ import pytest
 
 from ctui.integrations import mlflow_bridge as bridge
 from ctui.store import Store
-from tests.test_mlflow_bridge import _no_user_mlflow_env  # noqa: F401 - autouse fixture
+from tests.test_mlflow_bridge import (
+    _no_user_mlflow_env,  # noqa: F401 - autouse fixture
+    new_mlflow_store,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,12 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db = tmp_path_factory.mktemp("mlflow-scripts") / "mlflow.db"
-    uri = f"sqlite:///{db}"
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient(tracking_uri=uri).search_experiments()  # creates the schema once
-    return uri
+    return new_mlflow_store(tmp_path_factory, "mlflow-scripts")
 
 
 def _setup(project: Any, script: str, uri: str | None, experiment: str = "ctui-exp") -> None:
