@@ -341,11 +341,12 @@ def code_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
             out.append(f"submodule {path} {short(a.get('commit'), 7)}→{short(b.get('commit'), 7)}")
         if pid(a) != pid(b):
             out.append(f"submodule {path} patch {short(pid(a))}→{short(pid(b))}")
-    ids = [
-        {p: e["id"] for p, e in (side.get("untracked_files") or {}).items() if (e or {}).get("id")}
-        for side in (old, new)
-    ]
-    return out + _keyed_changes(*ids, "untracked ", short)
+
+    def ids(section: Mapping[str, Any]) -> dict[str, Any]:
+        files = section.get("untracked_files") or {}
+        return {p: e["id"] for p, e in files.items() if (e or {}).get("id")}
+
+    return out + _keyed_changes(ids(old), ids(new), "untracked ", short)
 
 
 def data_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
