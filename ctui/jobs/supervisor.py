@@ -274,6 +274,12 @@ class Supervisor:
         except Exception:
             traceback.print_exc()
         merge = self._outputs(run, fields)
+        # everything is read from the worktree by now; it goes before the run is final, so
+        # whoever waits on the final status finds it gone
+        if self._isolated and not self._keep_worktree:
+            from ctui.jobs.isolate import drop_run_worktree
+
+            drop_run_worktree(self.spec, self._isolated)  # never raises
         mlflow_on = bool(self.spec.options.get("mlflow"))
         if mlflow_on:  # the sync below takes seconds (mlflow's import): say it is coming
             fields["mlflow"] = {**(run.get("mlflow") or {}), "sync": "pending"}
@@ -286,10 +292,6 @@ class Supervisor:
                 {k: v for k, v in fields.items() if k not in ("status", "error")},
                 when=lambda d: d["status"] in ("cancelled", "lost"),
             )
-        if self._isolated and not self._keep_worktree:
-            from ctui.jobs.isolate import drop_run_worktree
-
-            drop_run_worktree(self.spec, self._isolated)  # never raises
         self._start_next()
         if mlflow_on:
             # After the final status, so waiting on a run (the TUI, `--follow`, the queue)
