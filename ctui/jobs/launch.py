@@ -109,6 +109,7 @@ def launch_run(
     workdir: Path | None = None,
     extra: dict[str, Any] | None = None,
     config: Config | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Launch a run of `job_name` and return its run document.
 
@@ -118,7 +119,8 @@ def launch_run(
     The manifest is captured when the job starts, by whatever starts it (`ctui.jobs.capture`).
     `workdir` runs the job in another checkout of the project (reproduce
     uses a git worktree); `trigger`/`cause` record why it was launched (default `manual`);
-    `extra` fields are merged into the run document.
+    `extra` fields are merged into the run document. `run_id` (from `ctui.ids.new_run_id`)
+    lets a caller show the run before the launch returns (the TUI's live view).
     """
     project.ensure()
     config = _load_config(project, config)
@@ -130,7 +132,7 @@ def launch_run(
 
     store = open_store(project)
     store.initialise()
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     run_dir = project.run_dir(run_id)
     root = Path(workdir).resolve() if workdir is not None else project.root
     argv = build_argv(
