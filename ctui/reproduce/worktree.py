@@ -71,16 +71,11 @@ def make_worktree(
     """A detached worktree of `root` at `commit`, with `patch` applied; then the recorded
     `submodules` (path → {commit, patch, initialised}) checked out from the original
     checkout's, and the captured `untracked` files (path → {id, exec}) written. `blob`
-    reads a stored patch or file by id (needed when there are any)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    proc = _git(root, "worktree", "add", "--detach", "--force", str(path), commit)
-    if proc.returncode != 0:
-        raise CtuiError(
-            f"could not make a git worktree at {commit[:10]}: {_last_line(proc.stderr)}",
-            code=ExitCode.FAILED,
-        )
+    reads a stored patch or file by id (needed when there are any). Reproduce runs the same
+    steps one by one, to time each."""
+    add_worktree(root, path, commit)
     if patch:
-        _apply(path, patch, f"the recorded uncommitted patch does not apply at {commit[:10]}")
+        apply_patch(path, patch, commit)
     if submodules or untracked:
         if blob is None:
             raise ValueError("make_worktree needs `blob` to restore submodules or files")
@@ -89,6 +84,27 @@ def make_worktree(
             checkout_submodules(top, path, submodules, blob)
         if untracked:
             write_untracked(path, untracked, blob)
+
+
+def add_worktree(root: Path, path: Path, commit: str) -> None:
+    """A detached worktree of `root` at `commit`, in `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = _git(root, "worktree", "add", "--detach", "--force", str(path), commit)
+    if proc.returncode != 0:
+        raise CtuiError(
+            f"could not make a git worktree at {commit[:10]}: {_last_line(proc.stderr)}",
+            code=ExitCode.FAILED,
+        )
+
+
+def apply_patch(path: Path, patch: bytes, commit: str) -> None:
+    """The recorded uncommitted patch, applied in the worktree at `path`."""
+    _apply(path, patch, f"the recorded uncommitted patch does not apply at {commit[:10]}")
+
+
+def patch_files(patch: bytes) -> int:
+    """How many files a `git diff` touches."""
+    return sum(1 for line in patch.splitlines() if line.startswith(b"diff --git "))
 
 
 def _apply(repo: Path, patch: bytes, failure: str) -> None:
