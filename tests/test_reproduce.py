@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from tests.conftest import git
 from tests.test_docker_backend import IMAGE, needs_engine
 
 pytestmark = [pytest.mark.timeout(180)]
+
+GOLDEN = Path(__file__).parent / "golden"
 
 TRAIN = """\
 from pathlib import Path
@@ -228,7 +231,86 @@ def test_a_non_deterministic_job_diverges_in_metrics_with_the_numbers(repo: Any)
     old_score, new_score = first["metrics"]["score"], new["metrics"]["score"]
     assert out["verdict"] == f"diverged in: metrics (score {old_score!r}→{new_score!r})"
     assert new["verdict"] == out["verdict"] and new["reproduces"] == first["id"]
-    assert "· worktree at" in proc.stderr and "· running" in proc.stderr
+    assert "·" not in proc.stderr, "--json prints no progress"
+    assert [s["step"] for s in out["setup"]] == ["worktree", "data", "env", "launch"]
+
+
+SECONDS = r" … \d+\.\d\d s"
+
+
+def test_set_up_steps_print_in_order_with_their_time(repo: Any) -> None:
+    (repo.root / "train.py").write_text(TRAIN.format(scale=1) + "# tuned\n")  # uncommitted
+    (repo.root / "helper.py").write_text("VALUE = 1\n")  # untracked, captured
+    first = run_job(repo)
+    commit = sections(repo, first)["code"]["commit"]
+
+    proc = cli(repo, "reproduce", first["id"])
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("· ")]
+    new = orjson.loads(cli(repo, "runs", "--json").stdout)[0]["id"]
+    expected = [
+        rf"· worktree at {commit[:7]}{SECONDS}",
+        rf"· patch applied \(1 file\){SECONDS}",
+        rf"· restored 1 untracked file\(s\) of the original{SECONDS}",
+        rf"· dvc checkout: 1 path\(s\){SECONDS}",
+        rf"· env: same Python and packages as the original{SECONDS}",
+        rf"· launched {new} \(local\){SECONDS}",
+        rf"· set up in \d+\.\d\d s; waiting for run {new}…",
+        rf"· run {new} succeeded",
+    ]
+    assert len(lines) == len(expected), proc.stderr
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert proc.stdout.strip() == f"{new} reproduced"
+
+
+def test_json_carries_the_set_up_steps_and_prints_no_progress(repo: Any) -> None:
+    (repo.root / "train.py").write_text(TRAIN.format(scale=1) + "# tuned\n")  # uncommitted
+    (repo.root / "notes.txt").write_text("not code\n")  # untracked, not captured
+    first = run_job(repo)
+
+    proc = cli(repo, "reproduce", first["id"], "--json")
+    assert proc.returncode == ExitCode.FAILED, proc.stderr  # notes.txt: not verified
+    assert "·" not in proc.stderr and "worktree at" not in proc.stderr, proc.stderr
+    out = orjson.loads(proc.stdout)
+    steps = out["setup"]
+    assert [s["step"] for s in steps] == ["worktree", "patch", "note", "data", "env", "launch"]
+    assert steps[1]["detail"] == "patch applied (1 file)"
+    assert steps[2] == {
+        "step": "note",
+        "seconds": None,
+        "detail": "note: 1 untracked file(s) of the original were not captured and not "
+        "rebuilt: notes.txt",
+    }
+    timed = [s["seconds"] for s in steps if s["step"] != "note"]
+    assert all(isinstance(t, float) and t >= 0 for t in timed)
+    assert isinstance(out["setup_s"], float) and out["setup_s"] >= max(timed)
+    assert isinstance(out["start_s"], float) and out["start_s"] > 0
+    check_golden("reproduce_json.json", _shape(out, repo, first))
+
+
+def _shape(out: dict[str, Any], project: Any, first: dict[str, Any]) -> Any:
+    """The JSON with what differs from one test run to the next (ids, commit, seconds)
+    replaced by placeholders."""
+    commit = sections(project, first)["code"]["commit"]
+    text = orjson.dumps(out).decode()
+    for value, name in ((out["run"], "<new>"), (first["id"], "<original>"), (commit[:7], "<c>")):
+        text = text.replace(value, name)
+    doc = orjson.loads(text)
+    for step in doc["setup"]:
+        if step["seconds"] is not None:
+            step["seconds"] = "<s>"
+    doc["setup_s"] = doc["start_s"] = "<s>"
+    return doc
+
+
+def check_golden(name: str, got: Any) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_bytes(
+            orjson.dumps(got, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        )
+    assert got == orjson.loads(path.read_bytes())
 
 
 def test_a_commit_rebased_away_is_a_clear_error(repo: Any) -> None:

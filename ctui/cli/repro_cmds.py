@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ctui.cli import common
 from ctui.errors import ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +46,10 @@ def reproduce(
     model.pkl differs", "diverged in: ...", or "not verified: ..." (e.g. a stage DVC still
     restored from its cache).
 
+    Each set-up step (worktree, patch, data, env, launch) prints a line with its time on
+    stderr as it ends; with --json nothing is printed there and the steps are in "setup",
+    with "setup_s" (until the launch) and "start_s" (until the job started).
+
     Exit 0: reproduced. Exit 1: diverged, metrics match but an output differs, not verified
     (an ingredient could not be checked), or --strict found another environment.
 
@@ -50,12 +58,6 @@ def reproduce(
     from ctui.reproduce import reproduce_run
 
     out = common.err_console()
-
-    def progress(message: str) -> None:
-        from rich.text import Text
-
-        out.print(Text("· ", style="dim") + Text(message), soft_wrap=True)
-
     result = reproduce_run(
         common.project(),
         run,
@@ -63,7 +65,7 @@ def reproduce(
         strict=strict,
         rel_tol=tolerance,
         keep_worktree=keep,
-        progress=progress,
+        progress=None if as_json else _progress_printer(out),
     )
     if as_json:
         common.emit_json(
@@ -80,6 +82,9 @@ def reproduce(
                 "stages": result["stages"],
                 "notes": result["notes"],
                 "env_before": result["env_before"],
+                "setup": result["setup"],
+                "setup_s": result["setup_s"],
+                "start_s": result["start_s"],
             }
         )
     else:
@@ -99,3 +104,19 @@ def reproduce(
             soft_wrap=True,
         )
     raise typer.Exit(0 if result["reproduced"] else int(ExitCode.FAILED))
+
+
+def _progress_printer(out: Console) -> Callable[[str], None]:
+    """Each step on its own line as it ends, a set-up step with its time:
+    `· dvc checkout: 1 path(s) … 0.52 s`."""
+    from rich.text import Text
+
+    from ctui.reproduce.progress import Said, seconds_text
+
+    def progress(message: str) -> None:
+        line = Text("· ", style="dim") + Text(message)
+        if isinstance(message, Said) and message.seconds is not None:
+            line += Text(f" … {seconds_text(message.seconds)}", style="dim")
+        out.print(line, soft_wrap=True)
+
+    return progress

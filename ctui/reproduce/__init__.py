@@ -20,6 +20,9 @@
    details are not compared; compute differences are notes only (another box may reproduce a
    run exactly).
 
+Steps 1 to 4 up to the launch are the set-up: each reports its line and time as it ends
+(`progress.py`), and the result carries them (`setup`, `setup_s`, `start_s`).
+
 The CLI (`ctui reproduce`) and the TUI (`R`) both call `reproduce_run`.
 """
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,22 +47,27 @@ from ctui.reproduce.compare import (
     verdict,
 )
 from ctui.reproduce.data import _checkout_failures, _is_input, restore_data
+from ctui.reproduce.progress import Progress, Said, SetupClock, seconds_text
 from ctui.reproduce.rebuild import Rebuild, force_rebuild, read_pipeline
 from ctui.reproduce.worktree import (
     WORKTREES,
     _patch_bytes,
+    _top,
     _worktree_name,
+    add_worktree,
+    apply_patch,
+    checkout_submodules,
     git_prefix,
-    make_worktree,
+    patch_files,
     remove_worktree,
     require_commit,
+    write_untracked,
 )
 
 if TYPE_CHECKING:
     from ctui.config import Config
+    from ctui.objects import ObjectStore
     from ctui.project import Project
-
-Progress = Callable[[str], None]
 
 # -- the public entry point ----------------------------------------------------------------------
 
@@ -78,16 +86,20 @@ def reproduce_run(
     """Reproduce `run_id` (any unique prefix or `@last`); see the module docstring.
 
     Returns `{"run": new_run_doc, "original": original_run_doc, "verdict": str,
-    "reproduced": bool, "differences": [...], "notes": [...], "env_before": [...]}`.
-    Raises CtuiError: exit 2 for what cannot be rebuilt (no manifest, commit gone, data
-    missing, engine down), exit 1 for `strict` with a differing environment.
-    `progress(message)` is called with each step, e.g. from a TUI worker.
+    "reproduced": bool, "differences": [...], "notes": [...], "env_before": [...],
+    "setup": [{"step", "seconds", "detail"}, ...], "setup_s": float, "start_s": float}`
+    (`setup_s`: this call → the job handed to its supervisor; `start_s`: → the job's
+    `started`). Raises CtuiError: exit 2 for what cannot be rebuilt (no manifest, commit gone,
+    data missing, engine down), exit 1 for `strict` with a differing environment.
+    `progress(message)` is called with each step as it ends, e.g. from a TUI worker; a set-up
+    step's message is a `Said`, with its `seconds`.
     """
     from ctui import manifest as mf
     from ctui.objects import ObjectStore
     from ctui.store import ACTIVE, open_store
 
     say = progress or (lambda _msg: None)
+    clock = SetupClock(say)
     store = open_store(project)
     rid = store.resolve(run_id)
     original = store.get_run(rid)
@@ -118,42 +130,23 @@ def reproduce_run(
 
     worktree = project.state_dir / WORKTREES / _worktree_name()
     try:
-        patch = _patch_bytes(objects, code)
-        make_worktree(
-            project.root, worktree, commit, patch, submodules=code.get("submodules"),
-            untracked=code.get("untracked_files"), blob=objects.get_bytes,
-        )  # fmt: skip
-        # the project may live in a sub-folder of the repository: the same one in the worktree
-        here = worktree / git_prefix(project.root)
-        say(f"worktree at {commit[:7]}" + (" + patch" if patch else "") + f": {worktree}")
-        redactions = (code.get("patch") or {}).get("redactions") or 0
-        if redactions:
-            say(f"note: {redactions} secret(s) were redacted from the recorded patch; the "
-                "worktree has placeholders there")  # fmt: skip
-        subs = sorted(p for p, s in (code.get("submodules") or {}).items() if s.get("initialised"))
-        if subs:
-            say(f"{len(subs)} submodule(s) at their recorded commits: "
-                + ", ".join(subs[:SHOWN]) + (" …" if len(subs) > SHOWN else ""))  # fmt: skip
-        captured = code.get("untracked_files") or {}
-        if captured:
-            say(f"restored {len(captured)} untracked file(s) of the original")
-        untracked = [p for p in code.get("untracked") or [] if p not in captured]
-        if untracked:
-            skipped = code.get("untracked_skipped") or {}
-            named = [f"{p} ({skipped[p]})" if p in skipped else p for p in untracked[:SHOWN]]
-            shown = ", ".join(named) + (" …" if len(untracked) > SHOWN else "")
-            say(f"note: {len(untracked)} untracked file(s) of the original were not captured "
-                f"and not rebuilt: {shown}")  # fmt: skip
+        here = _rebuild_code(project, worktree, code, objects, clock, keep_worktree)
 
+        since = clock.now()
         pipeline = read_pipeline(here, commit)  # a broken dvc.yaml: exit 2, before DVC runs
         data = recorded.get("data") or {}
-        say(restore_data(project.root, here, data))
+        clock.done("data", restore_data(project.root, here, data), since)
 
+        since = clock.now()
         config, job_name, backend_name = _job_config(project, here, original, backend)
         env_before = _env_before(project, config, job_name, here, original, recorded)
         if env_before:
-            say(f"env: {_count(env_before, 'difference')}: " + ", ".join(env_before[:5])
-                + (" …" if len(env_before) > 5 else ""))  # fmt: skip
+            said = (
+                f"env: {_count(env_before, 'difference')}: "
+                + ", ".join(env_before[:5])
+                + (" …" if len(env_before) > 5 else "")
+            )
+            clock.done("env", said, since)
             if strict:
                 raise CtuiError(
                     f"the environment differs from run {rid}'s: " + ", ".join(env_before),
@@ -161,12 +154,16 @@ def reproduce_run(
                     code=ExitCode.FAILED,
                 )
         elif backend_name != "docker":
-            say("env: same Python and packages as the original")
+            clock.done("env", "env: same Python and packages as the original", since)
 
+        since = clock.now()
         rebuild = force_rebuild(config, job_name, project.root, worktree, here, pipeline, data)
         if rebuild is not None:
-            say(rebuild.said)
-        new = _launch(project, config, job_name, backend_name, original, here, say, rebuild)
+            clock.done("rebuild", rebuild.said, since)
+        since = clock.now()
+        new = _launch(project, config, job_name, backend_name, original, here, rebuild)
+        clock.done("launch", f"launched {new['id']} ({backend_name})", since)
+        say(f"set up in {seconds_text(clock.finish())}; waiting for run {new['id']}…")
         new = _wait(project, new["id"], poll)
         say(f"run {new['id']} {new['status']}")
 
@@ -192,10 +189,72 @@ def reproduce_run(
             "unverified": result["unverified"],
         }
         new = store.update_run(new["id"], fields) or store.get_run(new["id"])
-        return {"run": new, "original": original, **result}
+        return {"run": new, "original": original, **result, **clock.result(new.get("started"))}
     finally:
         if not keep_worktree:
             remove_worktree(project.root, worktree)
+
+
+# -- 1. code ---------------------------------------------------------------------------------
+
+
+def _rebuild_code(
+    project: Project,
+    worktree: Path,
+    code: Mapping[str, Any],
+    objects: ObjectStore,
+    clock: SetupClock,
+    keep: bool,
+) -> Path:
+    """The worktree at the recorded commit, the patch, the submodules and the untracked files,
+    each timed; → the project's folder in the worktree."""
+    commit = str(code["commit"])
+    since = clock.now()
+    add_worktree(project.root, worktree, commit)
+    # the project may live in a sub-folder of the repository: the same one in the worktree
+    here = worktree / git_prefix(project.root)
+    clock.done("worktree", f"worktree at {commit[:7]}" + (f": {worktree}" if keep else ""), since)
+
+    since = clock.now()
+    patch = _patch_bytes(objects, code)
+    if patch:
+        apply_patch(worktree, patch, commit)
+        clock.done("patch", f"patch applied ({_count_files(patch_files(patch))})", since)
+    redactions = (code.get("patch") or {}).get("redactions") or 0
+    if redactions:
+        clock.note(f"note: {redactions} secret(s) were redacted from the recorded patch; the "
+                   "worktree has placeholders there")  # fmt: skip
+
+    submodules = code.get("submodules") or {}
+    subs = sorted(p for p, s in submodules.items() if s.get("initialised"))
+    if subs:
+        since = clock.now()
+        checkout_submodules(_top(project.root), worktree, submodules, objects.get_bytes)
+        said = (
+            f"{len(subs)} submodule(s) at their recorded commits: "
+            + ", ".join(subs[:SHOWN])
+            + (" …" if len(subs) > SHOWN else "")
+        )
+        clock.done("submodules", said, since)
+
+    captured = code.get("untracked_files") or {}
+    if captured:
+        since = clock.now()
+        write_untracked(worktree, captured, objects.get_bytes)
+        said = f"restored {len(captured)} untracked file(s) of the original"
+        clock.done("untracked", said, since)
+    untracked = [p for p in code.get("untracked") or [] if p not in captured]
+    if untracked:
+        skipped = code.get("untracked_skipped") or {}
+        named = [f"{p} ({skipped[p]})" if p in skipped else p for p in untracked[:SHOWN]]
+        shown = ", ".join(named) + (" …" if len(untracked) > SHOWN else "")
+        clock.note(f"note: {len(untracked)} untracked file(s) of the original were not "
+                   f"captured and not rebuilt: {shown}")  # fmt: skip
+    return here
+
+
+def _count_files(n: int) -> str:
+    return "1 file" if n == 1 else f"{n} files"
 
 
 # -- 3. config, env --------------------------------------------------------------------------
@@ -279,12 +338,11 @@ def _launch(
     backend: str,
     original: Mapping[str, Any],
     worktree: Path,
-    say: Progress,
     rebuild: Rebuild | None = None,
 ) -> dict[str, Any]:
     from ctui.jobs.launch import launch_run
 
-    run = launch_run(
+    return launch_run(
         project,
         job_name,
         job_params(original),
@@ -295,8 +353,6 @@ def _launch(
         config=config,
         extra={"rebuild": rebuild.how if rebuild is not None else None},
     )
-    say(f"running {run['id']} ({backend})…")
-    return run
 
 
 @contextlib.contextmanager
@@ -330,6 +386,8 @@ def _wait(project: Project, run_id: str, poll: float) -> dict[str, Any]:
 
 __all__ = [
     "reproduce_run",
+    "Progress",
+    "Said",
     "compare_runs",
     "dvc_stages",
     "job_params",
