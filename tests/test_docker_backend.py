@@ -162,7 +162,8 @@ def test_exit_code_3_is_a_failed_run_with_the_log_tail(dproject: Any) -> None:
 def test_stop_stops_the_container(dproject: Any) -> None:
     import docker
 
-    from ctui.jobs.launch import launch_run, stop_run
+    from ctui.jobs.launch import launch_run
+    from ctui.jobs.stop import stop_run
     from ctui.store import open_store
 
     run = launch_run(dproject, "sleepy")
@@ -340,7 +341,8 @@ def test_stop_when_the_supervisor_is_gone_stops_the_container(dproject: Any) -> 
 
     import docker
 
-    from ctui.jobs.launch import launch_run, stop_run
+    from ctui.jobs.launch import launch_run
+    from ctui.jobs.stop import stop_run
     from ctui.store import open_store
 
     run = launch_run(dproject, "sleepy")

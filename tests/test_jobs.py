@@ -16,8 +16,9 @@ import pytest
 from jobs_helpers import PY, run_doc, wait_final, wait_for, write_config
 
 from ctui.errors import CtuiError
-from ctui.jobs.launch import launch_run, stop_run
+from ctui.jobs.launch import launch_run
 from ctui.jobs.reconcile import refresh
+from ctui.jobs.stop import stop_run
 from ctui.store import open_store
 
 pytestmark = pytest.mark.timeout(90)

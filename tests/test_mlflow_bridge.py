@@ -121,6 +121,13 @@ def _run_job(project: Any, run: dict[str, Any], env: dict[str, str], script: str
     return done.returncode
 
 
+def _start(project: Any, config: Any, run: dict[str, Any]) -> dict[str, str]:
+    """What the launcher and then the supervisor do before the job: its MLflow variables."""
+    env = bridge.before_launch(project, config, run)
+    run["mlflow"].update(bridge.before_job(project, env))
+    return env
+
+
 def _finish(project: Any, run: dict[str, Any], status: str = "succeeded", code: int = 0) -> None:
     run.update(status=status, exit_code=code, ended=1_790_000_060.0)
     Store(project.store_file).update_run(
@@ -132,13 +139,18 @@ def test_job_logs_into_the_run_it_starts_and_ctui_adopts_it(project: Any, mlflow
     config = _configure(project, mlflow_uri, "bridge-basic")
     run = _new_run(project)
     env = bridge.before_launch(project, config, run)
+    assert run["mlflow"]["sync"] == "pending"  # the launch asks MLflow nothing
+    run["mlflow"].update(bridge.before_job(project, env))  # as the supervisor does
 
     assert env["MLFLOW_TRACKING_URI"] == mlflow_uri
     assert env["MLFLOW_EXPERIMENT_NAME"] == "bridge-basic"
-    assert env["MLFLOW_EXPERIMENT_ID"] == run["mlflow"]["experiment_id"]
+    assert "MLFLOW_EXPERIMENT_ID" not in env  # the name finds it; a stale id would crash
     assert "MLFLOW_RUN_ID" not in env  # resuming it would crash a job's own set_experiment
     assert orjson.loads(env["MLFLOW_RUN_CONTEXT"])[bridge.RUN_TAG] == run["id"]
     assert run["mlflow"]["sync"] == "ok" and run["mlflow"]["run_id"] is None
+    exp = bridge.client(mlflow_uri).get_experiment_by_name("bridge-basic")
+    assert run["mlflow"]["experiment_id"] == exp.experiment_id
+    assert exp.artifact_location.endswith("/mlartifacts")  # beside the database, not ./mlruns
 
     _run_job(project, run, env)
     _finish(project, run)
@@ -185,7 +197,7 @@ def test_a_job_without_mlflow_gets_a_run_made_by_ctui_with_mlflows_system_tags(
 
     config = _configure(project, mlflow_uri, "bridge-made")
     run = _new_run(project, command=[sys.executable, "train.py", "--lr", "0.01"])
-    env = bridge.before_launch(project, config, run)
+    env = _start(project, config, run)
     _run_job(project, run, env, "from ctui import track\ntrack.log_metric('loss', 0.5)\n")
     _finish(project, run)
     bridge.after_run(project, config, run)
@@ -207,13 +219,13 @@ def test_a_job_without_mlflow_gets_a_run_made_by_ctui_with_mlflows_system_tags(
 def test_a_reproduction_names_the_original_mlflow_run(project: Any, mlflow_uri: str) -> None:
     config = _configure(project, mlflow_uri, "bridge-repro")
     original = _new_run(project)
-    env = bridge.before_launch(project, config, original)
+    env = _start(project, config, original)
     _run_job(project, original, env)
     _finish(project, original)
     bridge.after_run(project, config, original)
 
     again = _new_run(project, reproduces=original["id"])
-    env = bridge.before_launch(project, config, again)
+    env = _start(project, config, again)
     context = orjson.loads(env["MLFLOW_RUN_CONTEXT"])
     assert context["ctui.reproduces.mlflow_run_id"] == original["mlflow"]["run_id"]
     _run_job(project, again, env)
@@ -228,7 +240,7 @@ def test_lost_sync_record_does_not_duplicate(project: Any, mlflow_uri: str) -> N
     """A push that reached MLflow but not the run folder's record is not pushed twice."""
     config = _configure(project, mlflow_uri, "bridge-record")
     run = _new_run(project)
-    env = bridge.before_launch(project, config, run)
+    env = _start(project, config, run)
     _run_job(project, run, env)
     bridge.sync_run(project, run, mlflow_uri)  # while running: pushes what is there
     (project.run_dir(run["id"]) / bridge.SYNCED_FILE).unlink()
@@ -243,10 +255,11 @@ def test_unreachable_server_leaves_sync_pending(project: Any, free_port: int) ->
     secret = f"http://alice:s3cret@127.0.0.1:{free_port}"
     config = _configure(project, secret, "down")
     run = _new_run(project)
-    env = bridge.before_launch(project, config, run)
+    env = _start(project, config, run)
     assert "MLFLOW_RUN_ID" not in env
     assert env["MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{free_port}"
     assert run["mlflow"]["sync"] == "pending"
+    assert "Connection refused" in run["mlflow"]["error"]
     assert "s3cret" not in orjson.dumps(run).decode()
     _finish(project, run)
     assert bridge.after_run(project, config, run) == {}
@@ -504,7 +517,7 @@ def test_launched_job_ends_in_mlflow_through_the_supervisor(project: Any, mlflow
     _configure(project, mlflow_uri, "bridge-launch")
     (project.root / "train.py").write_text(JOB)
     run = launch_run(project, "train", {"lr": 0.5})
-    assert run["mlflow"]["sync"] == "ok" and run["mlflow"]["experiment_id"]
+    assert run["mlflow"]["sync"] == "pending"  # the supervisor makes sure of the experiment
     deadline = time.monotonic() + 90
     # The final status comes first; the MLflow sync follows it (sync pending → ok).
     while (doc := Store(project.store_file).get_run(run["id"]))["status"] in (
@@ -516,6 +529,7 @@ def test_launched_job_ends_in_mlflow_through_the_supervisor(project: Any, mlflow
     assert doc["status"] == "succeeded", doc.get("error")
     log = project.run_dir(run["id"]) / "supervisor.log"
     assert doc["mlflow"]["sync"] == "ok", (doc["mlflow"], log.exists() and log.read_text())
+    assert doc["mlflow"]["experiment_id"]
     assert doc["metrics"]["acc"] == pytest.approx(0.93)  # read back from MLflow
     assert doc["metrics"]["loss"] == pytest.approx(0.2)
     got = bridge.client(mlflow_uri).get_run(doc["mlflow"]["run_id"])

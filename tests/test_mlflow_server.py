@@ -145,8 +145,13 @@ def test_server_down_mid_run_then_sync_exactly_once(project: Any, server: Server
     project.run_dir(run_id).mkdir(parents=True)
     Store(project.store_file).insert_run(run)
     env = bridge.before_launch(project, config, run)
+    run["mlflow"].update(bridge.before_job(project, env))  # over REST, as the supervisor does
     Store(project.store_file).update_run(run_id, {"mlflow": run["mlflow"]})
     assert run["mlflow"]["sync"] == "ok" and "MLFLOW_RUN_ID" not in env
+    assert (
+        run["mlflow"]["experiment_id"]
+        == bridge.client(server.url).get_experiment_by_name("shared").experiment_id
+    )
     assert env["MLFLOW_TRACKING_URI"] == server.url
 
     (project.root / "train.py").write_text(JOB)

@@ -19,8 +19,9 @@ import orjson
 import pytest
 
 from ctui.jobs.backends import slurm as slurm_backend
-from ctui.jobs.launch import launch_run, stop_run
+from ctui.jobs.launch import launch_run
 from ctui.jobs.reconcile import refresh
+from ctui.jobs.stop import stop_run
 from ctui.store import ACTIVE, Store
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(180)]

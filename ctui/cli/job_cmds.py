@@ -165,8 +165,8 @@ def _wait_for_mlflow(project: Project, run_id: str) -> dict[str, Any]:
     """The ended run, once its supervisor's MLflow sync is done or has failed (it marks the
     attempt), the supervisor is gone, or FOLLOW_MLFLOW_SETTLE_S passed."""
     from ctui.integrations.mlflow_sync import sync_settled
-    from ctui.jobs.launch import supervisor_alive
     from ctui.jobs.reconcile import wait_for_end
+    from ctui.jobs.spawn import supervisor_alive
 
     run = wait_for_end(project, run_id, poll=0.1)
     deadline = time.monotonic() + FOLLOW_MLFLOW_SETTLE_S
@@ -192,7 +192,7 @@ def stop(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run document.")] = False,
 ) -> None:
     """Stop a run: SIGTERM to its process group, SIGKILL after the grace period."""
-    from ctui.jobs.launch import stop_run
+    from ctui.jobs.stop import stop_run
     from ctui.store import ACTIVE, open_store
 
     project = common.project()

@@ -1,6 +1,6 @@
 """MLflow bridge: link each ctui run to one MLflow run, sync it, retry what was pending.
 
-The job launcher calls `before_launch` and the supervisor calls `after_run`; both are
+The job launcher calls `before_launch`, the supervisor `before_job` and `after_run`; all are
 no-ops unless the project enables MLflow (`[mlflow]` in ctui.toml). mlflow is imported only
 inside functions (its import costs ~2 s).
 
@@ -21,13 +21,10 @@ from typing import Any
 
 from ctui.integrations import mlflow_runs, mlflow_uri
 from ctui.integrations.mlflow_client import (
-    _artifact_location,
-    _quick_http,
     _short,
     client,
     enabled,
     experiment_name,
-    get_or_create_experiment,
     tracking_uri,
 )
 from ctui.integrations.mlflow_sync import (
@@ -46,6 +43,7 @@ __all__ = [
     "RUN_TAG",
     "SYNCED_FILE",
     "after_run",
+    "before_job",
     "before_launch",
     "client",
     "enabled",
@@ -66,13 +64,15 @@ RUN_TAG = mlflow_runs.RUN_TAG
 
 
 def before_launch(project: Any, config: Any, run: dict[str, Any]) -> dict[str, str]:
-    """Set `run["mlflow"]` and return the job's MLflow variables. Never raises.
+    """Set `run["mlflow"]` and return the job's MLflow variables. Never raises, never waits:
+    no mlflow import and no network here (a launch takes milliseconds); the experiment is
+    made sure of as the job starts (`mlflow_experiment.ensure`, by the supervisor).
 
-    The job gets the tracking URI (without credentials), ctui's experiment
-    (`MLFLOW_EXPERIMENT_NAME`, and `_ID` once it exists) and `MLFLOW_RUN_CONTEXT` (tags MLflow
-    adds to every run the job starts: `ctui.run_id` links them), but no `MLFLOW_RUN_ID`: the
-    run the job starts itself is adopted after it (see `mlflow_runs`), so `set_experiment`,
-    autolog and nested runs work unchanged. An unreachable server → sync pending.
+    The job gets the tracking URI (without credentials), ctui's experiment by name
+    (`MLFLOW_EXPERIMENT_NAME`) and `MLFLOW_RUN_CONTEXT` (tags MLflow adds to every run the
+    job starts: `ctui.run_id` links them), but no `MLFLOW_RUN_ID`: the run the job starts
+    itself is adopted after it (see `mlflow_runs`), so `set_experiment`, autolog and nested
+    runs work unchanged.
     """
     if not enabled(config):
         return {}
@@ -95,20 +95,18 @@ def before_launch(project: Any, config: Any, run: dict[str, Any]) -> dict[str, s
     for inherited in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         if os.environ.get(inherited):  # the user's shell must not redirect the job's runs
             env[inherited] = ""
-    if not reachable(tracking.uri):
-        run["mlflow"]["error"] = f"MLflow at {tracking.safe} is not reachable"
-        return env
-    try:
-        with _quick_http():
-            cl = client(tracking.uri)
-            exp_id = get_or_create_experiment(cl, name, _artifact_location(project, tracking.uri))
-    except Exception as exc:  # an unreachable or broken server must not stop the job
-        run["mlflow"]["error"] = _short(exc)
-        return env
-    run["mlflow"]["experiment_id"] = exp_id
-    run["mlflow"]["sync"] = "ok"  # nothing to push yet
-    env["MLFLOW_EXPERIMENT_ID"] = exp_id
     return env
+
+
+def before_job(project: Any, spec_env: dict[str, str]) -> dict[str, Any]:
+    """As the job starts: make sure of its experiment (milliseconds; seconds only the first
+    time a local store is created). The fields to merge into the run's `mlflow` section."""
+    from ctui.integrations import mlflow_experiment
+
+    uri, name = spec_env.get("MLFLOW_TRACKING_URI"), spec_env.get("MLFLOW_EXPERIMENT_NAME")
+    if not uri or not name:
+        return {}
+    return mlflow_experiment.ensure(project, uri, name)
 
 
 def after_run(project: Any, config: Any, run: dict[str, Any]) -> dict[str, float]:

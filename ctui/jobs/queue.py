@@ -40,6 +40,9 @@ def claim_slots(store: Store, config: Config | None = None) -> list[str]:
     """
     if not any(r.get("status") == "queued" for r in store.runs()):
         return []
+    from ctui.jobs.spawn import starter
+
+    who = starter()
 
     def pick(data: dict[str, Any]) -> list[str]:
         runs = list(data.get(RUNS, {}).values())
@@ -53,6 +56,7 @@ def claim_slots(store: Store, config: Config | None = None) -> list[str]:
             run["status"] = "running"
             run["dequeued"] = time.time()
             run["supervisor_pid"] = None
+            run["starter"] = who
             chosen.append(run["id"])
         if not chosen:
             raise _Nothing
@@ -69,7 +73,7 @@ def start_queued(
     project: Project, store: Store | None = None, config: Config | None = None
 ) -> list[str]:
     """Start every queued run that has a free slot now; returns the ids started."""
-    from ctui.jobs.launch import start_supervisor
+    from ctui.jobs.spawn import start_supervisor
 
     store = store or open_store(project)
     if config is None:

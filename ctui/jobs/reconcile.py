@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 START_GRACE = 60.0
 
 
-def _lost_reason(run: dict[str, Any], now: float) -> str | None:
-    from ctui.jobs.launch import supervisor_alive
+def _lost_reason(project: Project, run: dict[str, Any], now: float) -> str | None:
+    from ctui.jobs.spawn import starter_gone, starting_supervisor, supervisor_alive
 
     alive = supervisor_alive(run)
     if alive is False:
@@ -32,8 +32,13 @@ def _lost_reason(run: dict[str, Any], now: float) -> str | None:
         tail = f"; its job (process group {pgid}) may still be running" if pgid else ""
         return f"the supervisor (pid {run.get('supervisor_pid')}) vanished{tail}"
     if alive is None and not run.get("supervisor_pid"):
+        starting = starting_supervisor(project, run)
+        if starting is False:
+            return "the supervisor exited before it took the run (see supervisor.log)"
+        if starting is None and starter_gone(run):
+            return "the launch was interrupted before the run's supervisor started"
         since = run.get("dequeued") or run.get("created") or now
-        if now - since > START_GRACE:
+        if not starting and now - since > START_GRACE:
             return "the supervisor never started"
     return None
 
@@ -63,7 +68,7 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
             continue  # imported from MLflow: its state lives there (`ctui import-mlflow` again)
         if run["status"] != "running":
             continue
-        reason = _lost_reason(run, now)
+        reason = _lost_reason(project, run, now)
         if reason is None:
             continue
         done = store.update_run(

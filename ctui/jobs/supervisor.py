@@ -30,7 +30,7 @@ import orjson
 from ctui.atomic import append_jsonl, atomic_write_bytes
 from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import Execution, LaunchSpec, StartError
-from ctui.project import Project, _StoreProject
+from ctui.project import Project
 from ctui.store import Store
 
 if TYPE_CHECKING:
@@ -142,9 +142,33 @@ class Supervisor:
             python, env = None, None
         fields = capture_run(self.project, self.spec, env=env, python=python)
         merge = with_dvc_params(fields)
+        ml = self._mlflow_before()
+
+        def mutate(doc: dict[str, Any]) -> None:
+            merge(doc)
+            if ml:
+                doc["mlflow"] = {**(doc.get("mlflow") or {}), **ml}
+
         self.store.update_run(
-            self.run_id, fields, when=lambda d: d["status"] == "running", mutate=merge
+            self.run_id, fields, when=lambda d: d["status"] == "running", mutate=mutate
         )
+
+    def _mlflow_before(self) -> dict[str, Any]:
+        """The job's MLflow experiment made sure of before it starts (ms; the first run on a
+        new local store waits for MLflow to create it, and says so in the job's log)."""
+        if not self.spec.options.get("mlflow"):
+            return {}
+        from ctui.integrations import mlflow_bridge
+        from ctui.integrations.mlflow_experiment import needs_setup
+
+        uri = self.spec.env.get("MLFLOW_TRACKING_URI", "")
+        if needs_setup(uri):
+            self._note(f"setting up the MLflow store at {uri} (first use: a few seconds)")
+        try:
+            return mlflow_bridge.before_job(self.project, self.spec.env)
+        except Exception:
+            traceback.print_exc()
+            return {}
 
     def _watch(self, procs: ProcessTreeSampler, first: dict[str, Any]) -> int:
         from ctui.monitor.gpu import GpuSampler, visible_from_env
@@ -401,22 +425,15 @@ def _signals(sup: Supervisor) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ctui.jobs.supervisor")
     parser.add_argument("state_dir", type=Path)
-    parser.add_argument("run_id")
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--store", type=Path, default=None)
+    parser.add_argument("run_id")
     args = parser.parse_args(argv)
-    from ctui.jobs.launch import restore_pythonpath
+    from ctui.jobs.spawn import project_from_args, restore_pythonpath
 
     restore_pythonpath()
-    state = args.state_dir.resolve()
-    root = args.root or state.parent
-    store_file = args.store or state / "ctui.json"
-    project: Project
-    if store_file != state / "ctui.json":
-        project = _StoreProject(root=root, state_dir=state, _store_file=store_file)
-    else:
-        project = Project(root=root, state_dir=state)
-    store = Store(store_file)
+    project = project_from_args(args.state_dir, args.root, args.store)
+    store = Store(project.store_file)
     sup = Supervisor(project, store, args.run_id)
     _signals(sup)
     try:

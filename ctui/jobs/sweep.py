@@ -2,7 +2,7 @@
 
 Every run of a sweep carries `sweep: {id, index, size}`. On Slurm the whole sweep becomes one
 job array (submitted with its last run; see `ctui.jobs.backends.slurm`); other backends launch
-the runs one by one (queued by `max_concurrent` like any run).
+them in bulk (`launch_many`: one store write; queued by `max_concurrent` like any run).
 """
 
 from __future__ import annotations
@@ -46,31 +46,19 @@ def launch_sweep(
     Params are validated for every combination before anything is launched.
     """
     from ctui.config import load_config
-    from ctui.jobs.command import validate_params
-    from ctui.jobs.launch import launch_run
+    from ctui.jobs.launch import launch_many
 
     config = launch_kwargs.pop("config", None) or load_config(project.root)
-    job = config.job(job_name)
     combos = [{**(params or {}), **c} for c in combinations(grid)]
     if not combos:
         raise CtuiError("the sweep is empty", hint="give at least one value per --sweep")
-    for combo in combos:
-        validate_params(job, combo)
     sweep_id = new_run_id()
     extra = dict(launch_kwargs.pop("extra", None) or {})
-    runs = []
-    for i, combo in enumerate(combos):
-        sweep = {"id": sweep_id, "index": i, "size": len(combos)}
-        runs.append(
-            launch_run(
-                project,
-                job_name,
-                combo,
-                config=config,
-                extra={**extra, "sweep": sweep},
-                **launch_kwargs,
-            )
-        )
+    extras = [
+        {**extra, "sweep": {"id": sweep_id, "index": i, "size": len(combos)}}
+        for i in range(len(combos))
+    ]
+    runs = launch_many(project, job_name, combos, extras=extras, config=config, **launch_kwargs)
     if runs and runs[-1].get("backend") == "slurm":
         from ctui.store import open_store
 

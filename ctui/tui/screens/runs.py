@@ -365,7 +365,7 @@ class RunsScreen(PlainNotify, Screen[None]):
 
     @work(thread=True, group="runs-actions", exit_on_error=False)
     def _stop(self, run_id: str) -> None:
-        from ctui.jobs.launch import stop_run
+        from ctui.jobs.stop import stop_run
 
         try:
             doc = stop_run(self.project, run_id)
