@@ -192,3 +192,24 @@ def test_a_hung_tracking_server_does_not_hold_the_job_back(jobs: Any, silent_ser
     wait_for(lambda: open_store(jobs).get_run(run["id"])["mlflow"].get("tried"), timeout=90)
     ml = open_store(jobs).get_run(run["id"])["mlflow"]
     assert ml["sync"] == "pending" and "not reachable" in ml["error"]
+
+
+def test_init_sets_up_the_mlflow_store_so_the_first_run_does_not_wait(
+    jobs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(name)
+    write_config(jobs.root, CONFIG + '\n[mlflow]\nenabled = true\nexperiment = "first"\n')
+    db = jobs.state_dir / "mlflow.db"
+    assert not db.exists()
+    done = subprocess.run([str(CTUI), "init"], cwd=jobs.root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "setting up the MLflow store" in done.stdout and db.is_file()
+
+    run = launch_run(jobs, "quick", {"x": 1})
+    doc = wait_final(jobs, run["id"], timeout=90)
+    assert doc["status"] == "succeeded"
+    assert "setting up the MLflow store" not in _log(jobs, run["id"])  # nothing left to set up
+    from ctui.integrations.mlflow_experiment import _sqlite_lookup
+
+    assert doc["mlflow"]["experiment_id"] == _sqlite_lookup(f"sqlite:///{db}", "first")

@@ -81,6 +81,34 @@ def init(
             said.append("added .ctui/ to .gitignore")
     for line in said:
         common.console().print(line)
+    _prepare_mlflow(proj)
+
+
+def _prepare_mlflow(project: Any) -> None:
+    """With `[mlflow] enabled`, create a new local MLflow store and ctui's experiment now
+    (seconds, once), so the first run starts as fast as the others."""
+    from ctui.config import load_config
+    from ctui.integrations import mlflow_experiment, mlflow_uri
+
+    try:
+        config = load_config(project.root)
+    except CtuiError:  # a broken ctui.toml is for `ctui doctor` to explain, not init
+        return
+    if not config.mlflow.enabled:
+        return
+    tracking = mlflow_uri.resolve(project, config)
+    if not mlflow_experiment.needs_setup(tracking.uri):
+        return
+    common.console().print(f"setting up the MLflow store at {tracking.safe} (once)…")
+    name = mlflow_uri.experiment_name(project, config)
+    try:
+        exp_id = mlflow_experiment.prepare(project, tracking.uri, name)
+    except Exception as exc:  # the first run tries again
+        from ctui.integrations.mlflow_client import _short
+
+        common.console().print(f"MLflow store not set up: {_short(exc)}")
+        return
+    common.console().print(f"MLflow experiment {name!r} ({exp_id}) at {tracking.safe}")
 
 
 def _refresh_if_active(project: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
