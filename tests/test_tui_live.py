@@ -207,6 +207,30 @@ async def test_narrow_terminal_puts_the_panes_under_the_log(project: Project) ->
 def test_status_line_reads_without_colour() -> None:
     text = status_line({"id": "abc", "job": "train", "status": "running", "started": 100.0}, 112.0)
     assert text.plain.startswith("▶ running  abc  train  12")
+    # created, but its supervisor has not started the job yet
+    text = status_line({"id": "abc", "job": "train", "status": "running", "started": None})
+    assert text.plain == "▶ starting…  abc  train"
+
+
+async def test_a_run_being_launched_is_starting_not_unknown(project: Project) -> None:
+    """The launch form opens the view before the run exists: `starting…` until it does."""
+    app = ScreenApp(lambda: LiveRunScreen(project, "0notthere000", starting=True, job="train"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        live = app.screen
+        assert isinstance(live, LiveRunScreen)
+        await wait_for(pilot, lambda: live.polls >= 3)
+        assert status_of(live) == "▶ starting…  0notthere000  train"
+        assert live.painted.is_set()
+        live.launch_failed("no Docker engine reachable")
+        await pilot.pause()
+        assert "✗ launch failed: no Docker engine reachable" in status_of(live)
+    # re-attaching to an id that is not there is an error, said as one
+    app = ScreenApp(lambda: LiveRunScreen(project, "0notthere000"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        live = app.screen
+        assert isinstance(live, LiveRunScreen)
+        await wait_for(pilot, lambda: live.polls >= 1)
+        assert status_of(live).startswith("✗ no run '0notthere000'")
 
 
 def test_jsonl_tail_reads_the_end_then_only_appends(tmp_path: Path) -> None:

@@ -2,10 +2,15 @@
 
 Re-attaches to any run, running or finished: everything shown is read from the run's
 folder and the store, so leaving the screen (or quitting ctui) never touches the job.
+
+The launch form opens it before the launch returns (`starting=True`): the run's id and
+"starting…" show at once, the store is polled often until the run is there and its job has
+started, and the log shows the job's first line as soon as it is written.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,7 +22,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from ctui.errors import CtuiError
+from ctui.errors import CtuiError, UnknownRunError
 from ctui.format import duration, run_duration
 from ctui.status import STATUS_LOOK
 from ctui.store import ACTIVE, FINAL
@@ -31,21 +36,40 @@ if TYPE_CHECKING:
 
 #: seconds between two looks at the store and the run's JSONL files
 POLL_S = 0.5
+#: the same while the run is starting (not in the store yet, or its job not started)
+STARTING_POLL_S = 0.1
 #: how often a running run's supervisor is checked (a vanished one makes the run `lost`)
 RECONCILE_S = 5.0
 #: below this width the side panes go under the log
 NARROW = 100
 
 
+STARTING = "starting…"
+
+
+def starting_line(run_id: str, job: str | None) -> Text:
+    """`▶ starting…  <id>  train`: a run being launched (not in the store yet)."""
+    symbol, style = STATUS_LOOK["running"]
+    text = Text(f"{symbol} {STARTING}", style=style)
+    text.append(f"  {run_id}  {job or ''}".rstrip())
+    return text
+
+
 def status_line(run: dict[str, Any], now: float | None = None) -> Text:
-    """`▶ running · <id> · train · 12s` / `✓ succeeded (exit 0) · … · 3.2s`: colour + symbol."""
+    """`▶ running · <id> · train · 12s` / `✓ succeeded (exit 0) · … · 3.2s`: colour + symbol.
+
+    A `running` run whose job has not started yet (its supervisor is still capturing the
+    manifest) says `starting…`."""
     status = str(run.get("status") or "?")
-    symbol, style = STATUS_LOOK.get(status, ("?", ""))
-    text = Text(f"{symbol} {status}", style=style)
-    if status in FINAL and run.get("exit_code") is not None:
-        text.append(f" (exit {run['exit_code']})", style=style)
-    text.append(f"  {run.get('id', '')}  {run.get('job', '')}")
-    text.append(f"  {duration(run_duration(run, now=now))}", style="dim")
+    if is_starting(run):
+        text = starting_line(str(run.get("id", "")), run.get("job"))
+    else:
+        symbol, style = STATUS_LOOK.get(status, ("?", ""))
+        text = Text(f"{symbol} {status}", style=style)
+        if status in FINAL and run.get("exit_code") is not None:
+            text.append(f" (exit {run['exit_code']})", style=style)
+        text.append(f"  {run.get('id', '')}  {run.get('job', '')}")
+        text.append(f"  {duration(run_duration(run, now=now))}", style="dim")
     backend = run.get("backend")
     if backend and backend != "local":
         text.append(f"  {backend}", style="dim")
@@ -60,8 +84,18 @@ def status_line(run: dict[str, Any], now: float | None = None) -> Text:
     return text
 
 
+def is_starting(run: dict[str, Any] | None) -> bool:
+    """Not in the store yet (None), or `running` with its job not started."""
+    return run is None or (run.get("status") == "running" and not run.get("started"))
+
+
 class LiveRunScreen(Screen[None]):
-    """`LiveRunScreen(project, run_id)`: follow one run's log, resources and metrics."""
+    """`LiveRunScreen(project, run_id)`: follow one run's log, resources and metrics.
+
+    `starting=True` (the launch form, before `launch_run` returned): a run that is not in the
+    store yet is shown as starting, not as unknown; the launcher then calls `launched` or
+    `launch_failed`.
+    """
 
     CSS_PATH = "live_run.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -73,22 +107,40 @@ class LiveRunScreen(Screen[None]):
         Binding("s", "stop", "Stop run", id="live.stop"),
     ]
 
-    def __init__(self, project: Project, run_id: str, *, clock: Any = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        run_id: str,
+        *,
+        clock: Any = None,
+        starting: bool = False,
+        job: str | None = None,
+    ) -> None:
         super().__init__()
         self.project = project
         self.run_id = run_id
         self.run: dict[str, Any] | None = None
         self.clock = clock or time.time
+        #: the launch has not returned yet: a missing run is expected, not an error
+        self.starting = starting
+        self.job = job
+        self.launch_error: str | None = None
+        #: set once the first frame is on screen (the launcher waits for it: see launch.py)
+        self.painted = threading.Event()
         self.stopping = False
         self._last_reconcile = 0.0
         self._stamp: tuple[int, int] | None = None
+        self._looked = False  # the store was read at least once
+        self.polls = 0  # polls applied so far
         self._term = ""
         run_dir = project.run_dir(run_id)
         self._resources = JsonlTail(run_dir / "resources.jsonl", history=120)
         self._metrics = JsonlTail(run_dir / "metrics.jsonl", history=2000)
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"… {self.run_id}"), id="live-status")
+        self._layout_for(self.app.size.width)  # before the first layout, not after it
+        first = starting_line(self.run_id, self.job) if self.starting else Text(f"… {self.run_id}")
+        yield Static(first, id="live-status")
         with Horizontal(id="live-body"):
             log = LogView(self.project.run_dir(self.run_id) / "output.log", id="live-log")
             log.border_title = "log"
@@ -107,6 +159,7 @@ class LiveRunScreen(Screen[None]):
         self.query_one("#live-search").display = False
         self._layout_for(self.size.width)
         self.query_one(LogView).focus()
+        self.call_after_refresh(self.painted.set)
         self.poll()
 
     def on_resize(self) -> None:
@@ -123,6 +176,7 @@ class LiveRunScreen(Screen[None]):
 
         run: dict[str, Any] | None = None
         error = None
+        starting = self.starting  # read first: once it is False the run is in the store
         try:
             store = Store(self.project.store_file)
             stamp = store.stamp()
@@ -133,8 +187,9 @@ class LiveRunScreen(Screen[None]):
                 and self.run.get("status") in ACTIVE
                 and now - self._last_reconcile > RECONCILE_S
             )
-            if stamp != self._stamp or self.run is None or reconcile:
-                self._stamp = stamp
+            # a run not found yet is looked for again once the store changed
+            if stamp != self._stamp or reconcile or not self._looked:
+                self._stamp, self._looked = stamp, True
                 run = store.get_run(self.run_id)
                 if reconcile or (run.get("status") in ACTIVE and self._last_reconcile == 0):
                     self._last_reconcile = now
@@ -142,6 +197,9 @@ class LiveRunScreen(Screen[None]):
 
                     if self.run_id in refresh(self.project, store):
                         run = store.get_run(self.run_id)
+        except UnknownRunError as exc:
+            if not starting:  # being launched: not in the store yet is expected
+                error = exc.message
         except CtuiError as exc:
             error = exc.message
         except Exception as exc:  # noqa: BLE001 - a bad read must not stop the view
@@ -162,17 +220,44 @@ class LiveRunScreen(Screen[None]):
     ) -> None:
         if not self.is_attached:
             return
+        self.polls += 1
         if run is not None:
             self.run = run
-        if self.run is not None and error is None:  # re-drawn each poll: the elapsed time moves
-            self.query_one("#live-status", Static).update(status_line(self.run, now=self.clock()))
+        if self.launch_error is not None:
+            pass  # the failed launch stays on the status line
+        elif self.run is not None and error is None:  # re-drawn each poll: the time moves
+            self._show_status()
         elif error:
             self.query_one("#live-status", Static).update(Text(f"✗ {error}", style="red"))
         if samples:
             self.query_one(ResourcesPane).add_samples(samples)
         if points:
             self.query_one(MetricsPane).add_points(points)
-        self.set_timer(POLL_S, self.poll)
+        # the next poll only once this one is done: polls never pile up
+        starting = self.launch_error is None and is_starting(self.run)
+        self.set_timer(STARTING_POLL_S if starting else POLL_S, self.poll)
+
+    def _show_status(self) -> None:
+        assert self.run is not None
+        self.query_one("#live-status", Static).update(status_line(self.run, now=self.clock()))
+
+    # -- told by the launcher --------------------------------------------------------------
+    def launched(self, doc: dict[str, Any]) -> None:
+        """`launch_run` returned `doc`: the run exists (a poll may already have seen it)."""
+        self.starting = False
+        if self.run is None:
+            self.run = doc
+            if self.is_attached:
+                self._show_status()
+
+    def launch_failed(self, message: str) -> None:
+        """`launch_run` raised: say so instead of `starting…` (and stop looking for the run)."""
+        self.starting = False
+        self.launch_error = message
+        if self.is_attached:
+            self.query_one("#live-status", Static).update(
+                Text(f"✗ launch failed: {message}", style="bold red")
+            )
 
     @property
     def finished(self) -> bool:
@@ -221,6 +306,9 @@ class LiveRunScreen(Screen[None]):
             self.notify(f"no more matches for {event.term!r}", timeout=2)
 
     def action_stop(self) -> None:
+        if self.run is None:
+            self.notify("the run has not started yet", timeout=2)
+            return
         if self.finished or self.stopping:
             self.notify("the run has already ended" if self.finished else "stopping…", timeout=2)
             return
