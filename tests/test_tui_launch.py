@@ -12,7 +12,7 @@ from ctui.tui.screens.live_run import LiveRunScreen
 from ctui.tui.widgets.log_view import LogView
 from ctui.tui.widgets.metrics_pane import MetricsPane
 from ctui.tui.widgets.param_form import ParamField
-from tests.tui_live_helpers import ScreenApp, wait_for, write_config
+from tests.tui_live_helpers import LockHolder, ScreenApp, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -27,6 +27,123 @@ FAKE_GPUS = (
 
 def field(screen: LaunchScreen, name: str) -> ParamField:
     return next(f for f in screen.query(ParamField).results(ParamField) if f.param == name)
+
+
+def status_of(screen: LiveRunScreen) -> str:
+    return str(screen.query_one("#live-status", Static).render())
+
+
+def run_ids(project: Project) -> set[str]:
+    return {r["id"] for r in Store(project.store_file).runs()}
+
+
+def stop_if_running(project: Project, run_id: str | None) -> None:
+    from ctui.jobs.launch import stop_run
+
+    if run_id is None or run_id not in run_ids(project):
+        return
+    if Store(project.store_file).get_run(run_id)["status"] in ("running", "queued"):
+        stop_run(project, run_id, grace=1.0)
+
+
+async def test_the_live_view_shows_the_run_before_the_launch_returns(project: Project) -> None:
+    """ctrl+s shows the new run's id and `starting…` while `launch_run` is still waiting
+    (here for the store lock another process holds); its first log line follows."""
+    write_config(project.root)
+    app = ScreenApp(lambda: LaunchScreen(project, "sleeper"))
+    run_id = None
+    try:
+        with LockHolder(Store(project.store_file).lock_path) as holder:
+            async with app.run_test(size=(120, 40)) as pilot:
+                form = app.screen
+                assert isinstance(form, LaunchScreen)
+                await wait_for(pilot, lambda: form.job_name == "sleeper")
+                await pilot.press("ctrl+s")
+                await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+                live = app.screen
+                assert isinstance(live, LiveRunScreen)
+                run_id = live.run_id
+                await wait_for(pilot, lambda: "starting…" in status_of(live))
+                assert run_id in status_of(live) and "sleeper" in status_of(live)
+                # the launch has not returned: the run is not even in the store yet
+                assert form.launching and form.launched is None
+                assert run_id not in run_ids(project)
+                polls = live.polls
+                await wait_for(pilot, lambda: live.polls >= polls + 3)
+                # looked for while starting, never reported as an unknown run
+                assert "starting…" in status_of(live) and "✗" not in status_of(live)
+                holder.release()
+                await wait_for(pilot, lambda: form.launched is not None)
+                assert form.launched is not None and form.launched["id"] == run_id
+                log = live.query_one(LogView)
+                await wait_for(pilot, lambda: log.line_count >= 1, timeout=30)
+                assert log.line_text(0) == "sleeping"
+                await wait_for(pilot, lambda: "running" in status_of(live))
+                assert live.run is not None and live.run["status"] == "running"
+                # esc leaves the run running and goes back past the form
+                await pilot.press("escape")
+                await wait_for(pilot, lambda: not isinstance(app.screen, LaunchScreen))
+                await pilot.pause()
+                assert not isinstance(app.screen, LiveRunScreen | LaunchScreen)
+                assert Store(project.store_file).get_run(run_id)["status"] == "running"
+    finally:
+        stop_if_running(project, run_id)
+
+
+async def test_a_failed_launch_brings_the_form_back_with_its_reason(project: Project) -> None:
+    write_config(project.root)
+    broken = b"{not json"
+    project.store_file.write_bytes(broken)  # launch_run refuses a store it cannot read
+    app = ScreenApp(lambda: LaunchScreen(project, "count"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.screen
+        assert isinstance(form, LaunchScreen)
+        await wait_for(pilot, lambda: len(form.query(ParamField)) == 4)
+        field(form, "n").query_one(Input).value = "7"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: form.launch_error is not None)
+        await wait_for(pilot, lambda: app.screen is form)
+        assert form.launch_error is not None and "unreadable" in form.launch_error
+        message = str(form.query_one("#launch-message", Static).render())
+        assert message.startswith("✗ could not launch:") and str(project.store_file) in message
+        assert field(form, "n").value == 7  # the form as it was typed
+        assert not form.launching and not form.query_one("#launch-button", Button).disabled
+        assert form.live is None
+        assert project.store_file.read_bytes() == broken  # never overwritten
+        # fixed, the same form launches
+        project.store_file.unlink()
+        Store(project.store_file).initialise()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: form.launched is not None)
+        live = app.screen
+        assert isinstance(live, LiveRunScreen)
+        await wait_for(pilot, lambda: live.finished, timeout=30)
+        assert Store(project.store_file).get_run(live.run_id)["params"]["n"] == 7
+
+
+async def test_leaving_while_starting_still_reports_a_failed_launch(project: Project) -> None:
+    """esc on a run still starting goes back past the form; a launch that then fails says
+    so in a notification (the form it would have shown on is gone)."""
+    write_config(project.root)
+    app = ScreenApp(lambda: LaunchScreen(project, "count"))
+    with LockHolder(Store(project.store_file).lock_path) as holder:
+        async with app.run_test(size=(120, 40)) as pilot:
+            form = app.screen
+            assert isinstance(form, LaunchScreen)
+            await wait_for(pilot, lambda: form.job_name == "count")
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+            run_id = app.screen.run_id  # type: ignore[attr-defined]
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not form.is_attached)
+            assert form.launching
+            project.store_file.write_bytes(b"{not json")  # what the launch will find
+            holder.release()
+            await wait_for(pilot, lambda: not form.launching)
+            await pilot.pause()
+            notes = [n.message for n in app._notifications]
+            assert any(f"run {run_id} did not launch" in n and "unreadable" in n for n in notes)
 
 
 async def test_launch_a_real_job_and_watch_it_finish(project: Project) -> None:
@@ -44,6 +161,7 @@ async def test_launch_a_real_job_and_watch_it_finish(project: Project) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
         live = app.screen
         assert isinstance(live, LiveRunScreen)
+        await wait_for(pilot, lambda: screen.launched is not None)  # the view came first
         run = Store(project.store_file).get_run(live.run_id)
         assert run["params"] == {"n": 7, "lr": 0.1, "name": "a b", "fast": True}
         assert run["trigger"] == "manual"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,3 +62,38 @@ async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 20.0) -
         if loop.time() > end:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.05)
+
+
+class LockHolder:
+    """Another process holding a lock file (`with LockHolder(path):` … `.release()`): a real
+    way to keep a launch waiting for the store, as a busy `ctui watch` would."""
+
+    CODE = (
+        "import sys; from pathlib import Path; from ctui.atomic import file_lock\n"
+        "with file_lock(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True); sys.stdin.read()\n"
+    )
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> LockHolder:
+        self.proc = subprocess.Popen(
+            [PY, "-c", self.CODE, str(self.path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "locked"
+        return self
+
+    def release(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

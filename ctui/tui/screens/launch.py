@@ -1,12 +1,16 @@
 """The launch screen: pick a job, edit its params, choose GPUs (and Slurm options), launch.
 
-Launching calls `ctui.jobs.launch.launch_run` — the same path as `ctui run` — in a worker,
-then switches to the live view of the new run.
+ctrl+s picks the run's id (`ctui.ids.new_run_id`) and opens the live view of that run at
+once ("starting…"), above the form; `ctui.jobs.launch.launch_run` — the same path as
+`ctui run` — then runs in a worker. A launch that fails brings the form back with the
+reason (the values as they were typed); esc on the live view of a launched (or launching)
+run goes back to where the form was opened from.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -19,6 +23,8 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, OptionList, 
 from textual.widgets.option_list import Option
 
 from ctui.errors import CtuiError
+from ctui.ids import new_run_id
+from ctui.tui.screens.live_run import LiveRunScreen
 from ctui.tui.widgets.param_form import ParamField
 
 if TYPE_CHECKING:
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
     from ctui.project import Project
 
 SLURM_FIELDS = ("partition", "time", "cpus", "mem")
+#: the launch waits at most this long for the live view's first frame (see `_launch`)
+PAINT_WAIT_S = 0.5
 NOT_USED = "  (not used)"
 
 
@@ -67,6 +75,10 @@ class LaunchScreen(Screen[None]):
         self.gpus = gpus
         self.launching = False
         self.launched: dict[str, Any] | None = None
+        #: why the last launch failed (shown on the form)
+        self.launch_error: str | None = None
+        #: the live view of the launch in progress (None once it is closed)
+        self.live: LiveRunScreen | None = None
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -254,36 +266,77 @@ class LaunchScreen(Screen[None]):
         job = self.job_for_launch()
         config = dataclasses.replace(self.config, jobs={**self.config.jobs, job.name: job})
         self.launching = True
+        self.launch_error = None
         self.query_one("#launch-button", Button).disabled = True
         self._message(f"launching {job.name}…")
-        self._launch(job.name, self.params(), config)
+        # the run is shown before it exists: its id now, then the launch in a worker
+        run_id = new_run_id()
+        self.live = LiveRunScreen(self.project, run_id, starting=True, job=job.name)
+        self.app.push_screen(self.live, self._live_closed)
+        # the app's worker, not this screen's: esc may close the form before it is done
+        self.app.run_worker(
+            partial(self._launch, self.live, job.name, self.params(), config),
+            name=f"launch {run_id}",
+            group="launch",
+            thread=True,
+            exit_on_error=False,
+        )
 
-    @work(thread=True, exclusive=True, group="launch")
-    def _launch(self, job: str, params: dict[str, Any], config: Config) -> None:
+    def _launch(
+        self, live: LiveRunScreen, job: str, params: dict[str, Any], config: Config
+    ) -> None:
+        """In a thread: `launch_run`, then `_launched` or `_failed` on the UI thread.
+
+        It starts once the live view is on screen: the launch's imports (MLflow's take
+        seconds) would otherwise hold the GIL while that first frame is being drawn."""
+        live.painted.wait(PAINT_WAIT_S)
         from ctui.jobs.launch import launch_run
 
+        app, run_id = self.app, live.run_id
         try:
-            doc = launch_run(self.project, job, params, trigger="manual", config=config)
+            doc = launch_run(
+                self.project, job, params, trigger="manual", config=config, run_id=run_id
+            )
         except CtuiError as exc:
             msg = exc.message + (f" ({exc.hint})" if exc.hint else "")
-            self.app.call_from_thread(self._failed, msg)
-            return
+            done: tuple[Any, ...] = (self._failed, run_id, msg)
         except Exception as exc:  # noqa: BLE001 - shown on the form, never a crash
-            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
-            return
-        self.app.call_from_thread(self._launched, doc)
+            done = (self._failed, run_id, f"{type(exc).__name__}: {exc}")
+        else:
+            done = (self._launched, doc)
+        try:
+            app.call_from_thread(*done)
+        except RuntimeError:
+            pass  # the app has closed; the run (if it launched) goes on without it
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, run_id: str, message: str) -> None:
         self.launching = False
-        self._message(f"✗ {message}", error=True)
+        if not self.is_attached:  # the user left the form and the live view: say it there
+            self.app.notify(
+                f"run {run_id} did not launch: {message}",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+            return
+        self.launch_error = message
         self._revalidate()
+        self._message(f"✗ could not launch: {message}", error=True)
+        if self.live is not None:
+            self.live.launch_failed(message)
+            self.pop_until_active()  # back to the form, as it was typed, with the reason
 
     def _launched(self, doc: dict[str, Any]) -> None:
-        from ctui.tui.screens.live_run import LiveRunScreen
-
         self.launched = doc
         self.launching = False
-        self.app.switch_screen(LiveRunScreen(self.project, doc["id"]))
+        if self.live is not None:
+            self.live.launched(doc)
+
+    def _live_closed(self, _result: None) -> None:
+        self.live = None
+        if self.launch_error is None and self.is_current:
+            # launched (or still launching): esc leaves the run for where the form came from
+            self.dismiss(None)
 
     def action_back(self) -> None:
         self.dismiss(None)
