@@ -366,7 +366,9 @@ def jobs(
         return
     if not config.jobs:
         where = config.path or project.root / "ctui.toml"
-        common.console().print(f"no jobs declared in {where} — add a [jobs.NAME] table")
+        common.console().print(
+            f"no jobs declared in {where} — add a [jobs.NAME] table", markup=False
+        )
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("job", "backend", "max", "params", "command"):
