@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import time
+from typing import Any
+
+from ctui.errors import CtuiError
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case, no i l o u
 
@@ -33,3 +37,134 @@ def new_run_id(now: float | None = None) -> str:
 
 
 _last: tuple[int, int] | None = None
+
+
+# -- what a run id may be -------------------------------------------------------------------
+#
+# Every id names a folder (`.ctui/runs/<id>/`), so an id must be one safe path component:
+# ctui's own ids (12 Crockford base32 chars), MLflow's run ids (32 hex chars) and the short
+# names of hand-made or older stores (`run-a`, `r1`) all are; `../x`, `a/b`, `.`, names with
+# a newline, a NUL or a space are not. Checked where ids come in: `ctui import`, run references
+# on the command line, and `Project.run_dir`.
+
+MAX_RUN_ID = 64
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def is_run_id(value: object) -> bool:
+    """Whether `value` can be a run id: 1–64 chars of letters, digits, `.`, `_`, `-`,
+    starting with a letter or digit (so never `.`, `..`, `-x` or a path)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_RUN_ID
+        and _RUN_ID.fullmatch(value) is not None
+    )
+
+
+def check_run_id(value: object, *, where: str = "") -> str:
+    """`value` if it is a run id (see `is_run_id`); else a CtuiError (exit 2) that names it."""
+    if is_run_id(value):
+        return value  # type: ignore[return-value]
+    prefix = f"{where}: " if where else ""
+    raise CtuiError(
+        f"{prefix}not a run id: {_shown(value)}",
+        hint=f"a run id is 1-{MAX_RUN_ID} letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit",
+    )
+
+
+def check_run_ref(ref: str) -> str:
+    """A run reference typed by a person (a full id, a prefix, `@last`, `@last~N`): refuses
+    one that could never name a run (`../x`, `a/b`) with "not a run id", before any lookup."""
+    text = ref.strip()
+    if text.startswith("@last"):
+        return ref
+    if text and not is_run_id(text):
+        check_run_id(text)
+    return ref
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value if len(value) <= 80 else value[:80] + "…")
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+# -- what an imported run document may hold ---------------------------------------------------
+#
+# `ctui import` takes documents written elsewhere (or by hand): each known field must have the
+# type the rest of ctui reads it as (docs/architecture.md), so a `"tags": "x"` is refused at
+# the door with the field's name instead of crashing `ctui show` later. Unknown fields pass.
+
+_NUM = (int, float)
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "job": ((str,), "a string"),
+    "status": ((str,), "a string"),
+    "created": (_NUM, "a number"),
+    "started": (_NUM, "a number"),
+    "ended": (_NUM, "a number"),
+    "duration": (_NUM, "a number"),
+    "exit_code": ((int,), "an integer"),
+    "pid": ((int,), "an integer"),
+    "pgid": ((int,), "an integer"),
+    "supervisor_pid": ((int,), "an integer"),
+    "params": ((dict,), "an object"),
+    "metrics": ((dict,), "an object"),
+    "manifest": ((dict,), "an object"),
+    "peaks": ((dict,), "an object"),
+    "starter": ((dict,), "an object"),
+    "mlflow": ((dict,), "an object"),
+    "dvc_exp": ((dict,), "an object"),
+    "slurm": ((dict,), "an object"),
+    "docker": ((dict,), "an object"),
+    "sweep": ((dict,), "an object"),
+    "tags": ((list,), "a list of strings"),
+    "dvc_params": ((list,), "a list of strings"),
+    "command": ((list,), "a list of strings"),
+    "log_tail": ((list,), "a list of strings"),
+    "note": ((str,), "a string"),
+    **{
+        k: ((str,), "a string")
+        for k in (
+            "trigger", "cause", "backend", "captured", "manifest_error", "git", "data_hash",
+            "host", "error", "isolated", "dvc_error", "rebuild", "outcome",
+        )
+    },
+}  # fmt: skip
+_STR_LISTS = ("tags", "dvc_params", "command", "log_tail")
+_ID_FIELDS = ("parent", "reproduces")
+
+
+def check_run_doc(doc: object, *, where: str = "") -> dict[str, Any]:
+    """`doc` if it is a run document ctui can hold: an object with a valid `id` (see
+    `is_run_id`) and known fields of the right type (None allowed but for `id`); else a
+    CtuiError (exit 2) naming `where`, the field and what it holds."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(doc, dict):
+        raise CtuiError(f"{prefix}a run must be an object, got {_shown(doc)}")
+    if "id" not in doc:
+        raise CtuiError(f"{prefix}run without an id")
+    check_run_id(doc["id"], where=where)
+
+    def bad(name: str, what: str) -> CtuiError:
+        return CtuiError(
+            f"{prefix}run {doc['id']}: field {name!r} must be {what}, got {_shown(doc[name])}"
+        )
+
+    for name, (types, what) in _FIELD_TYPES.items():
+        value = doc.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise bad(name, what)
+    for name in _STR_LISTS:
+        if not all(isinstance(v, str) for v in doc.get(name) or ()):
+            raise bad(name, "a list of strings")
+    for name, value in (doc.get("metrics") or {}).items():
+        if value is not None and (not isinstance(value, _NUM) or isinstance(value, bool)):
+            raise CtuiError(f"{prefix}run {doc['id']}: metric {name!r} must be a number")
+    for name in _ID_FIELDS:
+        if doc.get(name) is not None:
+            check_run_id(doc[name], where=f"{prefix}run {doc['id']}: field {name!r}".rstrip())
+    return doc

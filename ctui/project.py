@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctui.errors import CtuiError
+from ctui.ids import check_run_id
 
 STATE_DIR = ".ctui"
 STORE_FILE = "ctui.json"
@@ -37,11 +38,32 @@ class Project:
         return self.state_dir / "cache"
 
     def run_dir(self, run_id: str) -> Path:
-        return self.runs_dir / run_id
+        """`.ctui/runs/<id>/`. An id that is not one safe path component (`../x`, `a/b`, a
+        newline) is refused with a CtuiError, so no run's files are ever outside `runs/`."""
+        return self.runs_dir / check_run_id(run_id)
 
     def ensure(self) -> Project:
+        """Make the state folders. A `.ctui` that is a dangling symlink, a file, or a folder
+        that cannot be made is a one-line CtuiError naming it; nothing is replaced."""
         for d in (self.state_dir, self.objects_dir, self.runs_dir, self.cache_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            if d.is_dir():
+                continue
+            if d.is_symlink():
+                raise CtuiError(
+                    f"{d} is a symlink to {os.readlink(d)}, which does not exist",
+                    hint="create the folder it points to, or remove the symlink",
+                )
+            if d.exists():
+                raise CtuiError(
+                    f"{d} is not a folder", hint="move it away; ctui keeps its state there"
+                )
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CtuiError(
+                    f"cannot create {d}: {exc.strerror or exc}",
+                    hint="check the folder's permissions and free space",
+                ) from None
         return self
 
 

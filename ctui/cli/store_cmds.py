@@ -497,49 +497,84 @@ def import_(
         ),
     ] = None,
 ) -> None:
-    """Import runs from `ctui export` JSON lines, or from MLflow (`ctui import mlflow`)."""
+    """Import runs from `ctui export` JSON lines, or from MLflow (`ctui import mlflow`).
+
+    A file is imported whole or not at all: a line that is not a run ctui can hold (bad JSON,
+    an id like `../x`, `"tags": "x"`) is named with its line number and nothing is imported."""
     project = common.project()
     if source == "mlflow":
         from ctui.cli.sync_cmds import run_import
 
         run_import(experiment, tracking_uri)
         return
-    from ctui.objects import ObjectStore, content_hash
+    from ctui.objects import ObjectStore
     from ctui.store import Store
 
     if source != "-" and not Path(source).is_file():
         raise CtuiError(f"no such file: {source}", hint="pass a file written by `ctui export`")
-    fh = sys.stdin.buffer if source == "-" else Path(source).open("rb")  # noqa: SIM115
-    objects = ObjectStore(project.objects_dir)
-    docs = []
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-                doc = record["run"]
-                if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
-                    raise ValueError("run without an id")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise CtuiError(
-                    f"{source}:{lineno}: not a ctui export record ({exc})",
-                    hint="nothing was imported",
-                ) from None
-            for oid, b64 in (record.get("objects") or {}).items():
-                data = base64.b64decode(b64)
-                if content_hash(data) != oid:
-                    raise CtuiError(
-                        f"{source}:{lineno}: object {oid[:12]} does not match its hash",
-                        hint="the file is damaged; nothing was imported",
-                    )
-            docs.append(record)
-    for record in docs:
-        for b64 in (record.get("objects") or {}).values():
-            objects.put_bytes(base64.b64decode(b64))
+    try:
+        fh = sys.stdin.buffer if source == "-" else Path(source).open("rb")  # noqa: SIM115
+        with fh:
+            records = _read_export(fh, source)
+    except OSError as exc:
+        raise CtuiError(
+            f"cannot read {source}: {exc.strerror or exc}", hint="nothing was imported"
+        ) from None
     project.ensure()
-    n = Store(project.store_file).put_runs((r["run"] for r in docs), replace=replace)
-    common.console().print(f"imported {n} run(s), {len(docs) - n} already present")
+    objects = ObjectStore(project.objects_dir)
+    for _, blobs in records:
+        for data in blobs:
+            objects.put_bytes(data)
+    n = Store(project.store_file).put_runs((doc for doc, _ in records), replace=replace)
+    common.console().print(f"imported {n} run(s), {len(records) - n} already present")
+
+
+_NOTHING = "nothing was imported; fix or remove that line and import again"
+
+
+def _read_export(fh: Any, source: str) -> list[tuple[dict[str, Any], list[bytes]]]:
+    """Every record of a `ctui export` file, checked before anything is written: one bad line
+    (not JSON, a run id that is not one (`../x`), a field of the wrong type, an object that does
+    not match its hash) refuses the whole file with that line's number, so nothing half-imports."""
+    import binascii
+
+    from ctui.ids import check_run_doc
+    from ctui.objects import content_hash
+
+    out = []
+    for lineno, line in enumerate(fh, 1):
+        if not line.strip():
+            continue
+        where = f"{source}:{lineno}"
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise CtuiError(f"{where}: not a ctui export record ({exc})", hint=_NOTHING) from None
+        if not isinstance(record, dict) or "run" not in record:
+            raise CtuiError(f'{where}: not a ctui export record (no "run")', hint=_NOTHING)
+        try:
+            doc = check_run_doc(record["run"], where=where)
+        except CtuiError as exc:
+            raise CtuiError(exc.message, hint=_NOTHING) from None
+        objects = record.get("objects") or {}
+        if not isinstance(objects, dict):
+            raise CtuiError(f'{where}: "objects" must be an object', hint=_NOTHING)
+        blobs = []
+        for oid, b64 in objects.items():
+            try:
+                data = base64.b64decode(b64, validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise CtuiError(
+                    f"{where}: object {oid[:12]} is not base64", hint=_NOTHING
+                ) from None
+            if content_hash(data) != oid:
+                raise CtuiError(
+                    f"{where}: object {oid[:12]} does not match its hash",
+                    hint="the file is damaged; " + _NOTHING,
+                )
+            blobs.append(data)
+        out.append((doc, blobs))
+    return out
 
 
 def doctor(
