@@ -5,6 +5,7 @@ Every problem is a ConfigError naming the file, the key and what is wrong.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -20,16 +21,24 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
-def parse_duration(value: Any, *, path: Path, key: str) -> float:
-    """`90`, `"90s"`, `"10m"`, `"2h"`, `"1d"` → seconds."""
-    if isinstance(value, bool):
+def parse_duration(value: Any, *, path: Path, key: str, positive: bool = False) -> float:
+    """`90`, `"90s"`, `"10m"`, `"2h"`, `"1d"` → seconds: 0 or more (more than 0 if `positive`),
+    never NaN or infinite."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(path, key, f"expected a duration like '10m', got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ConfigError(path, key, f"expected a duration like '30s', '10m', '2h', got {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+        seconds = float(value)
+    else:
+        m = _DURATION.match(value)
+        if not m:
+            raise ConfigError(
+                path, key, f"expected a duration like '30s', '10m', '2h', got {value!r}"
+            )
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+        what = "more than 0" if positive else "0 or more"
+        raise ConfigError(path, key, f"must be a duration of {what}, got {value!r}")
+    return seconds
 
 
 @dataclass
@@ -149,22 +158,35 @@ def find_config_file(root: Path) -> Path | None:
     if toml.is_file():
         return toml
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file() and "[tool.ctui" in pyproject.read_text(errors="replace"):
-        return pyproject
+    try:
+        if pyproject.is_file() and "[tool.ctui" in pyproject.read_text(errors="replace"):
+            return pyproject
+    except OSError as exc:
+        raise ConfigError(pyproject, "", f"cannot be read: {exc.strerror or exc}") from None
     return None
 
 
 def load_config(root: Path) -> Config:
+    """The project's config; every problem (unreadable, not UTF-8, not TOML, a key of the wrong
+    type) is a ConfigError naming the file and the key."""
     path = find_config_file(root)
     if path is None:
         return Config(path=None)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise ConfigError(path, "", f"not UTF-8 text (byte 0x{bad} on line {line})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
     if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("ctui", {})
+        tool = _table(data.get("tool", {}), path, "tool")
+        data = _table(tool.get("ctui", {}), path, "tool.ctui")
     return parse_config(data, path)
 
 
@@ -186,6 +208,12 @@ def _check_type(value: Any, types: type | tuple[type, ...], path: Path, key: str
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
         raise ConfigError(path, key, f"expected {what}, got {value!r}")
     return value
+
+
+def _opt(raw: dict[str, Any], name: str, types: Any, path: Path, key: str, what: str) -> Any:
+    """`raw[name]` when set (None when absent), checked to be of `types`."""
+    value = raw.get(name)
+    return None if value is None else _check_type(value, types, path, f"{key}.{name}", what)
 
 
 def _known_keys(raw: dict[str, Any], known: set[str], path: Path, key: str) -> None:
@@ -248,6 +276,8 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
             path, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}"
         )
     env = _table(raw.get("env", {}), path, f"{key}.env")
+    for ek, ev in env.items():
+        _check_type(ev, (str, int, float, bool), path, f"{key}.env.{ek}", "a string or number")
     env = {str(k): str(v) for k, v in env.items()}
     gpus = raw.get("gpus")
     if gpus is not None:
@@ -270,16 +300,22 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
             raise ConfigError(path, f"{key}.max_concurrent", "must be at least 1")
     elif isolate is None and runs_dvc(command, path.parent):
         max_c = 1  # one pipeline per workspace: two `dvc repro` collide on DVC's lock
-    image = raw.get("image")
+    image = _opt(raw, "image", str, path, key, "an image name")
+    _opt(raw, "description", str, path, key, "a string")
     if backend == "docker" and not image:
         raise ConfigError(path, f"{key}.image", 'backend = "docker" needs an image')
     slurm_raw = _table(raw.get("slurm", {}), path, f"{key}.slurm")
     _known_keys(slurm_raw, _SLURM_KEYS, path, f"{key}.slurm")
+    skey = f"{key}.slurm"
+    cpus = _opt(slurm_raw, "cpus", int, path, skey, "a positive integer")
+    if cpus is not None and cpus < 1:
+        raise ConfigError(path, f"{skey}.cpus", f"must be at least 1, got {cpus}")
+    time_, mem = (_opt(slurm_raw, k, (str, int), path, skey, "a string") for k in ("time", "mem"))
     slurm = SlurmOptions(
-        partition=slurm_raw.get("partition"),
-        time=None if slurm_raw.get("time") is None else str(slurm_raw["time"]),
-        cpus=slurm_raw.get("cpus"),
-        mem=None if slurm_raw.get("mem") is None else str(slurm_raw["mem"]),
+        partition=_opt(slurm_raw, "partition", str, path, skey, "a partition name"),
+        time=None if time_ is None else str(time_),
+        cpus=cpus,
+        mem=None if mem is None else str(mem),
         sbatch_args=_str_list(slurm_raw.get("sbatch_args", []), path, f"{key}.slurm.sbatch_args"),
         setup=_str_list(slurm_raw.get("setup", []), path, f"{key}.slurm.setup"),
     )
@@ -296,9 +332,11 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         data=_str_list(raw.get("data", []), path, f"{key}.data"),
         metrics=_str_list(raw.get("metrics", []), path, f"{key}.metrics"),
         max_concurrent=max_c,
-        workdir=str(raw.get("workdir", ".")),
+        workdir=_check_type(raw.get("workdir", "."), str, path, f"{key}.workdir", "a folder path"),
         image=image,
-        params_env=bool(raw.get("params_env", True)),
+        params_env=_check_type(
+            raw.get("params_env", True), bool, path, f"{key}.params_env", "true or false"
+        ),
         slurm=slurm,
         python=None
         if raw.get("python") is None
@@ -378,7 +416,10 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     }
     mlflow = parse_mlflow(data.get("mlflow", {}), path)
     monitor = _table(data.get("monitor", {}), path, "monitor")
-    interval = parse_duration(monitor.get("interval", 1.0), path=path, key="monitor.interval")
+    _known_keys(monitor, {"interval"}, path, "monitor")
+    interval = parse_duration(
+        monitor.get("interval", 1.0), path=path, key="monitor.interval", positive=True
+    )
     return Config(
         path=path,
         jobs=jobs,

@@ -27,7 +27,8 @@ def sync(
     """Retry MLflow syncs left pending (server down during a run): nothing lost, nothing twice.
     Imported runs MLflow said were running are asked about again.
 
-    Exit code 1 when some runs are still pending (the server is still unreachable).
+    Exit code 2 when some runs are still pending because the MLflow server is unreachable
+    (README: an unreachable engine is bad input), 1 when the server answered but a sync failed.
     """
     from ctui.config import load_config
     from ctui.integrations.mlflow_bridge import sync_pending
@@ -50,7 +51,24 @@ def sync(
             if run_id not in result["pending"]:
                 common.err_console().print(f"could not refresh {run_id}: {why}")
     if result["pending"]:
+        down = [i for i in result["pending"] if _unreachable(result["errors"].get(i))]
+        if down:
+            if not as_json:
+                common.print_error(
+                    CtuiError(
+                        f"{result['errors'][down[0]]}: {len(down)} run(s) still pending",
+                        hint="start the server (or fix [mlflow] tracking_uri), "
+                        "then `ctui sync` again",
+                    )
+                )
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _unreachable(why: str | None) -> bool:
+    """A pending sync's reason says the server could not be reached (`sync_pending` words it
+    "MLflow at URI is not reachable" when its probe found nobody listening)."""
+    return bool(why) and str(why).endswith("is not reachable")
 
 
 def run_import(experiment: str | None, tracking_uri: str | None, *, as_json: bool = False) -> None:
