@@ -1,14 +1,19 @@
-"""Secret redaction for anything ctui writes: env variables, URLs, free text (logs, patches).
+"""Secret redaction for everything ctui writes: env variables, URLs, free text (logs,
+patches), run documents and their params.
 
-Three layers: a variable whose *name* looks secret loses its value; a URL loses its
+Three layers: a variable (or param) whose *name* looks secret loses its value; a URL loses its
 `user:password@`; and values that *look* like well-known tokens (AWS keys, GitHub tokens,
-private-key blocks, JWTs, ...) are replaced wherever they appear.
+private-key blocks, JWTs, Slack webhooks, ...) or are assigned to a secret-looking name
+(`db_password: str = "..."`, `Pwd=...;`, `Authorization: Bearer ...`) are replaced wherever
+they appear. `redact_doc` is the one pass a run document takes before ctui writes or sends it
+anywhere (the store, `spec.json`, `ctui export`, MLflow params and tags).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 REDACTED = "<redacted>"
 
@@ -18,6 +23,18 @@ SECRET_NAME = re.compile(
     r"PRIVATE|SESSION|COOKIE|SIGNATURE|(?<![A-Z])DSN(?![A-Z])|CERT_PASS|SALT",
     re.IGNORECASE,
 )
+
+#: a param name that marks its value as secret: narrower than `SECRET_NAME` (a param named
+#: `key`, `max_tokens` or `session` is an ordinary training knob). Matched on the name's words
+#: (`db_password`, `hfToken`, `api-key`).
+_SECRET_PARAM_WORDS = {
+    "password", "passwd", "passphrase", "pwd", "pass", "secret", "secrets", "token",
+    "apikey", "credential", "credentials", "creds", "dsn",
+}  # fmt: skip
+_SECRET_PARAM_PAIRS = {
+    ("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"),
+    ("signing", "key"), ("auth", "token"), ("client", "secret"), ("webhook", "url"),
+}  # fmt: skip
 
 # scheme://user[:pass]@host → the userinfo goes; scp-like `git@host:path` is not a secret.
 _URL_USERINFO = re.compile(
@@ -41,27 +58,73 @@ _TOKEN_PATTERNS = [
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
     re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}"),  # GitLab
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),  # Slack
+    re.compile(r"\bxox[abposre]-[A-Za-z0-9\-]{10,}"),  # Slack tokens
+    re.compile(r"\bxapp-[0-9]-[A-Za-z0-9\-]{10,}"),  # Slack app-level tokens
     re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI / Anthropic style
+    re.compile(r"\b[rs]k_live_[A-Za-z0-9]{16,}"),  # Stripe
     re.compile(r"\bhf_[A-Za-z0-9]{30,}"),  # Hugging Face
     re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"),  # Google API key
+    re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}"),  # Google OAuth access token
     re.compile(r"\bnpm_[A-Za-z0-9]{36}"),
     re.compile(r"\bpypi-[A-Za-z0-9_\-]{50,}"),
+    re.compile(r"\bdop_v1_[a-f0-9]{64}"),  # DigitalOcean
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWT
 ]
-# `Authorization: Bearer xyz`, `password = "xyz"`, `aws_secret_access_key=xyz` in free text
-_ASSIGNMENT = re.compile(
-    r"(?P<key>\b(?:bearer|basic)\s+|"
-    r"\b[A-Za-z0-9_\-]*(?:password|passwd|secret|token|api_key|apikey|access_key|private_key)"
-    r"[A-Za-z0-9_\-]*[\"']?\s*[:=]\s*[\"']?)"
+# webhook URLs are credentials in their path: the host stays, the path goes
+_WEBHOOKS = re.compile(
+    r"(?P<keep>https://(?:hooks\.slack\.com/(?:services|workflows|triggers)/|"
+    r"(?:[a-z0-9\-]+\.)?discord(?:app)?\.com/api/webhooks/|"
+    r"[a-z0-9\-]+\.webhook\.office\.com/webhookb2/|outlook\.office\.com/webhook/))"
+    r"(?P<value>[A-Za-z0-9_\-/@.]{8,})",
+    re.IGNORECASE,
+)
+# `Authorization: Bearer xyz`, `Bearer xyz` (a token-like word after it)
+_AUTH_HEADER = re.compile(
+    r"(?P<key>\bAuthorization[\"']?\s*[:=]\s*[\"']?(?:(?:Bearer|Basic|Token|Digest)\s+)?)"
     r"(?P<value>[^\s\"',;]{4,})",
     re.IGNORECASE,
 )
+_BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<value>[A-Za-z0-9._~+/\-]{12,}=*)")
+# connection strings: `Server=db;Uid=sa;Pwd=hunter2;` (a `pwd` with a `;` beside it only:
+# `pwd = os.getcwd()` is code)
+_CONN_PWD = re.compile(
+    r"(?P<key>(?:(?<=;)\s*|\b)(?:pwd=|password\s*=\s*))(?P<value>[^;\"'\n]{1,200}?)(?=\s*;)|"
+    r"(?P<key2>;\s*pwd\s*=\s*)(?P<value2>[^;\"'\s]{1,200})",
+    re.IGNORECASE,
+)
+#: name words that mark an assigned value as secret (`tokens`/`tokenizer` do not)
+_KEYWORD = (
+    r"(?:password|passwd|passphrase|secret|token(?![a-z])|api_?key|apikey|access_?key|"
+    r"private_?key|secret_?key|auth_?token|client_?secret|credentials?)"
+)
+# `password = "a b c"`, `db_password: str = "x"`, `aws_secret_access_key=xyz`, `--token xyz`,
+# `"api_key": "xyz"`, `token => 'x'`
+_ASSIGNMENT = re.compile(
+    r"(?P<key>(?:--?)?\b[A-Za-z0-9_\-.]*" + _KEYWORD + r"[A-Za-z0-9_\-]*[\"']?"
+    r"(?:\s*:\s*[A-Za-z_][\w.\[\], |]*?(?=\s*=))?"  # a type annotation: `: str = `
+    r"(?P<op>\s*(?::=|=>|[:=])\s*|\s+(?=[\"']|\S*[^\s\w])|(?<=[A-Za-z0-9])\s+(?=\S{8,}))"
+    r")(?:(?P<q>[\"'])(?P<qvalue>[^\"'\n]{1,500})(?P=q)|(?P<value>[^\s\"',;)}\]]{4,}))",
+    re.IGNORECASE,
+)
+# an unquoted value that is code, not a secret: `password = getpass()`, `token = args.token`,
+# `secret = os.environ["X"]`, `password = None`
+_CODE_VALUE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?P<call>[(\[].*)?$|^\d{1,6}$")
 
 
 def is_secret_name(name: str) -> bool:
     """True when a variable name suggests its value is a credential."""
     return bool(SECRET_NAME.search(name))
+
+
+def is_secret_param(name: str) -> bool:
+    """True when a param's name says it holds a credential (`password`, `db_password`,
+    `hf_token`, `apiKey`, `aws-access-key`, `credentials`); `max_tokens`, `key`, `keyframes`
+    are ordinary params."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name))
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    if any(w in _SECRET_PARAM_WORDS for w in words):
+        return True
+    return any(pair in _SECRET_PARAM_PAIRS for pair in zip(words, words[1:], strict=False))
 
 
 def strip_url_credentials(url: str) -> str:
@@ -74,20 +137,61 @@ def strip_url_credentials(url: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Replace credentials anywhere in `text`: URL userinfo, token shapes, `password=...`."""
+    """Replace credentials anywhere in `text`: URL userinfo, token shapes, webhook URLs,
+    `password = "..."`, connection strings' `Pwd=...;`, `Authorization: Bearer ...`."""
     if not text:
         return text
     out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
     out = _URL_SECRET_QUERY.sub(lambda m: f"{m.group('key')}={REDACTED}", out)
+    out = _WEBHOOKS.sub(lambda m: f"{m.group('keep')}{REDACTED}", out)
     for pattern in _TOKEN_PATTERNS:
         out = pattern.sub(REDACTED, out)
+    out = _AUTH_HEADER.sub(_keep_key, out)
+    out = _BEARER.sub(_keep_key, out)
+    out = _CONN_PWD.sub(_redact_connection, out)
     return _ASSIGNMENT.sub(_redact_assignment, out)
 
 
-def _redact_assignment(m: re.Match[str]) -> str:
-    if m.group("value") == REDACTED or m.group("value").startswith("<redacted"):
+def _keep_key(m: re.Match[str]) -> str:
+    if m.group("value").startswith("<redacted"):
         return m.group(0)
     return f"{m.group('key')}{REDACTED}"
+
+
+def _redact_connection(m: re.Match[str]) -> str:
+    key = m.group("key") if m.group("key") is not None else m.group("key2")
+    value = m.group("value") if m.group("value") is not None else m.group("value2")
+    if value.startswith("<redacted"):
+        return m.group(0)
+    return f"{key}{REDACTED}"
+
+
+def _redact_assignment(m: re.Match[str]) -> str:
+    quote = m.group("q")
+    value = m.group("qvalue") if quote else m.group("value")
+    if value.startswith("<redacted") or not value.strip() or (not quote and value.isdigit()):
+        return m.group(0)  # `token_limit=2048` is a number, not a credential
+    op = m.group("op")
+    if not quote and (op.strip() == "" or " " in op) and _is_code(value):
+        # `password = x` with spaces (code) or `--token x` (a flag, prose): a code expression
+        # or a plain word is left; `PASSWORD=x` (shell, env files) is not
+        return m.group(0)
+    start = m.start("qvalue" if quote else "value") - m.start()
+    end = m.end("qvalue" if quote else "value") - m.start()
+    whole = m.group(0)
+    return f"{whole[:start]}{REDACTED}{whole[end:]}"
+
+
+def _is_code(value: str) -> bool:
+    """`getpass()`, `args.token`, `os.environ[`, `None`, `2048`, a plain word — but not a
+    word that mixes letters and digits (`hunter2xx9`: a token)."""
+    m = _CODE_VALUE.match(value)
+    if m is None:
+        return False
+    if m.group("call") or "." in value or value.isdigit():
+        return True
+    mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    return not (mixed and len(value) >= 8)
 
 
 def redact_env(mapping: Mapping[str, str]) -> dict[str, str]:
@@ -113,3 +217,59 @@ def redact_bytes(data: bytes) -> tuple[bytes, int]:
     return redacted.encode("latin-1", errors="replace"), redacted.count(REDACTED) - text.count(
         REDACTED
     )
+
+
+def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's params safe to write: a secret-named param's value masked, token shapes in the
+    others' string values replaced, numbers and booleans as they are."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if is_secret_param(str(name)) and value not in (None, ""):
+            out[name] = REDACTED
+        elif isinstance(value, str):
+            out[name] = redact_text(value)
+        else:
+            out[name] = value
+    return out
+
+
+def redact_argv(argv: list[str], secrets: list[str]) -> list[str]:
+    """`argv` with every occurrence of each secret value masked, then token shapes."""
+    values = sorted({s for s in secrets if s and s != REDACTED}, key=len, reverse=True)
+    out = []
+    for token in argv:
+        for value in values:
+            token = token.replace(value, REDACTED)
+        out.append(redact_text(token))
+    return out
+
+
+#: run-document fields of free text (what a job printed, errors that quote a command)
+_TEXT_FIELDS = ("error", "manifest_error", "dvc_error", "note", "cause")
+
+
+def redact_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The one redaction pass of a run document before ctui writes, exports or sends it:
+    secret-named params masked (and their values wherever `command` repeats them), credentials
+    in free text (`error`, `note`, `log_tail`, `command`, ...) replaced. Idempotent."""
+    out = dict(doc)
+    params = doc.get("params")
+    secrets: list[str] = []
+    if isinstance(params, Mapping):
+        secrets = [
+            str(v)
+            for k, v in params.items()
+            if is_secret_param(str(k)) and v not in (None, "") and not isinstance(v, bool)
+        ]
+        out["params"] = redact_params(params)
+    command = doc.get("command")
+    if isinstance(command, list):
+        out["command"] = redact_argv([str(t) for t in command], secrets)
+    tail = doc.get("log_tail")
+    if isinstance(tail, list):
+        out["log_tail"] = [redact_text(str(line)) for line in tail]
+    for name in _TEXT_FIELDS:
+        value = doc.get(name)
+        if isinstance(value, str) and value:
+            out[name] = redact_text(value)
+    return out
