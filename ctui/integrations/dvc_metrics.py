@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ def load_dvc_yaml(root: Path) -> dict[str, Any] | None:
         raise ValueError(f"dvc.yaml is not valid YAML: {_first_line(exc)}") from None
     except OSError as exc:
         raise ValueError(f"dvc.yaml cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError("dvc.yaml is not UTF-8 text") from None
     if not isinstance(doc, dict):
         raise ValueError("dvc.yaml is not a mapping of stages")
     return doc
@@ -106,26 +109,49 @@ def declared_files(root: Path) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def read_file(path: Path) -> dict[str, float]:
-    """One metrics file, flattened. Unreadable or unparsable → empty (the run still ends)."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return {}
-    data: Any
-    if Path(path).suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return {}
-    else:
-        import yaml
+#: a metrics file bigger than this is not a metrics file (and is not read whole)
+MAX_METRICS_FILE = 16 * 1024 * 1024
 
-        try:
+
+def read_file(path: Path, notes: list[str] | None = None) -> dict[str, float]:
+    """One metrics file, flattened. Unreadable, not UTF-8, too big or unparsable → empty, with
+    the reason appended to `notes` (else printed to stderr: a supervisor's goes to its log),
+    so one bad file costs only its own metrics and the run still ends."""
+    path = Path(path)
+
+    def skip(why: str) -> dict[str, float]:
+        note = f"metrics file {path} skipped: {why}"
+        if notes is None:
+            print(f"ctui: {note}", file=sys.stderr)
+        else:
+            notes.append(note)
+        return {}
+
+    try:
+        if path.stat().st_size > MAX_METRICS_FILE:
+            return skip(f"bigger than {MAX_METRICS_FILE // (1024 * 1024)} MiB")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return {}  # not written (yet): nothing to say
+    except OSError as exc:
+        return skip(f"cannot be read ({exc.strerror or exc})")
+    except UnicodeDecodeError as exc:
+        return skip(f"not UTF-8 text (byte {exc.start})")
+    data: Any
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
             data = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return {}
-    return flatten(data)
+        return flatten(data)
+    except RecursionError:
+        return skip("nested too deeply")
+    except Exception as exc:  # JSON/YAML errors: the file is damaged, the run is not
+        return skip(
+            f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {_first_line(exc)}"
+        )
 
 
 def written_since(path: Path, since: float) -> bool:
@@ -142,6 +168,7 @@ def read_metrics(
     since: float | None = None,
     cache_dir: Path | None = None,
     vouch: bool = True,
+    notes: list[str] | None = None,
 ) -> dict[str, float]:
     """All final metrics from `dvc.yaml`'s metrics files and `extra` (the job's `metrics`).
 
@@ -151,6 +178,7 @@ def read_metrics(
     stage). A run that died before writing its metrics never inherits the previous run's.
     `cache_dir` keeps the size+mtime hash cache the manifest capture shares. `vouch=False`
     (a job that does not run DVC: the lock says nothing of what it did) keeps the mtime rule.
+    A file that cannot be read is skipped alone (see `read_file`; its reason goes to `notes`).
     """
     root = Path(root)
     declared = declared_files(root)
@@ -165,7 +193,7 @@ def read_metrics(
     out: dict[str, float] = {}
     for name in names:
         if name in take:
-            out.update(read_file(root / name))
+            out.update(read_file(root / name, notes))
     return out
 
 
