@@ -8,6 +8,7 @@ later by whichever ctui process notices a free slot.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -21,9 +22,10 @@ from ctui.ids import new_run_id
 from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import LaunchSpec
 from ctui.jobs.capture import capture_options
-from ctui.jobs.command import build_argv, build_env, validate_params
+from ctui.jobs.command import build_argv, build_env, keep_sealed, seal, unseal_spec, validate_params
 from ctui.jobs.spawn import Spawner, start_supervisors, starter
 from ctui.jobs.stop import stop_run
+from ctui.manifest.redact import is_secret_param, redact_doc
 from ctui.store import RUNS, Store, open_store
 
 if TYPE_CHECKING:
@@ -172,7 +174,16 @@ def launch_many(
         "workdir": str(root) if workdir is not None else None,
     }
     prepared = [
-        _prepare(project, config, job, p, root, {**base, **x}, isolated=workdir is not None)
+        _prepare(
+            project,
+            config,
+            job,
+            p,
+            root,
+            {**base, **x},
+            isolated=workdir is not None,
+            supervised=be.supervised,
+        )
         for p, x in zip(checked, extras or [{} for _ in checked], strict=True)
     ]
     if not be.supervised:
@@ -221,6 +232,7 @@ def _prepare(
     fields: dict[str, Any],
     *,
     isolated: bool,
+    supervised: bool = True,
 ) -> tuple[dict[str, Any], LaunchSpec]:
     """One run's document and launch spec (`spec.json` written into its new run folder)."""
     run_id = fields.pop("id", None) or new_run_id()
@@ -233,7 +245,8 @@ def _prepare(
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in job.gpus)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / LOG_FILE).touch()
-    doc = new_run_doc(run_id, job, params, command=argv, **fields)
+    # the run document never holds a secret param's value (nor `command` repeating it)
+    doc = redact_doc(new_run_doc(run_id, job, params, command=argv, **fields))
     if config.mlflow.enabled:
         from ctui.integrations import mlflow_bridge
 
@@ -264,8 +277,39 @@ def _prepare(
             "keep_worktree": job.keep_worktree,
         },
     )
-    (run_dir / SPEC_FILE).write_bytes(orjson.dumps(spec.to_dict(), option=orjson.OPT_INDENT_2))
+    written = _sealed_spec(spec, params, supervised=supervised)
+    (run_dir / SPEC_FILE).write_bytes(orjson.dumps(written.to_dict(), option=orjson.OPT_INDENT_2))
     return doc, spec
+
+
+def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) -> LaunchSpec:
+    """What `spec.json` holds: `spec` with secret values masked (`command.seal`), the real ones
+    kept in memory for the supervisor (`keep_sealed`). Only where the supervisor takes them
+    back (`unseal_spec`) and the machine has a memory file system: else the spec as it is."""
+    safe_argv, safe_env, sealed = seal(spec.argv, spec.env, params)
+    if not sealed:
+        return spec
+    if not supervised:
+        # an engine's batch script carries the job's argv and env (the backend's own file);
+        # what ctui keeps beside the run is read only to capture the manifest
+        return dataclasses.replace(spec, argv=safe_argv, env=safe_env)
+    if not _supervisor_unseals() or not keep_sealed(spec.run_id, sealed):
+        return spec
+    masked = {
+        "params": sorted(k for k in params if is_secret_param(k)),
+        "argv": sorted(int(i) for i in sealed.get("argv", {})),
+        "env": sorted(sealed.get("env", {})),
+    }
+    return dataclasses.replace(
+        spec, argv=safe_argv, env=safe_env, options={**spec.options, "sealed": masked}
+    )
+
+
+def _supervisor_unseals() -> bool:
+    """Whether the supervisor puts sealed values back before it starts the job."""
+    from ctui.jobs import supervisor
+
+    return getattr(supervisor, "unseal_spec", None) is unseal_spec
 
 
 def _submit(
