@@ -70,3 +70,35 @@ class UnavailableError(CtuiError):
 class BusyError(CtuiError):
     def __init__(self, message: str, hint: str = ""):
         super().__init__(message, hint=hint, code=ExitCode.BUSY)
+
+
+class BadRunError(StoreCorruptError):
+    """A run document that parses but has wrongly typed fields; the other runs still read."""
+
+
+_OS_HINTS = {
+    "ENOSPC": "the disk is full: free some space, then try again",
+    "EDQUOT": "the disk quota is used up: free some space, then try again",
+    "EROFS": "the file system is mounted read-only",
+    "EACCES": "you may not write there: check its owner and permissions",
+    "EPERM": "you may not write there: check its owner and permissions",
+}
+
+
+def os_error(exc: OSError, doing: str = "") -> CtuiError:
+    """An OSError as one line for humans (exit 2): what ctui was doing, why, and where.
+
+    `doing` reads after "could not", e.g. "write the run store .ctui/ctui.json".
+    """
+    import errno as _errno
+
+    name = _errno.errorcode.get(exc.errno or 0, "")
+    why = exc.strerror or str(exc) or type(exc).__name__
+    where = "" if exc.filename is None else str(exc.filename)
+    if doing:
+        message = f"could not {doing}: {why}" + (f" ({where})" if where not in doing else "")
+        hint = "; ".join(x for x in ("nothing was changed", _OS_HINTS.get(name, "")) if x)
+    else:
+        message = f"{why}: {where}" if where else why
+        hint = _OS_HINTS.get(name, "")
+    return CtuiError(message, hint=hint)

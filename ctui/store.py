@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-from tinydb import TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Table
 
-from ctui.atomic import atomic_write_bytes, file_lock
-from ctui.errors import AmbiguousRunError, CtuiError, StoreCorruptError, UnknownRunError
+from ctui.atomic import atomic_write_bytes, file_lock, identity
+from ctui.errors import (
+    AmbiguousRunError,
+    BadRunError,
+    CtuiError,
+    StoreCorruptError,
+    UnknownRunError,
+    os_error,
+)
+from ctui.ids import _FIELD_TYPES, _STR_LISTS, check_run_doc, is_run_id
 
 SCHEMA_VERSION = 1
 
@@ -44,8 +51,40 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+#: how long a writer waits for the store lock before giving up with exit 3 (busy)
+LOCK_TIMEOUT = 30.0
+LOCK_TIMEOUT_ENV = "CTUI_LOCK_TIMEOUT"
+
+
+def lock_timeout() -> float:
+    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    if raw is None:
+        return LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise CtuiError(
+            f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds",
+            hint=f"e.g. {LOCK_TIMEOUT_ENV}=30 (0 = do not wait)",
+        )
+    return value
+
+
+def backup_path(path: Path) -> Path:
+    """The last good copy: beside the real file (a symlinked store keeps it by its target)."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(real.name + ".bak")
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false"}
+    return "null" if value is None else names.get(type(value), "a number")
+
+
 def _corrupt(path: Path, problem: str) -> StoreCorruptError:
-    backup = path.with_name(path.name + ".bak")
+    backup = backup_path(path)
     hint = (
         f"nothing was changed. `ctui doctor` inspects it; `ctui doctor --restore` brings back "
         f"the last good copy ({backup.name})"
@@ -65,10 +104,16 @@ def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
         raise _corrupt(
             path, f"invalid JSON ({exc}; {len(raw)} bytes, starting {raw[:24]!r})"
         ) from None
-    if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
-        raise _corrupt(path, "expected an object of tables, each an object of documents")
+    if not isinstance(data, dict):
+        raise _corrupt(path, f"the top level is {_kind(data)}, expected an object of tables")
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise _corrupt(path, f"table {name!r} is {_kind(table)}, expected an object")
+        for key, doc in table.items():
+            if not isinstance(doc, dict):
+                raise _corrupt(path, f"{name}[{key!r}] is {_kind(doc)}, expected an object")
     version = data.get(META, {}).get("store", {}).get("schema", SCHEMA_VERSION)
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise _corrupt(path, f"schema version {version!r} is not a number")
     if version > SCHEMA_VERSION:
         raise CtuiError(
@@ -93,14 +138,41 @@ def dump_store(data: dict[str, Any]) -> bytes:
     return b"{\n" + b",\n".join(tables) + b"\n}\n"
 
 
+_NONE = type(None)
+#: the exact JSON types each known run field may hold (ctui.ids' table, for a fast check)
+_EXACT = {name: frozenset((*types, _NONE)) for name, (types, _) in _FIELD_TYPES.items()}
+
+
+def run_problem(key: str, doc: dict[str, Any]) -> str | None:
+    """What is wrong with a stored run document's types, in words; None when it is fine.
+
+    A fast exact-type pass (10k runs in ~20 ms); only a doubtful document gets the full
+    check of `ctui.ids.check_run_doc`, for its message.
+    """
+    ok = doc.get("id") == key and is_run_id(key)
+    ok = ok and all(type(v) in _EXACT.get(k, (type(v),)) for k, v in doc.items())
+    ok = ok and all(type(x) is str for f in _STR_LISTS for x in doc.get(f) or ())
+    ok = ok and all(type(x) in (int, float, _NONE) for x in (doc.get("metrics") or {}).values())
+    if ok:
+        return None
+    if doc.get("id") != key:
+        return f"run {key}: its id field is {doc.get('id')!r}, not its key"
+    try:
+        check_run_doc(doc)
+    except CtuiError as exc:
+        return exc.message
+    return None
+
+
 class _RunLines:
     """Where the `runs` table and one run's line are in a file written by `dump_store`.
 
-    Anything unexpected (another layout, an old schema, a damaged line) makes `of` return
-    None and the caller takes the full parse-everything path, which reports damage properly.
+    Only used on a file this ctui wrote and checked (see `Store._known_good`); anything
+    unexpected makes `of` return None and the caller takes the full parse-everything path.
     """
 
     HEAD = b'\n"runs":{\n'
+    META_HEAD = b'\n"meta":{\n'
 
     def __init__(self, raw: bytes, body: int, end: int):
         self.raw, self.body, self.end = raw, body, end
@@ -109,9 +181,18 @@ class _RunLines:
     def of(cls, raw: bytes) -> _RunLines | None:
         if not (raw.startswith(b"{\n") and raw.endswith(b"\n}\n")):
             return None
-        version = b'"schema":' + str(SCHEMA_VERSION).encode()
-        at = raw.find(version)
-        if at < 0 or raw[at + len(version) : at + len(version) + 1].isdigit():
+        # The top-level meta table: a line that is exactly `"meta":{` can only be a table's
+        # head (orjson never writes a newline inside a document); its `store` line holds the
+        # schema. A run param `"schema":1` elsewhere is never looked at.
+        at = raw.find(cls.META_HEAD) + len(cls.META_HEAD)
+        line = raw[at : raw.find(b"\n", at)].removesuffix(b",")
+        if at < len(cls.META_HEAD) or not line.startswith(b'"store":'):
+            return None
+        try:
+            meta = orjson.loads(line.removeprefix(b'"store":'))
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(meta, dict) or meta.get("schema") != SCHEMA_VERSION:
             return None
         start = raw.find(cls.HEAD)
         if start < 0:
@@ -137,8 +218,7 @@ class _RunLines:
         return doc if isinstance(doc, dict) else None
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+Identity = tuple[int, int, int, int]
 
 
 class OrjsonStorage(Storage):
@@ -146,23 +226,27 @@ class OrjsonStorage(Storage):
 
     def __init__(self, path: str | os.PathLike[str], create: bool = True):
         self.path = Path(path)
-        self.backup = self.path.with_name(self.path.name + ".bak")
+        self.backup = backup_path(self.path)
         self.create = create
 
     def read(self) -> dict[str, Any] | None:
+        return self.read_checked()[0]
+
+    def read_checked(self) -> tuple[dict[str, Any] | None, Identity | None]:
+        """The parsed file and which version of the file it was (None, None: no file)."""
         for attempt in range(3):
             try:
-                before = os.stat(self.path)
-                raw = self.path.read_bytes()
+                with open(self.path, "rb") as fh:
+                    before = identity(os.fstat(fh.fileno()))
+                    raw = fh.read()
             except FileNotFoundError:
-                return None
+                return None, None
             try:
-                return parse_store_bytes(self.path, raw)
+                return parse_store_bytes(self.path, raw), before
             except StoreCorruptError:
                 # Unreadable *and* replaced while we read it: read the new file instead.
                 # A file that is still the same one is really damaged.
-                after = os.stat(self.path)
-                if attempt == 2 or _identity(before) == _identity(after):
+                if attempt == 2 or before == _identity_of(self.path):
                     raise
         raise AssertionError("unreachable")
 
@@ -177,37 +261,52 @@ class OrjsonStorage(Storage):
         pass
 
 
-class _StrIdTable(Table):
-    """Documents keyed by their own string id (run id, trigger name) instead of ints."""
-
-    document_id_class = str  # type: ignore[assignment]
-
-    def _get_next_id(self) -> str:  # type: ignore[override]
-        raise CtuiError("internal: documents in this table need an explicit id")
-
-
-class _DB(TinyDB):
-    table_class = _StrIdTable
+def _identity_of(path: Path) -> Identity | None:
+    try:
+        return identity(os.stat(path))
+    except FileNotFoundError:
+        return None
 
 
 class Store:
-    """Run summaries and small state. Every public write is one locked read-modify-write."""
+    """Run summaries and small state. Every public write is one locked read-modify-write.
+
+    The lock file also holds the identity of the file the last writer wrote (and so had
+    checked): while the file is still that one, a one-run update rewrites its line without
+    parsing the others; any other file is parsed in full first, and is never written over
+    (nor rotated into `.bak`) when it does not parse.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        real = Path(os.path.realpath(self.path))
+        self.lock_path = real.with_name(real.name + ".lock")
         self._storage = OrjsonStorage(self.path)
-        self._db = _DB(storage=lambda: self._storage)  # type: ignore[arg-type]
+        self._held = threading.local()  # the lock fd while this thread holds the lock
+        #: runs with wrongly typed fields left out by the last `runs()`: id → problem
+        self.damaged: dict[str, str] = {}
 
     # -- low level -----------------------------------------------------------------------
-    def table(self, name: str) -> Table:
-        return self._db.table(name, cache_size=0)  # no cache: other processes write too
-
     @contextlib.contextmanager
     def locked(self) -> Iterator[Store]:
-        """Hold the store lock across several operations (a multi-step transaction)."""
-        with file_lock(self.lock_path):
-            yield self
+        """Hold the store lock across several operations (a multi-step transaction).
+
+        Waits at most `CTUI_LOCK_TIMEOUT` seconds (default 30), then `BusyError` (exit 3).
+        """
+        if getattr(self._held, "fd", None) is not None:
+            yield self  # this thread holds it already
+            return
+        with contextlib.ExitStack() as stack:
+            try:
+                self._held.fd = stack.enter_context(
+                    file_lock(self.lock_path, timeout=lock_timeout())
+                )
+            except OSError as exc:
+                raise os_error(exc, f"lock the run store {self.path}") from None
+            try:
+                yield self
+            finally:
+                self._held.fd = None
 
     def read_all(self) -> dict[str, Any]:
         """The whole file as a dict, fresh (no lock needed: files are replaced atomically)."""
@@ -221,17 +320,36 @@ class Store:
             return None
         return (st.st_mtime_ns, st.st_size)
 
+    def _check(self, run_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+        problem = run_problem(run_id, doc)
+        if problem is not None:
+            raise BadRunError(
+                f"run store {self.path}: {problem}",
+                hint="fix the field by hand in that file (`ctui doctor` lists every damaged "
+                "run); nothing was changed",
+            )
+        return doc
+
     # -- runs ----------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:
-        """All run summaries, oldest first (ids are time-sortable)."""
+        """All run summaries, oldest first (ids are time-sortable); runs with wrongly typed
+        fields are left out and named in `self.damaged`."""
         table = self.read_all().get(RUNS, {})
-        return [table[k] for k in sorted(table)]
+        docs, self.damaged = [], {}
+        for k in sorted(table):
+            problem = run_problem(k, table[k])
+            if problem is None:
+                docs.append(table[k])
+            else:
+                self.damaged[k] = problem
+        return docs
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str, *, checked: bool = True) -> dict[str, Any]:
+        """One run; a wrongly typed one is a `BadRunError` unless `checked=False`."""
         doc = self.read_all().get(RUNS, {}).get(run_id)
         if doc is None:
             raise UnknownRunError(f"no run {run_id!r}", hint="`ctui runs` lists the run ids")
-        return doc
+        return self._check(run_id, doc) if checked else doc
 
     def resolve(self, ref: str) -> str:
         """A full id, any unique prefix of one (like git), or `@last` / `@last~N`."""
@@ -240,20 +358,20 @@ class Store:
 
     def insert_run(self, doc: dict[str, Any]) -> dict[str, Any]:
         with self.locked():
-            lines = self._run_lines()
+            lines = self._known_good()
             if lines is not None:  # append one line; the other runs are not parsed
                 if lines.find(doc["id"]) is not None:
                     raise CtuiError(f"run id {doc['id']} already exists")
                 line = orjson.dumps(doc["id"]) + b":" + orjson.dumps(doc)
                 raw = lines.raw
-                self._write_raw(raw[: lines.end] + b",\n" + line + raw[lines.end :])
+                self._write(raw[: lines.end] + b",\n" + line + raw[lines.end :], self._good)
                 return doc
-            data = self.read_all()
-            runs = data.setdefault(RUNS, {})
+            data, seen = self._storage.read_checked()
+            runs = (data := data or {}).setdefault(RUNS, {})
             if doc["id"] in runs:
                 raise CtuiError(f"run id {doc['id']} already exists")
             runs[doc["id"]] = doc
-            self._storage.write(data)
+            self._write_data(data, seen)
         return doc
 
     def update_run(
@@ -268,19 +386,24 @@ class Store:
 
         `when` is checked against the current document first (compare-and-set: e.g. only
         finish a run that is still `running`); returns the new document or None if skipped.
+        A `mutate` of a run with wrongly typed fields is refused (`BadRunError`); plain
+        `fields` are still set on it.
         """
         with self.locked():
-            lines = self._run_lines()
+            lines = self._known_good()
             found = lines.find(run_id) if lines is not None else None
             doc = lines.doc(*found) if lines is not None and found is not None else None
             if lines is not None and found is None:
                 raise UnknownRunError(f"no run {run_id!r}")
             data: dict[str, Any] | None = None
+            seen = self._good
             if doc is None:  # another layout or a damaged line: parse (and check) everything
-                data = self.read_all()
-                doc = data.get(RUNS, {}).get(run_id)
-                if doc is None:
+                data, seen = self._storage.read_checked()
+                doc = (data or {}).get(RUNS, {}).get(run_id)
+                if data is None or doc is None:
                     raise UnknownRunError(f"no run {run_id!r}")
+            if mutate is not None:
+                self._check(run_id, doc)
             if when is not None and not when(doc):
                 return None
             if fields:
@@ -288,47 +411,93 @@ class Store:
             if mutate is not None:
                 mutate(doc)
             if data is not None:
-                self._storage.write(data)
+                self._write_data(data, seen)
             else:  # rewrite just this run's line
                 assert lines is not None and found is not None
                 start, end, key = found
                 comma = b"," if lines.raw[start:end].endswith(b",") else b""
                 line = key + orjson.dumps(doc) + comma
-                self._write_raw(lines.raw[:start] + line + lines.raw[end:])
+                self._write(lines.raw[:start] + line + lines.raw[end:], seen)
             return doc
 
-    def _run_lines(self) -> _RunLines | None:
-        try:
-            return _RunLines.of(self.path.read_bytes())
-        except FileNotFoundError:
-            return None
+    # -- writing -------------------------------------------------------------------------
+    _good: Identity | None = None  # the identity `_known_good` vouched for
 
-    def _write_raw(self, raw: bytes) -> None:
-        atomic_write_bytes(self.path, raw, keep_previous=self._storage.backup)
+    def _stamp_line(self) -> bytes:
+        return f"ctui-store {SCHEMA_VERSION}".encode()
+
+    def _known_good(self) -> _RunLines | None:
+        """The file's layout when it is the very file a ctui writer last wrote (per the stamp
+        in the lock file); None means: parse it in full."""
+        self._good = None
+        fd = getattr(self._held, "fd", None)
+        try:
+            with open(self.path, "rb") as fh:
+                now = identity(os.fstat(fh.fileno()))
+                stamp = os.pread(fd, 200, 0).split() if fd is not None else []
+                if stamp[:2] != self._stamp_line().split() or stamp[2:] != [
+                    str(n).encode() for n in now
+                ]:
+                    return None
+                raw = fh.read()
+        except OSError:
+            return None
+        lines = _RunLines.of(raw)
+        if lines is not None:
+            self._good = now
+        return lines
+
+    def _write_data(self, data: dict[str, Any], seen: Identity | None) -> None:
+        data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
+        self._write(dump_store(data), seen)
+
+    def _write(self, raw: bytes, seen: Identity | None) -> None:
+        """Replace the file under the lock. `seen`: the version of it that was read and
+        checked; only that one becomes `.bak`, and a file changed since is not written over."""
+        try:
+            current = _identity_of(self.path)
+            if current is not None and current != seen:
+                raise StoreCorruptError(
+                    f"run store {self.path} was changed by another program while ctui "
+                    "was updating it",
+                    hint="nothing was changed; try again",
+                )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            keep = self._storage.backup if current is not None else None
+            atomic_write_bytes(self.path, raw, keep_previous=keep)
+        except OSError as exc:
+            raise os_error(exc, f"write the run store {self.path}") from None
+        fd = getattr(self._held, "fd", None)
+        new = _identity_of(self.path)
+        if fd is not None and new is not None:
+            stamp = b" ".join([self._stamp_line(), *(str(n).encode() for n in new)]) + b"\n"
+            with contextlib.suppress(OSError):  # no stamp: the next writer parses in full
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, stamp, 0)
 
     def remove_runs(self, run_ids: Iterable[str]) -> int:
         ids = set(run_ids)
         with self.locked():
-            data = self.read_all()
-            runs = data.get(RUNS, {})
+            data, seen = self._storage.read_checked()
+            runs = (data or {}).get(RUNS, {})
             gone = [i for i in ids if i in runs]
             for i in gone:
                 del runs[i]
-            if gone:
-                self._storage.write(data)
+            if gone and data is not None:
+                self._write_data(data, seen)
         return len(gone)
 
     def put_runs(self, docs: Iterable[dict[str, Any]], *, replace: bool = False) -> int:
         """Insert many runs in one write (import, bench); existing ids kept unless `replace`."""
         with self.locked():
-            data = self.read_all()
-            runs = data.setdefault(RUNS, {})
+            data, seen = self._storage.read_checked()
+            runs = (data := data or {}).setdefault(RUNS, {})
             n = 0
             for doc in docs:
                 if replace or doc["id"] not in runs:
                     runs[doc["id"]] = doc
                     n += 1
-            self._storage.write(data)
+            self._write_data(data, seen)
         return n
 
     # -- generic keyed documents (triggers state, causes, meta) --------------------------
@@ -342,9 +511,9 @@ class Store:
 
     def put_doc(self, table: str, key: str, doc: dict[str, Any]) -> None:
         with self.locked():
-            data = self.read_all()
-            data.setdefault(table, {})[key] = doc
-            self._storage.write(data)
+            data, seen = self._storage.read_checked()
+            (data := data or {}).setdefault(table, {})[key] = doc
+            self._write_data(data, seen)
 
     def transact(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
         """Run `fn(data)` on the fresh whole-file dict under the lock, then write it once.
@@ -352,18 +521,17 @@ class Store:
         `fn` mutates `data` in place; what it returns is returned. Raise to write nothing.
         """
         with self.locked():
-            data = self.read_all()
-            result = fn(data)
-            self._storage.write(data)
+            data, seen = self._storage.read_checked()
+            result = fn(data := data or {})
+            self._write_data(data, seen)
             return result
 
     def initialise(self) -> None:
         """Create the file with its schema version if it does not exist yet."""
         with self.locked():
             if not self.path.exists():
-                self._storage.write(
-                    {META: {"store": {"schema": SCHEMA_VERSION, "created": time.time()}}, RUNS: {}}
-                )
+                created = {"schema": SCHEMA_VERSION, "created": time.time()}
+                self._write_data({META: {"store": created}, RUNS: {}}, None)
 
 
 def resolve_ref(ref: str, ids: list[str]) -> str:
