@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
-from ctui.errors import CtuiError, StoreCorruptError
+from ctui.atomic import is_temp_file, temp_in_use
+from ctui.errors import CtuiError, StoreCorruptError, os_error
 from ctui.objects import ObjectStore
 from ctui.project import Project
-from ctui.store import META, RUNS, SCHEMA_VERSION, parse_store_bytes
+from ctui.store import META, RUNS, SCHEMA_VERSION, backup_path, parse_store_bytes, run_problem
+
+#: a temp file younger than this is left alone by `--clean` (a writer may be about to lock it)
+TEMP_MIN_AGE = 60.0
 
 
 def _check(level: str, message: str, hint: str = "") -> dict[str, str]:
@@ -26,7 +31,7 @@ def check_store(project: Project) -> dict[str, Any]:
         checks.append(_check("error", f"{path} does not exist", "run `ctui init`"))
     else:
         try:
-            data = parse_store_bytes(path, path.read_bytes())
+            data = _parse(path)
             n = len(data.get(RUNS, {}))
             version = data.get(META, {}).get("store", {}).get("schema", SCHEMA_VERSION)
             size = path.stat().st_size
@@ -35,10 +40,10 @@ def check_store(project: Project) -> dict[str, Any]:
             )
         except CtuiError as exc:
             checks.append(_check("error", exc.message, exc.hint))
-    backup = path.with_name(path.name + ".bak")
+    backup = backup_path(path)
     if backup.exists():
         try:
-            bdata = parse_store_bytes(backup, backup.read_bytes())
+            bdata = _parse(backup)
             checks.append(
                 _check(
                     "ok",
@@ -49,10 +54,87 @@ def check_store(project: Project) -> dict[str, Any]:
         except CtuiError:
             checks.append(_check("warn", f"last good copy {backup} is unreadable too"))
     if data is not None:
-        checks.extend(_check_runs(project, data.get(RUNS, {})))
+        runs = data.get(RUNS, {})
+        damaged = {k: p for k, d in runs.items() if (p := run_problem(k, d)) is not None}
+        if damaged:
+            shown = "; ".join(list(damaged.values())[:3]) + (" …" if len(damaged) > 3 else "")
+            checks.append(
+                _check(
+                    "error",
+                    f"{len(damaged)} run(s) with wrongly typed fields: {shown}",
+                    f"fix them by hand in {path}; the other runs read as ever",
+                )
+            )
+        checks.extend(_check_runs(project, {k: d for k, d in runs.items() if k not in damaged}))
+    checks.append(_check_temp_files(project))
     checks.append(_check_mlflow(project))
     healthy = not any(c["level"] == "error" for c in checks)
     return {"store": str(path), "healthy": healthy, "checks": checks}
+
+
+def _parse(path: Any) -> dict[str, Any]:
+    try:
+        return parse_store_bytes(path, path.read_bytes())
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise os_error(exc, f"read {path}") from None
+
+
+def temp_files(project: Project) -> list[tuple[Any, int, bool]]:
+    """Temp files of interrupted atomic writes under `.ctui` (and beside a symlinked
+    store's target): (path, size, in use by a live writer or too young to judge)."""
+    candidates = [Path(d) / n for d, _, names in os.walk(project.state_dir) for n in names]
+    real = Path(os.path.realpath(project.store_file))  # a symlinked store's target: only
+    if real.parent != project.state_dir and real.parent.is_dir():  # its own temp files
+        candidates += [p for p in real.parent.iterdir() if real.name in p.name]
+    found = []
+    now = time.time()
+    for p in sorted(set(candidates)):
+        if not is_temp_file(p):
+            continue
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        busy = now - st.st_mtime < TEMP_MIN_AGE or temp_in_use(p)
+        found.append((p, st.st_size, busy))
+    return found
+
+
+def _check_temp_files(project: Project) -> dict[str, str]:
+    found = temp_files(project)
+    if not found:
+        return _check("ok", "no temp files left by interrupted writes")
+    size = sum(s for _, s, _ in found)
+    busy = sum(1 for *_, b in found if b)
+    where = ", ".join(str(p) for p, *_ in found[:3]) + (" …" if len(found) > 3 else "")
+    message = f"{len(found)} temp file(s) left by interrupted writes, {_mb(size)}: {where}"
+    if busy:
+        message += f" ({busy} being written or under a minute old)"
+    return _check("warn", message, "`ctui doctor --clean` removes them")
+
+
+def clean_temp_files(project: Project) -> str:
+    """Remove the temp files no live process is writing; says what it did."""
+    removed, freed, kept = 0, 0, 0
+    for p, size, busy in temp_files(project):
+        if busy:
+            kept += 1
+            continue
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise os_error(exc, f"remove {p}") from None
+        removed, freed = removed + 1, freed + size
+    said = f"removed {removed} temp file(s) left by interrupted writes ({_mb(freed)})"
+    return said + (f"; kept {kept} being written or under a minute old" if kept else "")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def _check_runs(project: Project, runs: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
@@ -109,10 +191,10 @@ def _check_mlflow(project: Project) -> dict[str, str]:
 
 def restore_backup(project: Project) -> str:
     """Put the last good copy back; the unreadable file is kept beside it, never deleted."""
-    path = project.store_file
-    backup = path.with_name(path.name + ".bak")
+    path = Path(os.path.realpath(project.store_file))  # a symlinked store: its target
+    backup = backup_path(path)
     try:
-        parse_store_bytes(path, path.read_bytes())
+        _parse(path)
         return f"{path} is readable; nothing to restore"
     except FileNotFoundError:
         pass
@@ -123,11 +205,14 @@ def restore_backup(project: Project) -> str:
             f"{path} is unreadable and there is no last good copy ({backup.name})",
             hint="repair the JSON by hand; nothing was changed",
         )
-    parse_store_bytes(backup, backup.read_bytes())  # raises if the backup is bad too
+    _parse(backup)  # raises if the backup is bad too
     kept = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    if path.exists():
-        os.replace(path, kept)
-    shutil.copy2(backup, path)
+    try:
+        if path.exists():
+            os.replace(path, kept)
+        shutil.copy2(backup, path)
+    except OSError as exc:
+        raise os_error(exc, f"restore {path} from {backup.name}") from None
     return f"restored {path} from {backup.name}" + (
         f"; the unreadable file is kept as {kept.name}" if kept.exists() else ""
     )

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ctui.cli import common
-from ctui.errors import CtuiError, ExitCode
+from ctui.errors import CtuiError, ExitCode, os_error
 
 app = typer.Typer(
     name="ctui",
@@ -125,5 +125,8 @@ def main() -> None:
     except CtuiError as exc:
         common.print_error(exc)
         sys.exit(int(exc.code))
+    except OSError as exc:  # a full disk, a read-only .ctui: one line, exit 2, no traceback
+        common.print_error(os_error(exc))
+        sys.exit(int(ExitCode.BAD_INPUT))
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.INTERRUPTED))

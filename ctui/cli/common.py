@@ -84,6 +84,14 @@ def print_error(exc: CtuiError) -> None:
     err_console().print(text, soft_wrap=True)  # one line per message: greppable, copyable
 
 
+def print_warning(message: str) -> None:
+    from rich.text import Text
+
+    text = Text("warning: ", style="bold yellow")
+    text.append(message)
+    err_console().print(text, soft_wrap=True)
+
+
 def status_text(status: str) -> Any:
     """A status with colour *and* a symbol, so it reads without colour too."""
     from rich.text import Text

@@ -13,7 +13,7 @@ import orjson
 import typer
 
 from ctui.cli import common
-from ctui.errors import CtuiError, ExitCode
+from ctui.errors import BadRunError, CtuiError, ExitCode, os_error
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -112,14 +112,23 @@ def _prepare_mlflow(project: Any) -> None:
 
 
 def _refresh_if_active(project: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Let the job layer settle runs whose supervisor died (lost) or queue slots that freed."""
+    """Let the job layer settle runs whose supervisor died (lost) or queue slots that freed.
+
+    A refresh that cannot write (a full disk, a read-only `.ctui`, a store busy too long)
+    is a warning: the runs are listed as they are."""
     if not any(d.get("status") in ("running", "queued") for d in docs):
         return docs
     try:
         from ctui.jobs.reconcile import refresh
     except ImportError:
         return docs
-    if refresh(project):
+    try:
+        changed = refresh(project)
+    except (CtuiError, OSError) as exc:
+        error = exc if isinstance(exc, CtuiError) else os_error(exc)
+        common.print_warning(f"run states not refreshed: {error.message}")
+        return docs
+    if changed:
         from ctui.store import Store
 
         return Store(project.store_file).runs()
@@ -127,13 +136,22 @@ def _refresh_if_active(project: Any, docs: list[dict[str, Any]]) -> list[dict[st
 
 
 def select_runs(
-    project: Any, filter_text: str | None, sort: str | None, limit: int | None
+    project: Any,
+    filter_text: str | None,
+    sort: str | None,
+    limit: int | None,
+    damaged: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The runs `ctui runs` shows: filtered, sorted (newest first by default), limited."""
+    """The runs `ctui runs` shows: filtered, sorted (newest first by default), limited.
+
+    Runs with wrongly typed fields are left out; `damaged` (if given) gets id → problem."""
     from ctui.query import filter_runs, sort_runs
     from ctui.store import Store
 
-    docs = _refresh_if_active(project, Store(project.store_file).runs())
+    store = Store(project.store_file)
+    docs = _refresh_if_active(project, store.runs())
+    if damaged is not None:
+        damaged.update(store.damaged)
     docs = filter_runs(docs, filter_text)
     if sort:
         descending = sort.startswith("-")
@@ -143,6 +161,16 @@ def select_runs(
     if limit is not None and limit >= 0:
         docs = docs[:limit]
     return docs
+
+
+def _report_damaged(project: Any, damaged: dict[str, str]) -> None:
+    """After listing the readable runs: the damaged ones are an error (exit 2)."""
+    if damaged:
+        more = f" (and {len(damaged) - 1} more run(s))" if len(damaged) > 1 else ""
+        raise BadRunError(
+            f"{next(iter(damaged.values()))}{more}; left out of the list",
+            hint=f"fix the field by hand in {project.store_file}; `ctui doctor` lists them all",
+        )
 
 
 def runs(
@@ -172,16 +200,19 @@ def runs(
 ) -> None:
     """List runs (newest first)."""
     project = common.project()
+    damaged: dict[str, str] = {}
     if as_json:
-        common.emit_json(select_runs(project, filter_text, sort, limit))
+        common.emit_json(select_runs(project, filter_text, sort, limit, damaged))
+        _report_damaged(project, damaged)
         return
     shown_limit = 50 if limit is None else limit
-    docs = select_runs(project, filter_text, sort, None)
+    docs = select_runs(project, filter_text, sort, None, damaged)
     total = len(docs)
     docs = docs[:shown_limit] if shown_limit >= 0 else docs
     _print_runs_table(docs, columns)
     if total > len(docs):
         common.console().print(f"[dim]… {total - len(docs)} more (use --limit or --filter)[/dim]")
+    _report_damaged(project, damaged)
 
 
 def _print_runs_table(docs: list[dict[str, Any]], columns: str | None) -> None:
@@ -452,6 +483,7 @@ def export(
     ] = False,
 ) -> None:
     """Export runs as JSON lines (with their manifests), for `ctui import` elsewhere."""
+    from ctui.manifest.redact import redact_doc
     from ctui.objects import ObjectStore
 
     project = common.project()
@@ -460,7 +492,9 @@ def export(
     fh = out.open("wb") if out else sys.stdout.buffer
     try:
         for doc in docs:
-            record: dict[str, Any] = {"type": "run", "run": doc}
+            # the same redaction as everything ctui writes: a run stored by an older ctui
+            # (a secret param, a credential its job printed) leaves without them
+            record: dict[str, Any] = {"type": "run", "run": redact_doc(doc)}
             if not no_objects:
                 record["objects"] = {
                     oid: base64.b64encode(data).decode()
@@ -581,15 +615,22 @@ def doctor(
     restore: Annotated[
         bool, typer.Option("--restore", help="Restore the last good copy of an unreadable store.")
     ] = False,
+    clean: Annotated[
+        bool,
+        typer.Option("--clean", help="Remove temp files left by interrupted writes."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check the store's health: readable, schema, objects, run folders, stale runs."""
-    from ctui.doctor import check_store, restore_backup
+    """Check the store's health: readable, schema, typed runs, objects, run folders, temp
+    files, stale runs."""
+    from ctui.doctor import check_store, clean_temp_files, restore_backup
 
     project = common.project()
-    if restore:
-        message = restore_backup(project)
-        common.console().print(message)
+    said = [restore_backup(project)] if restore else []
+    if clean:
+        said.append(clean_temp_files(project))
+    for message in said:
+        (common.err_console() if as_json else common.console()).print(message)
     report = check_store(project)
     if as_json:
         common.emit_json(report)
