@@ -38,7 +38,7 @@ def run_ids(project: Project) -> set[str]:
 
 
 def stop_if_running(project: Project, run_id: str | None) -> None:
-    from ctui.jobs.launch import stop_run
+    from ctui.jobs.stop import stop_run
 
     if run_id is None or run_id not in run_ids(project):
         return

@@ -95,7 +95,7 @@ async def test_leaving_never_stops_the_job_and_reopening_reattaches(project: Pro
             await wait_for(pilot, lambda: log.line_count >= 1)
             assert "running" in status_of(live2)
     finally:
-        from ctui.jobs.launch import stop_run
+        from ctui.jobs.stop import stop_run
 
         stop_run(project, run_id, grace=1.0)
         kill_if_running(project, run_id)

@@ -377,7 +377,7 @@ def _wait(project: Project, run_id: str, poll: float) -> dict[str, Any]:
     try:
         return wait_for_end(project, run_id, poll=poll, mlflow_settle=MLFLOW_SETTLE_S)
     except KeyboardInterrupt:
-        from ctui.jobs.launch import stop_run
+        from ctui.jobs.stop import stop_run
 
         with contextlib.suppress(CtuiError):
             stop_run(project, run_id, grace=5)

@@ -329,7 +329,7 @@ class LiveRunScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="live-stop")
     def _stop(self) -> None:
-        from ctui.jobs.launch import stop_run
+        from ctui.jobs.stop import stop_run
 
         try:
             stop_run(self.project, self.run_id)
