@@ -17,17 +17,12 @@ Nothing here raises: a failure is an `error` on the run's MLflow section and `sy
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import sqlite3
-import ssl
 import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
-from ctui.integrations.mlflow_uri import is_http, safe_uri, sqlite_path
+from ctui.integrations.mlflow_rest import call, query
+from ctui.integrations.mlflow_uri import is_http, sqlite_path
 
 #: seconds a tracking server gets per request before the job starts without it
 TIMEOUT = 0.5
@@ -63,50 +58,24 @@ def prepare(project: Any, uri: str, name: str) -> str:
 
 
 def _rest(uri: str, name: str) -> str:
-    base = safe_uri(uri).rstrip("/") + "/api/2.0/mlflow/experiments/"
-    query = urllib.parse.urlencode({"experiment_name": name})
+    by_name = "experiments/get-by-name" + query(experiment_name=name)
     try:
-        got = _call(base + "get-by-name?" + query)
-        exp = got["experiment"]
+        exp = call(uri, by_name, timeout=TIMEOUT)["experiment"]
         if exp.get("lifecycle_stage") == "deleted":
-            _call(base + "restore", {"experiment_id": exp["experiment_id"]})
+            body = {"experiment_id": exp["experiment_id"]}
+            call(uri, "experiments/restore", body, timeout=TIMEOUT)
         return str(exp["experiment_id"])
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise
     try:
-        return str(_call(base + "create", {"name": name})["experiment_id"])
+        return str(
+            call(uri, "experiments/create", {"name": name}, timeout=TIMEOUT)["experiment_id"]
+        )
     except urllib.error.HTTPError as exc:
         if exc.code not in (400, 409):  # RESOURCE_ALREADY_EXISTS: made meanwhile
             raise
-        return str(_call(base + "get-by-name?" + query)["experiment"]["experiment_id"])
-
-
-def _call(url: str, body: dict[str, Any] | None = None) -> Any:
-    """One request with MLflow's own credential and TLS variables, as its client reads them."""
-    headers = {"Content-Type": "application/json"}
-    user, password = (
-        os.environ.get("MLFLOW_TRACKING_USERNAME"),
-        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
-    )
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    if user and password:
-        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
-        headers["Authorization"] = f"Basic {pair}"
-    elif token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers)
-    context = None
-    if url.startswith("https://"):
-        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
-            context = ssl._create_unverified_context()
-        else:
-            context = ssl.create_default_context(
-                cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
-            )
-    with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:
-        return json.loads(response.read() or b"{}")
+        return str(call(uri, by_name, timeout=TIMEOUT)["experiment"]["experiment_id"])
 
 
 # -- a local store -------------------------------------------------------------------------------
