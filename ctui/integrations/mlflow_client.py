@@ -6,10 +6,12 @@ mlflow is imported only inside these functions (its import costs ~2 s).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,18 @@ from ctui.integrations import mlflow_uri
 from ctui.integrations.mlflow_uri import is_http
 
 # MLflow retries an unreachable server for minutes by default; ctui would rather mark the
-# sync pending and try again later. Its "View run at <URL>" lines are not ctui's output
-# (and would name the URI). The user's own settings win.
+# sync pending and try again later. The user's own settings win for those.
 _QUICK_HTTP = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
+# ctui's own client never prints MLflow's "🏃 View run … at <URL>" lines (they would name the
+# URI in `supervisor.log` and in ctui's output), whatever the environment says: a user's
+# `MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT=false` is meant for their jobs.
+_FORCED = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+#: MLflow's lines that name the server (dropped should one get through)
+_URL_LINES = re.compile(r"View (?:run|experiment)\b.*\bat:? ")
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -44,19 +50,80 @@ def experiment_name(project: Any, config: Any = None) -> str:
     return mlflow_uri.experiment_name(project, config)
 
 
+class _RedactingStream(io.TextIOBase):
+    """A text stream that writes whole lines to `target` with credentials redacted and
+    MLflow's "View run at <URL>" lines left out."""
+
+    def __init__(self, target: Any):
+        self._target = target
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        from ctui.manifest.redact import redact_text
+
+        lines = (self._partial + str(text)).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if not _URL_LINES.search(line):
+                self._target.write(redact_text(line) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def end(self) -> None:
+        if self._partial:
+            self.write("\n")
+        with contextlib.suppress(Exception):
+            self.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._target, "encoding", "utf-8"))
+
+
+_LOCK = threading.Lock()
+#: how many `_quick_http` blocks are open in this process (threads of the TUI, a supervisor's
+#: sync beside its experiment check): the environment and streams are set by the first and
+#: restored by the last, so one ending never unmutes another still talking to MLflow
+_STATE: dict[str, Any] = {"depth": 0}
+
+
 @contextlib.contextmanager
 def _quick_http() -> Iterator[None]:
-    """Fail fast on a dead server; keep MLflow's chatter off stdout, where `--json` goes."""
-    saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
-    for k, v in _QUICK_HTTP.items():
-        os.environ.setdefault(k, v)
+    """Fail fast on a dead server; keep MLflow's chatter off stdout, where `--json` goes, and
+    any credential out of what it prints (stdout and stderr both go through `redact_text`)."""
+    with _LOCK:
+        if _STATE["depth"] == 0:
+            names = [*_QUICK_HTTP, *_FORCED]
+            _STATE["env"] = {k: os.environ.get(k) for k in names}
+            for k, v in _QUICK_HTTP.items():
+                os.environ.setdefault(k, v)
+            os.environ.update(_FORCED)
+            err = _RedactingStream(sys.stderr)
+            _STATE["streams"] = (sys.stdout, sys.stderr, err)
+            sys.stdout = sys.stderr = err
+        _STATE["depth"] += 1
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
+        yield
     finally:
-        for k, old in saved.items():
-            if old is None:
-                os.environ.pop(k, None)
+        with _LOCK:
+            _STATE["depth"] -= 1
+            if _STATE["depth"] == 0:
+                out, errs, mine = _STATE.pop("streams")
+                if sys.stdout is mine:
+                    sys.stdout = out
+                if sys.stderr is mine:
+                    sys.stderr = errs
+                mine.end()
+                for k, old in _STATE.pop("env").items():
+                    if old is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = old
 
 
 def client(uri: str) -> Any:
@@ -101,7 +168,9 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def _short(exc: BaseException) -> str:
-    """One line for the run doc, without any `user:password@` an error message quoted."""
+    """One line for the run doc, without any credential an error message quoted."""
+    from ctui.manifest.redact import redact_text
+
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    return _USERINFO.sub("", f"{type(exc).__name__}: {first}")[:300]
+    return redact_text(_USERINFO.sub("", f"{type(exc).__name__}: {first}"))[:300]

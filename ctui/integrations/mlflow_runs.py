@@ -96,7 +96,7 @@ def _source_name(run: dict[str, Any]) -> str | None:
 def system_tags(run: dict[str, Any], code: Mapping[str, Any] | None) -> dict[str, str]:
     """MLflow's standard tags, as its DefaultRunContext and GitRunContext set them, from what
     ctui recorded (set only where the MLflow run lacks them)."""
-    from ctui.manifest.redact import strip_url_credentials
+    from ctui.manifest.redact import redact_text, strip_url_credentials
 
     tags = {"mlflow.source.type": "LOCAL"}
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
@@ -106,7 +106,7 @@ def system_tags(run: dict[str, Any], code: Mapping[str, Any] | None) -> dict[str
         tags["mlflow.user"] = user
     source = _source_name(run)
     if source:
-        tags["mlflow.source.name"] = source
+        tags["mlflow.source.name"] = redact_text(source)
     if code and code.get("commit"):
         tags["mlflow.source.git.commit"] = str(code["commit"])
         if code.get("branch"):

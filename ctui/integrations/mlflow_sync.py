@@ -27,6 +27,7 @@ from ctui.integrations.mlflow_client import (
     get_or_create_experiment,
 )
 from ctui.integrations.mlflow_uri import reachable, safe_uri
+from ctui.manifest.redact import redact_params, redact_text
 from ctui.store import FINAL, Store
 
 SYNCED_FILE = "mlflow_synced.json"
@@ -90,8 +91,9 @@ def read_metric_points(run_dir: Path) -> dict[str, list[tuple[float, int, int]]]
 
 
 def _params(run: dict[str, Any], run_dir: Path | None = None) -> dict[str, str]:
-    """The run's params, plus those the job logged itself (`params.jsonl`) when given."""
-    out = {str(k): str(v)[:6000] for k, v in (run.get("params") or {}).items()}
+    """The run's params, plus those the job logged itself (`params.jsonl`) when given, through
+    the same redaction as everything ctui writes (a secret-named param's value masked)."""
+    out = {str(k): str(v)[:6000] for k, v in redact_params(run.get("params") or {}).items()}
     if run_dir is not None:
         try:
             raw = (run_dir / "params.jsonl").read_bytes()
@@ -100,7 +102,9 @@ def _params(run: dict[str, Any], run_dir: Path | None = None) -> dict[str, str]:
         for line in raw.splitlines():
             try:
                 rec = orjson.loads(line)
-                out.setdefault(str(rec["name"]), str(rec["value"])[:6000])
+                logged = redact_params({str(rec["name"]): str(rec["value"])})
+                for name, value in logged.items():
+                    out.setdefault(name, str(value)[:6000])
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
     return out
@@ -265,6 +269,7 @@ def sync_run(
             **{k: v for k, v in mlflow_runs.system_tags(run, code).items() if not have.get(k)},
             **mlflow_runs.ctui_tags(project, run),
         }
+        wanted = {k: redact_text(v) for k, v in wanted.items()}
         tags = [RunTag(k, v) for k, v in wanted.items() if have.get(k) != v]
         _log_batches(cl, mlflow_run_id, params=params, tags=tags)
 
