@@ -25,7 +25,6 @@ from ctui.jobs.capture import capture_options
 from ctui.jobs.command import build_argv, build_env, keep_sealed, seal, unseal_spec, validate_params
 from ctui.jobs.spawn import Spawner, start_supervisors, starter
 from ctui.jobs.stop import stop_run
-from ctui.manifest.redact import is_secret_param, redact_doc
 from ctui.store import RUNS, Store, open_store
 
 if TYPE_CHECKING:
@@ -245,6 +244,8 @@ def _prepare(
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in job.gpus)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / LOG_FILE).touch()
+    from ctui.manifest.redact import redact_doc
+
     # the run document never holds a secret param's value (nor `command` repeating it)
     doc = redact_doc(new_run_doc(run_id, job, params, command=argv, **fields))
     if config.mlflow.enabled:
@@ -295,6 +296,7 @@ def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) 
         return dataclasses.replace(spec, argv=safe_argv, env=safe_env)
     if not _supervisor_unseals() or not keep_sealed(spec.run_id, sealed):
         return spec
+    from ctui.manifest.redact import is_secret_param
     masked = {
         "params": sorted(k for k in params if is_secret_param(k)),
         "argv": sorted(int(i) for i in sealed.get("argv", {})),
