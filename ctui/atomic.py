@@ -47,9 +47,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, keep_previous: Path | None = 
             os.link(path, link_tmp)
             os.replace(link_tmp, keep_previous)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # os.write/fsync name no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     finally:
         os.close(fd)  # only now: the temp file stays locked until it is renamed

@@ -642,8 +642,8 @@ def doctor(
             sym, style = mark[check["level"]]
             line = Text(f"{sym} ", style=style)
             line.append(check["message"])
-            common.console().print(line)
+            common.console().print(line, soft_wrap=True)  # one line each: greppable
             if check.get("hint"):
-                common.console().print(Text(f"  {check['hint']}", style="dim"))
+                common.console().print(Text(f"  {check['hint']}", style="dim"), soft_wrap=True)
     if not report["healthy"]:
         raise typer.Exit(int(ExitCode.FAILED))
