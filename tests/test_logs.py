@@ -85,3 +85,103 @@ def test_follow_waits_for_the_file_and_ends_without_it(tmp_path):
         return len(calls) > 5
 
     assert list(follow(p, until, poll=0.01)) == ["hello"]
+
+
+# -- reading only the end, however the log is shaped -------------------------------------------
+
+
+def test_tail_of_a_huge_log_without_newlines_reads_only_its_end(tmp_path):
+    import tracemalloc
+
+    from ctui.logs import TAIL_MAX_BYTES
+
+    p = tmp_path / "log"
+    with open(p, "wb") as fh:  # 500 MB, sparse: no newline anywhere
+        fh.truncate(500 << 20)
+        fh.seek((500 << 20) - 3)
+        fh.write(b"end")
+    tracemalloc.start()
+    try:
+        (line,) = tail(p, 5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert line.endswith("end") and len(line) == TAIL_MAX_BYTES
+    assert peak < 4 * TAIL_MAX_BYTES  # a few copies of the window, not of the file
+
+
+def test_ctui_logs_n_on_a_500_mb_newline_less_log_uses_bounded_memory(project):
+    """The real command in a fresh process: its peak RSS, not the file's size."""
+    import subprocess
+    import sys
+
+    from ctui.store import Store
+
+    Store(project.store_file).insert_run({"id": "0123456789ab", "job": "x", "status": "failed"})
+    log = project.run_dir("0123456789ab") / "output.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as fh:
+        fh.truncate(500 << 20)
+        fh.seek((500 << 20) - 4)
+        fh.write(b"end\n")
+    probe = (
+        "import resource, subprocess, sys\n"
+        "out = subprocess.run([sys.executable, '-m', 'ctui', 'logs', '0123456789ab', '-n', '5'],"
+        " capture_output=True)\n"
+        "print(out.returncode, out.stdout.endswith(b'end\\n'), len(out.stdout),"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project.root, capture_output=True, text=True
+    )
+    code, ends, size, maxrss_kib = done.stdout.split()
+    assert (code, ends) == ("0", "True"), done.stderr
+    assert int(size) <= 5 << 20
+    assert int(maxrss_kib) < 300 * 1024  # the 500 MB log read whole would be > 1.5 GB
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"ok\nboom\n", ["ok", "boom"]),
+        (b"  1%|\r 50%|#\r100%|##\n", ["100%|##"]),  # \r progress: what the terminal showed
+        (b"a\r\nb\r\n", ["a", "b"]),
+        (b"pip: UV_INDEX_URL=https://u:pw@h.example/simple\n", None),
+        (b"", []),
+    ],
+)
+def test_log_tail_lines(tmp_path, content, expected):
+    from ctui.logs import log_tail
+
+    p = tmp_path / "log"
+    p.write_bytes(content)
+    got = log_tail(p)
+    if expected is None:  # redacted by ctui.manifest.redact
+        assert got == ["pip: UV_INDEX_URL=https://<redacted>@h.example/simple"]
+    else:
+        assert got == expected
+
+
+def test_log_tail_bounds_lines_bytes_and_line_length(tmp_path):
+    from ctui.logs import log_tail
+
+    p = tmp_path / "log"
+    rows = [f"row {i} " + "é" * 2000 for i in range(100)]
+    p.write_text("\n".join(rows) + "\n")
+    got = log_tail(p)
+    assert len(got) <= 20
+    assert sum(len(x.encode()) + 1 for x in got) <= 8 * 1024
+    assert all(len(x) <= 500 for x in got)
+    assert got[-1].startswith("row 99 ") and " … " in got[-1]
+    assert log_tail(p, 3, max_bytes=1 << 20)[0].startswith("row 97 ")
+
+
+def test_log_tail_keeps_only_the_end_of_a_line_cut_by_the_window(tmp_path):
+    """A line that began before the bytes read may hold half a secret at the cut: only its
+    end is kept, never its (cut) start."""
+    from ctui.logs import log_tail
+
+    p = tmp_path / "log"
+    p.write_bytes(b"token=" + b"s" * (400 << 10) + b"tail-of-it")
+    (line,) = log_tail(p)
+    assert line.startswith("…") and line.endswith("tail-of-it") and len(line) <= 500
