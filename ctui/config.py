@@ -216,6 +216,16 @@ def _opt(raw: dict[str, Any], name: str, types: Any, path: Path, key: str, what:
     return None if value is None else _check_type(value, types, path, f"{key}.{name}", what)
 
 
+def _params(value: Any, path: Path, key: str) -> dict[str, Any]:
+    params = _table(value, path, f"{key}.params")
+    for pk, pv in params.items():
+        if not isinstance(pv, str | int | float | bool):
+            raise ConfigError(
+                path, f"{key}.params.{pk}", "a param must be a string, number or boolean"
+            )
+    return params
+
+
 def _known_keys(raw: dict[str, Any], known: set[str], path: Path, key: str) -> None:
     unknown = set(raw) - known
     if unknown:
@@ -231,24 +241,9 @@ def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 _JOB_KEYS = {
-    "command",
-    "params",
-    "backend",
-    "shell",
-    "env",
-    "gpus",
-    "data",
-    "metrics",
-    "max_concurrent",
-    "workdir",
-    "image",
-    "params_env",
-    "slurm",
-    "description",
-    "python",
-    "isolate",
-    "keep_worktree",
-}
+    "command", "params", "backend", "shell", "env", "gpus", "data", "metrics", "max_concurrent",
+    "workdir", "image", "params_env", "slurm", "description", "python", "isolate", "keep_worktree",
+}  # fmt: skip
 _SLURM_KEYS = {"partition", "time", "cpus", "mem", "sbatch_args", "setup"}
 
 
@@ -264,12 +259,7 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     _check_type(command, str, path, f"{key}.command", "a string")
     if not command.strip():
         raise ConfigError(path, f"{key}.command", "is empty")
-    params = _table(raw.get("params", {}), path, f"{key}.params")
-    for pk, pv in params.items():
-        if not isinstance(pv, str | int | float | bool):
-            raise ConfigError(
-                path, f"{key}.params.{pk}", "a param must be a string, number or boolean"
-            )
+    params = _params(raw.get("params", {}), path, key)
     backend = raw.get("backend", "local")
     if backend not in BACKENDS:
         raise ConfigError(
@@ -396,7 +386,7 @@ def parse_trigger(name: str, raw: Any, path: Path, jobs: dict[str, JobConfig]) -
         )
     enabled = _check_type(raw.pop("enabled", True), bool, path, f"{key}.enabled", "true or false")
     cooldown = parse_duration(raw.pop("cooldown", 0), path=path, key=f"{key}.cooldown")
-    params = _table(raw.pop("params", {}), path, f"{key}.params")
+    params = _params(raw.pop("params", {}), path, key)
     return TriggerConfig(
         name=name,
         job=job,

@@ -68,6 +68,11 @@ JOB = '[jobs.a]\ncommand = "echo hi"\n'
         ("[monitor]\ninterval = nan\n", "monitor.interval", "more than 0"),
         ('[monitor]\ninterval = "fast"\n', "monitor.interval", "a duration"),
         ("[monitor]\nintervall = 1\n", "monitor", "unknown key"),
+        (
+            JOB + '[triggers.t]\njob = "a"\non = "schedule"\nparams = { x = [1] }\n',
+            "triggers.t.params.x",
+            "string, number or boolean",
+        ),
         ("monitor = 5\n", "monitor", "expected a table"),
         (
             JOB + '[triggers.t]\njob = "a"\non = "schedule"\ncooldown = -5\n',
