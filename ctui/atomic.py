@@ -105,7 +105,7 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float | None = None)
         except BlockingIOError:
             if timeout is None:
                 fcntl.flock(fd, mode)
-            elif not _wait_for_lock(fd, mode, timeout):
+            elif timeout <= 0 or not _wait_for_lock(fd, mode, timeout):
                 raise BusyError(
                     f"{path} is locked by {lock_holder(fd)} (waited {timeout:g} s)",
                     hint="try again when it is done; CTUI_LOCK_TIMEOUT sets the wait",

@@ -1,8 +1,12 @@
 """The run store: one TinyDB file per project, safe with many writer processes.
 
 Only small documents live here (run summaries, trigger state, the schema version).
-Every read-modify-write holds an flock on `<store>.lock` and reads the file fresh; every
-write is atomic (temp + fsync + rename) and keeps the previous file as `<store>.bak`.
+Every read-modify-write holds an flock on `<store>.lock` (waiting at most
+`CTUI_LOCK_TIMEOUT` seconds, then exit 3) and reads the file fresh; every write is atomic
+(temp + fsync + rename) and keeps the previous file as `<store>.bak` — only a file that
+parsed ever becomes `.bak`, and a file that does not parse is never written over. A
+symlinked store is written through: its target is replaced (lock and `.bak` beside the
+target), the link stays. Run documents are type-checked on read (`run_problem`).
 Chatty data (metrics, samples, heartbeats) goes to per-run JSONL files, never here.
 """
 
@@ -12,6 +16,7 @@ import contextlib
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -261,6 +266,11 @@ class OrjsonStorage(Storage):
         pass
 
 
+def _stamp(raw: bytes, ident: Identity) -> bytes:
+    """What the lock file says about the file the last writer wrote (see `Store`)."""
+    return b"%d %d %d %d %d %d\n" % (zlib.crc32(raw), SCHEMA_VERSION, *ident)
+
+
 def _identity_of(path: Path) -> Identity | None:
     try:
         return identity(os.stat(path))
@@ -271,10 +281,10 @@ def _identity_of(path: Path) -> Identity | None:
 class Store:
     """Run summaries and small state. Every public write is one locked read-modify-write.
 
-    The lock file also holds the identity of the file the last writer wrote (and so had
-    checked): while the file is still that one, a one-run update rewrites its line without
-    parsing the others; any other file is parsed in full first, and is never written over
-    (nor rotated into `.bak`) when it does not parse.
+    The lock file also holds the identity and CRC-32 of the file the last writer wrote (and
+    so had checked): while the file is still that one, byte for byte, a one-run update
+    rewrites its line without parsing the others; any other file is parsed in full first,
+    and is never written over (nor rotated into `.bak`) when it does not parse.
     """
 
     def __init__(self, path: Path):
@@ -423,24 +433,21 @@ class Store:
     # -- writing -------------------------------------------------------------------------
     _good: Identity | None = None  # the identity `_known_good` vouched for
 
-    def _stamp_line(self) -> bytes:
-        return f"ctui-store {SCHEMA_VERSION}".encode()
-
     def _known_good(self) -> _RunLines | None:
-        """The file's layout when it is the very file a ctui writer last wrote (per the stamp
-        in the lock file); None means: parse it in full."""
+        """The file's layout when it is, byte for byte, the file a ctui writer last wrote
+        (per the stamp in the lock file: identity and CRC-32); None means: parse in full."""
         self._good = None
         fd = getattr(self._held, "fd", None)
         try:
             with open(self.path, "rb") as fh:
                 now = identity(os.fstat(fh.fileno()))
-                stamp = os.pread(fd, 200, 0).split() if fd is not None else []
-                if stamp[:2] != self._stamp_line().split() or stamp[2:] != [
-                    str(n).encode() for n in now
-                ]:
-                    return None
+                stamp = os.pread(fd, 200, 0) if fd is not None else b""
+                if not stamp.endswith(_stamp(b"", now).partition(b" ")[2]):
+                    return None  # another file (or none stamped): no need to read it here
                 raw = fh.read()
         except OSError:
+            return None
+        if stamp != _stamp(raw, now):
             return None
         lines = _RunLines.of(raw)
         if lines is not None:
@@ -470,10 +477,9 @@ class Store:
         fd = getattr(self._held, "fd", None)
         new = _identity_of(self.path)
         if fd is not None and new is not None:
-            stamp = b" ".join([self._stamp_line(), *(str(n).encode() for n in new)]) + b"\n"
             with contextlib.suppress(OSError):  # no stamp: the next writer parses in full
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, stamp, 0)
+                os.pwrite(fd, _stamp(raw, new), 0)
 
     def remove_runs(self, run_ids: Iterable[str]) -> int:
         ids = set(run_ids)
