@@ -259,6 +259,7 @@ class OrjsonStorage(Storage):
         if not self.create and not self.path.exists():
             raise CtuiError(f"run store {self.path} does not exist", hint="run `ctui init`")
         data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
+        self.read_checked()  # a file that does not parse is neither written over nor kept
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.path, dump_store(data), keep_previous=self.backup)
 

@@ -97,6 +97,21 @@ def test_a_store_damaged_in_another_runs_line_is_never_written_nor_rotated(root:
     assert store.get_run("run2")["id"] == "run2"
 
 
+def test_same_size_damage_in_place_is_caught_too(root: Path) -> None:
+    store = store_of(root)
+    store.update_run("run1", {"status": "failed"})
+    st = store.path.stat()
+    raw = store.path.read_bytes()
+    damaged = raw.replace(b'"run2":{"id":"run2"', b'"run2":{"id":"run2\x00')
+    assert len(damaged) == len(raw)
+    with open(store.path, "r+b") as fh:  # in place: same inode, same size
+        fh.write(damaged)
+    os.utime(store.path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime
+    with pytest.raises(StoreCorruptError):
+        store.update_run("run1", {"status": "lost"})
+    assert store.path.read_bytes() == damaged
+
+
 def test_the_backup_is_always_a_copy_that_parses(root: Path) -> None:
     store = store_of(root)
     backup = store.path.with_name("ctui.json.bak")
