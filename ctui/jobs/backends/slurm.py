@@ -537,8 +537,9 @@ def _project_for(state_dir: Path, run_id: str) -> tuple[Project, LaunchSpec]:
 
 def node_start(state_dir: Path, run_id: str) -> None:
     """On the node, as the job starts: capture the manifest here (code, data, the interpreter
-    the job's PATH gives after the setup lines, the node's compute) and record the node."""
-    from ctui.jobs.capture import capture_run
+    the job's PATH gives after the setup lines, the node's compute), make sure of the job's
+    MLflow experiment, and record the node."""
+    from ctui.jobs.capture import capture_run, with_dvc_params
     from ctui.store import FINAL, Store
 
     project, spec = _project_for(state_dir, run_id)
@@ -548,8 +549,17 @@ def node_start(state_dir: Path, run_id: str) -> None:
         print(f"ctui: {captured['manifest_error']}", file=sys.stderr)
     hashes = captured.pop("manifest", {})
     fields.update(captured)
+    merge = with_dvc_params(fields)  # the pipeline's params into the run's, as the supervisor
+    ml: dict[str, Any] = {}
+    if spec.options.get("mlflow"):  # the job's experiment, made sure of before it starts
+        from ctui.integrations import mlflow_bridge
+
+        ml = mlflow_bridge.before_job(project, spec.env)
 
     def mutate(doc: dict[str, Any]) -> None:
+        merge(doc)
+        if ml:
+            doc["mlflow"] = {**(doc.get("mlflow") or {}), **ml}
         doc["manifest"] = {**(doc.get("manifest") or {}), **hashes}
         slurm = dict(doc.get("slurm") or {})
         slurm["nodes"] = os.environ.get("SLURM_JOB_NODELIST") or socket.gethostname()
