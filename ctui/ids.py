@@ -98,7 +98,7 @@ def _shown(value: object) -> str:
 # the door with the field's name instead of crashing `ctui show` later. Unknown fields pass.
 
 _NUM = (int, float)
-_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "job": ((str,), "a string"),
     "status": ((str,), "a string"),
     "created": (_NUM, "a number"),
@@ -132,7 +132,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
         )
     },
 }  # fmt: skip
-_STR_LISTS = ("tags", "dvc_params", "command", "log_tail")
+STR_LISTS = ("tags", "dvc_params", "command", "log_tail")
 _ID_FIELDS = ("parent", "reproduces")
 
 
@@ -152,13 +152,13 @@ def check_run_doc(doc: object, *, where: str = "") -> dict[str, Any]:
             f"{prefix}run {doc['id']}: field {name!r} must be {what}, got {_shown(doc[name])}"
         )
 
-    for name, (types, what) in _FIELD_TYPES.items():
+    for name, (types, what) in FIELD_TYPES.items():
         value = doc.get(name)
         if value is None:
             continue
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise bad(name, what)
-    for name in _STR_LISTS:
+    for name in STR_LISTS:
         if not all(isinstance(v, str) for v in doc.get(name) or ()):
             raise bad(name, "a list of strings")
     for name, value in (doc.get("metrics") or {}).items():

@@ -33,28 +33,45 @@ from ctui.errors import (
     UnknownRunError,
     os_error,
 )
-from ctui.ids import _FIELD_TYPES, _STR_LISTS, check_run_doc, is_run_id
+from ctui.ids import check_run_ref
+from ctui.store_format import (
+    ACTIVE,
+    CAUSES,
+    FINAL,
+    FINAL_STATUSES,
+    META,
+    MIGRATIONS,
+    RUNS,
+    SCHEMA_VERSION,
+    STATUSES,
+    TRIGGERS,
+    _RunLines,
+    backup_path,
+    dump_store,
+    parse_store_bytes,
+    run_problem,
+)
 
-SCHEMA_VERSION = 1
-
-RUNS = "runs"
-TRIGGERS = "triggers"
-CAUSES = "causes"
-META = "meta"
-
-#: run states; the last five are final
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "lost", "timeout")
-ACTIVE = frozenset({"queued", "running"})
-FINAL = frozenset(STATUSES) - ACTIVE
-#: the final states in their documented order, for messages
-FINAL_STATUSES = tuple(s for s in STATUSES if s in FINAL)
-
-# Migrations from version N to N+1 over the raw JSON dict. Version 1 is the first, so
-# there is nothing to migrate yet; the mechanism is exercised by tests with a fake v0.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    0: lambda data: data,
-}
-
+__all__ = [
+    "ACTIVE",
+    "CAUSES",
+    "FINAL",
+    "FINAL_STATUSES",
+    "META",
+    "MIGRATIONS",
+    "RUNS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "TRIGGERS",
+    "OrjsonStorage",
+    "Store",
+    "backup_path",
+    "dump_store",
+    "open_store",
+    "parse_store_bytes",
+    "resolve_ref",
+    "run_problem",
+]
 
 #: how long a writer waits for the store lock before giving up with exit 3 (busy)
 LOCK_TIMEOUT = 30.0
@@ -75,152 +92,6 @@ def lock_timeout() -> float:
             hint=f"e.g. {LOCK_TIMEOUT_ENV}=30 (0 = do not wait)",
         )
     return value
-
-
-def backup_path(path: Path) -> Path:
-    """The last good copy: beside the real file (a symlinked store keeps it by its target)."""
-    real = Path(os.path.realpath(path))
-    return real.with_name(real.name + ".bak")
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false"}
-    return "null" if value is None else names.get(type(value), "a number")
-
-
-def _corrupt(path: Path, problem: str) -> StoreCorruptError:
-    backup = backup_path(path)
-    hint = (
-        f"nothing was changed. `ctui doctor` inspects it; `ctui doctor --restore` brings back "
-        f"the last good copy ({backup.name})"
-        if backup.exists()
-        else "nothing was changed. Repair or move the file aside; `ctui doctor` inspects it"
-    )
-    return StoreCorruptError(f"run store {path} is unreadable: {problem}", hint=hint)
-
-
-def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
-    """Parse and validate the raw file; migrate old schemas in memory."""
-    if not raw.strip():
-        raise _corrupt(path, "the file is empty (truncated?)")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _corrupt(
-            path, f"invalid JSON ({exc}; {len(raw)} bytes, starting {raw[:24]!r})"
-        ) from None
-    if not isinstance(data, dict):
-        raise _corrupt(path, f"the top level is {_kind(data)}, expected an object of tables")
-    for name, table in data.items():
-        if not isinstance(table, dict):
-            raise _corrupt(path, f"table {name!r} is {_kind(table)}, expected an object")
-        for key, doc in table.items():
-            if not isinstance(doc, dict):
-                raise _corrupt(path, f"{name}[{key!r}] is {_kind(doc)}, expected an object")
-    version = data.get(META, {}).get("store", {}).get("schema", SCHEMA_VERSION)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _corrupt(path, f"schema version {version!r} is not a number")
-    if version > SCHEMA_VERSION:
-        raise CtuiError(
-            f"run store {path} has schema version {version}; this ctui knows up to "
-            f"{SCHEMA_VERSION}",
-            hint="upgrade ctui (pip install -U ctui)",
-        )
-    while version < SCHEMA_VERSION:
-        data = MIGRATIONS[version](data)
-        version += 1
-        data.setdefault(META, {}).setdefault("store", {})["schema"] = version
-    return data
-
-
-def dump_store(data: dict[str, Any]) -> bytes:
-    """The file's layout: plain JSON (TinyDB reads it as ever) with one document per line,
-    so one run can be rewritten without parsing the 10,000 others (see `_RunLines`)."""
-    tables = []
-    for name, table in data.items():
-        rows = b",\n".join(orjson.dumps(str(k)) + b":" + orjson.dumps(v) for k, v in table.items())
-        tables.append(orjson.dumps(name) + (b":{\n" + rows + b"\n}" if rows else b":{}"))
-    return b"{\n" + b",\n".join(tables) + b"\n}\n"
-
-
-_NONE = type(None)
-#: the exact JSON types each known run field may hold (ctui.ids' table, for a fast check)
-_EXACT = {name: frozenset((*types, _NONE)) for name, (types, _) in _FIELD_TYPES.items()}
-
-
-def run_problem(key: str, doc: dict[str, Any]) -> str | None:
-    """What is wrong with a stored run document's types, in words; None when it is fine.
-
-    A fast exact-type pass (10k runs in ~20 ms); only a doubtful document gets the full
-    check of `ctui.ids.check_run_doc`, for its message.
-    """
-    ok = doc.get("id") == key and is_run_id(key)
-    ok = ok and all(type(v) in _EXACT.get(k, (type(v),)) for k, v in doc.items())
-    ok = ok and all(type(x) is str for f in _STR_LISTS for x in doc.get(f) or ())
-    ok = ok and all(type(x) in (int, float, _NONE) for x in (doc.get("metrics") or {}).values())
-    if ok:
-        return None
-    if doc.get("id") != key:
-        return f"run {key}: its id field is {doc.get('id')!r}, not its key"
-    try:
-        check_run_doc(doc)
-    except CtuiError as exc:
-        return exc.message
-    return None
-
-
-class _RunLines:
-    """Where the `runs` table and one run's line are in a file written by `dump_store`.
-
-    Only used on a file this ctui wrote and checked (see `Store._known_good`); anything
-    unexpected makes `of` return None and the caller takes the full parse-everything path.
-    """
-
-    HEAD = b'\n"runs":{\n'
-    META_HEAD = b'\n"meta":{\n'
-
-    def __init__(self, raw: bytes, body: int, end: int):
-        self.raw, self.body, self.end = raw, body, end
-
-    @classmethod
-    def of(cls, raw: bytes) -> _RunLines | None:
-        if not (raw.startswith(b"{\n") and raw.endswith(b"\n}\n")):
-            return None
-        # The top-level meta table: a line that is exactly `"meta":{` can only be a table's
-        # head (orjson never writes a newline inside a document); its `store` line holds the
-        # schema. A run param `"schema":1` elsewhere is never looked at.
-        at = raw.find(cls.META_HEAD) + len(cls.META_HEAD)
-        line = raw[at : raw.find(b"\n", at)].removesuffix(b",")
-        if at < len(cls.META_HEAD) or not line.startswith(b'"store":'):
-            return None
-        try:
-            meta = orjson.loads(line.removeprefix(b'"store":'))
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(meta, dict) or meta.get("schema") != SCHEMA_VERSION:
-            return None
-        start = raw.find(cls.HEAD)
-        if start < 0:
-            return None
-        body = start + len(cls.HEAD)
-        end = raw.find(b"\n}", body - 1)  # doc lines start with '"': this is the table's end
-        return None if end < 0 else cls(raw, body, end)
-
-    def find(self, run_id: str) -> tuple[int, int, bytes] | None:
-        """(line start, line end, key) of a run, or None when it is not in the table."""
-        key = orjson.dumps(run_id) + b":"
-        i = self.raw.find(b"\n" + key, self.body - 1, self.end)
-        if i < 0:
-            return None
-        return i + 1, self.raw.find(b"\n", i + 1), key
-
-    def doc(self, line_start: int, line_end: int, key: bytes) -> dict[str, Any] | None:
-        line = self.raw[line_start + len(key) : line_end].removesuffix(b",")
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return None
-        return doc if isinstance(doc, dict) else None
 
 
 Identity = tuple[int, int, int, int]
@@ -543,7 +414,7 @@ class Store:
 
 def resolve_ref(ref: str, ids: list[str]) -> str:
     """Resolve a run reference against sorted ids (see `Store.resolve`)."""
-    ref = ref.strip()
+    ref = check_run_ref(ref).strip()
     if ref.startswith("@last"):
         back = 0
         if ref.startswith("@last~"):

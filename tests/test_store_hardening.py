@@ -216,6 +216,11 @@ def test_a_run_with_a_wrongly_typed_field_is_named_and_the_rest_still_read(root:
     assert store.get_run("run1", checked=False)["tags"] == "str"
     assert store.update_run("run1", {"status": "lost"}) is not None  # plain fields still set
 
+    removed = ctui(root, "rm", "run1", "--yes")  # and the damaged run can be removed
+    assert removed.returncode == 0, removed.stderr
+    assert "run1" not in orjson.loads(store.path.read_bytes())["runs"]
+    assert ctui(root, "doctor").returncode == 0
+
 
 # -- item 8: a symlinked store ---------------------------------------------------------------
 

@@ -426,7 +426,7 @@ def rm(
     project = common.project()
     store = common.store()
     ids = list(dict.fromkeys(store.resolve(r) for r in refs))
-    docs = [store.get_run(i) for i in ids]
+    docs = [store.get_run(i, checked=False) for i in ids]  # a damaged run can go too
     active = [d["id"] for d in docs if d.get("status") in ("running", "queued")]
     if active and not force:
         raise CtuiError(
