@@ -3,6 +3,7 @@ metrics, stop, lost supervisors, surviving the launcher's death, the queue."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -203,25 +204,25 @@ def test_stop_kills_a_job_that_ignores_sigterm_after_the_grace(jp):
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    from ctui.jobs.backends.local import group_alive
+
+    return group_alive(pgid)  # a killed leader nobody reaps (its supervisor is gone) is over
 
 
 def test_supervisor_killed_is_detected_as_lost(jp):
+    """The job dies with its supervisor (see tests/test_supervision.py for the details)."""
     doc = launch_run(jp, "sleepy")
     running = wait_for(lambda: run_doc(jp, doc["id"]).get("pgid") and run_doc(jp, doc["id"]))
     os.kill(running["supervisor_pid"], signal.SIGKILL)
     try:
-        wait_for(lambda: doc["id"] in refresh(jp))
-        lost = run_doc(jp, doc["id"])
-        assert lost["status"] == "lost"
+        lost = wait_for(lambda: (d := run_doc(jp, doc["id"]))["status"] == "lost" and d)
         assert "vanished" in lost["error"]
+        wait_for(lambda: not _group_alive(running["pgid"]))
+        wait_for(lambda: not run_doc(jp, doc["id"]).get("orphan"))
         assert refresh(jp) == []  # nothing active any more: no work
     finally:
-        os.killpg(running["pgid"], signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(running["pgid"], signal.SIGKILL)
 
 
 def test_refresh_leaves_a_healthy_run_alone(jp):

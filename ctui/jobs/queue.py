@@ -1,7 +1,12 @@
-"""`max_concurrent`: which queued runs may start now (FIFO per job, decided under the lock)."""
+"""`max_concurrent`: which queued runs may start now (FIFO per job, decided under the lock).
+
+A slot is held by a `running` run, and by a `lost` one whose job outlived its supervisor
+(`orphan`, see `ctui.jobs.reconcile`) until that job's process group is gone.
+"""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -26,6 +31,28 @@ def queued_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
+def holds_slot(run: dict[str, Any], *, here: str | None = None) -> bool:
+    """Whether a run takes one of its job's `max_concurrent` slots now.
+
+    An orphan on another host is counted (it cannot be told from here); one on this host is
+    counted while its group has a live member, and loses `orphan` once it has none.
+    """
+    status = run.get("status")
+    if status == "running":
+        return True
+    orphan = run.get("orphan")
+    if status != "lost" or not isinstance(orphan, dict):
+        return False
+    if run.get("host") not in (None, here or socket.gethostname()):
+        return True
+    from ctui.jobs.backends.local import group_alive
+
+    if group_alive(orphan.get("pgid")):
+        return True
+    run["orphan"] = None  # written with the claim, when there is one
+    return False
+
+
 def _limit(run: dict[str, Any], config: Config | None) -> int | None:
     if config is not None and run.get("job") in config.jobs:
         return config.jobs[run["job"]].max_concurrent
@@ -46,7 +73,8 @@ def claim_slots(store: Store, config: Config | None = None) -> list[str]:
 
     def pick(data: dict[str, Any]) -> list[str]:
         runs = list(data.get(RUNS, {}).values())
-        busy = Counter(r.get("job") for r in runs if r.get("status") == "running")
+        here = socket.gethostname()
+        busy = Counter(r.get("job") for r in runs if holds_slot(r, here=here))
         chosen: list[str] = []
         for run in queued_runs(runs):
             limit = _limit(run, config)

@@ -2,6 +2,11 @@
 
 `refresh` is cheap enough for every `ctui runs`/`ctui ps`/TUI poll: with no active run it
 reads the store once and does nothing else.
+
+A run whose supervisor vanished is `lost` as soon as any reader looks (the job's watchdog
+usually says so first, see `ctui.jobs.backends.local`). If its job's process group still has
+a live member then, the run carries `orphan` (`pgid`, `since`): it keeps its
+`max_concurrent` slot until the group is gone (`ctui.jobs.queue`) and `ctui stop` kills it.
 """
 
 from __future__ import annotations
@@ -28,9 +33,7 @@ def _lost_reason(project: Project, run: dict[str, Any], now: float) -> str | Non
 
     alive = supervisor_alive(run)
     if alive is False:
-        pgid = run.get("pgid")
-        tail = f"; its job (process group {pgid}) may still be running" if pgid else ""
-        return f"the supervisor (pid {run.get('supervisor_pid')}) vanished{tail}"
+        return f"the supervisor (pid {run.get('supervisor_pid')}) vanished"
     if alive is None and not run.get("supervisor_pid"):
         starting = starting_supervisor(project, run)
         if starting is False:
@@ -73,7 +76,7 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
             continue
         done = store.update_run(
             run["id"],
-            {"status": "lost", "ended": now, "error": reason},
+            lost_fields(run, reason, now),
             when=_same_supervisor(run.get("supervisor_pid")),
         )
         if done is not None:
@@ -92,6 +95,22 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
 
     changed.extend(start_queued(project, store))
     return changed
+
+
+def lost_fields(run: dict[str, Any], reason: str, now: float) -> dict[str, Any]:
+    """What a `running` run whose supervisor is gone becomes: `lost`, and `orphan` while its
+    job's process group lives on (this host only: a reader elsewhere cannot tell)."""
+    from ctui.jobs.backends.local import group_alive
+
+    fields: dict[str, Any] = {"status": "lost", "ended": now, "error": reason}
+    pgid = run.get("pgid")
+    if pgid and (run.get("backend") or "local") == "local" and group_alive(pgid):
+        fields["orphan"] = {"pgid": pgid, "since": now}
+        fields["error"] = (
+            f"{reason}; its job (process group {pgid}) is still running and holds its slot: "
+            f"`ctui stop {run['id']}` ends it"
+        )
+    return fields
 
 
 def _same_supervisor(pid: int | None) -> Callable[[dict[str, Any]], bool]:

@@ -8,21 +8,14 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from ctui.errors import CtuiError
+from ctui.errors import CtuiError, ExitCode
 from ctui.jobs.backends import get_backend
+from ctui.jobs.backends.local import stop_group
 from ctui.jobs.spawn import supervisor_alive
-from ctui.store import FINAL, open_store
+from ctui.store import FINAL, Store, open_store
 
 if TYPE_CHECKING:
     from ctui.project import Project
-
-
-def _signal_group(pgid: int | None, sig: int) -> None:
-    if pgid:
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, Any]:
@@ -31,7 +24,8 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
     queued → cancelled at once. Local/Docker → the supervisor is asked (SIGTERM to it) to stop
     the job: SIGTERM to its process group (or the container), SIGKILL after `grace` seconds.
     If the supervisor is gone, the job's process group is signalled from here. Slurm → scancel.
-    A run that already ended is returned unchanged.
+    A `lost` run whose job outlived its supervisor (`orphan`) has that group stopped from
+    here and ends `cancelled`. Any other run that already ended is returned unchanged.
     """
     store = open_store(project)
     run_id = store.resolve(run_id)
@@ -47,6 +41,8 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
         if done is not None:
             return done
         run = store.get_run(run_id)
+    if run["status"] == "lost" and run.get("orphan"):
+        return _stop_orphan(store, run, grace)
     if run["status"] in FINAL:
         return run
 
@@ -95,11 +91,8 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
             be.stop(project, cur, grace)  # e.g. stop the container directly
         except NotImplementedError:
             pass
-    _signal_group(cur.get("pgid"), signal.SIGTERM)
-    end = time.monotonic() + grace
-    while cur.get("pgid") and _group_alive(cur["pgid"]) and time.monotonic() < end:
-        time.sleep(0.05)
-    _signal_group(cur.get("pgid"), signal.SIGKILL)
+    if cur.get("pgid"):
+        stop_group(cur["pgid"], grace)
     return store.update_run(
         run_id,
         {"status": "cancelled", "ended": time.time(), "error": "stopped; its supervisor was gone"},
@@ -107,9 +100,29 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
     ) or store.get_run(run_id)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
+def _stop_orphan(store: Store, run: dict[str, Any], grace: float) -> dict[str, Any]:
+    """A lost run's job still running without its supervisor: stop its group from here."""
+    run_id = run["id"]
+    orphan = run["orphan"]
+    host = run.get("host")
+    if host and host != socket.gethostname():
+        raise CtuiError(
+            f"run {run_id} ran on host {host}; its job cannot be stopped from here",
+            hint=f"run `ctui stop {run_id}` on {host}",
+        )
+    pgid = int(orphan.get("pgid") or 0)
+    if pgid and not stop_group(pgid, grace):
+        raise CtuiError(
+            f"run {run_id}: its job (process group {pgid}) survived SIGKILL",
+            hint="it may be stuck in the kernel (uninterruptible I/O); try again later",
+            code=ExitCode.FAILED,
+        )
+    return store.update_run(
+        run_id,
+        {
+            "status": "cancelled",
+            "orphan": None,
+            "error": "stopped by user; its supervisor had vanished, its job was stopped from here",
+        },
+        when=lambda d: d["status"] == "lost" and bool(d.get("orphan")),
+    ) or store.get_run(run_id)

@@ -10,11 +10,20 @@ the last lines of the log. Then it starts the next queued run if a slot freed.
 
 SIGTERM (sent by `ctui stop`) stops the job: SIGTERM to its process group (or the container),
 SIGKILL after the grace period; the run ends `cancelled`. SIGHUP and SIGINT are ignored.
+A local job never outlives its supervisor (see `ctui.jobs.backends.local`: a kernel death
+signal and a watchdog stop its group should the supervisor die unsaid).
+
+The end is recorded even on a full disk: the supervisor holds a disk reserve beside the run
+(`supervisor.reserve`, about the store's size) from the claim on, gives it back when the final
+store write fails for want of space, and retries that write, the last tries with only the
+essential fields; writes that are not essential (its notes in the log, samples, heartbeats,
+`supervisor.json`, its own error output) are skipped when they fail.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -36,9 +45,21 @@ from ctui.store import Store
 if TYPE_CHECKING:
     from ctui.monitor.process import ProcessTreeSampler
 
-LOG_TAIL_LINES = 20
 #: how often supervisor.json's mtime is refreshed while the job runs
 HEARTBEAT_S = 10.0
+#: tries of the final store write, a second apart and more (a full disk may free up)
+FINAL_TRIES = 8
+#: disk held beside the run from the claim on, given back to record the end on a full disk
+RESERVE_FILE = "supervisor.reserve"
+#: what the final status keeps when the whole of it cannot be written
+ESSENTIAL = ("status", "error", "exit_code", "ended", "duration", "started")
+
+
+def _print_exc() -> None:
+    """The traceback into supervisor.log, unless that cannot be written (a full disk)."""
+    with contextlib.suppress(Exception):
+        traceback.print_exc()
+        sys.stderr.flush()
 
 
 class Supervisor:
@@ -58,12 +79,45 @@ class Supervisor:
 
     # -- store helpers ---------------------------------------------------------------------
     def _update(self, fields: dict[str, Any]) -> dict[str, Any] | None:
-        return self.store.update_run(self.run_id, fields, when=lambda d: d["status"] == "running")
+        """A store update on the way (not the end): one that fails does not stop the run."""
+        try:
+            return self.store.update_run(
+                self.run_id, fields, when=lambda d: d["status"] == "running"
+            )
+        except OSError:
+            _print_exc()
+            return None
 
     def _note(self, text: str) -> None:
         """A line from ctui itself in the job log (why it could not start, that it was stopped)."""
-        with open(self.spec.log_path, "ab") as fh:
+        with contextlib.suppress(OSError), open(self.spec.log_path, "ab") as fh:
             fh.write(f"[ctui] {text}\n".encode())
+
+    def _reserve(self) -> None:
+        """Hold about a store's worth of disk beside the run, for the final write."""
+        path = self.run_dir / RESERVE_FILE
+        try:
+            size = min(self.store.path.stat().st_size + (256 << 10), 32 << 20)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError:  # no space even for that, or not supported: no reserve
+            with contextlib.suppress(OSError):
+                path.unlink()
+        finally:
+            os.close(fd)
+
+    def _release(self) -> None:
+        with contextlib.suppress(OSError):
+            (self.run_dir / RESERVE_FILE).unlink()
+
+    def _disarm(self) -> None:
+        """Tell the job's watchdog this supervisor ends normally."""
+        disarm = getattr(self.execution, "disarm", None)
+        if disarm is not None:
+            disarm()
 
     # -- main ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -78,17 +132,13 @@ class Supervisor:
         )
         if claimed is None:
             return 0  # cancelled while starting, or another supervisor owns it
-        atomic_write_bytes(
-            self.run_dir / "supervisor.json",
-            orjson.dumps(
-                {
-                    "pid": me.pid,
-                    "create_time": ctime,
-                    "host": socket.gethostname(),
-                    "started": time.time(),
-                }
-            ),
-        )
+        self._reserve()
+        me_info = {"pid": me.pid, "create_time": ctime, "host": socket.gethostname()}
+        try:  # not essential: the store has the pid, the start time and the host
+            data = orjson.dumps({**me_info, "started": time.time()})
+            atomic_write_bytes(self.run_dir / "supervisor.json", data)
+        except OSError:
+            _print_exc()
         if claimed.get("stop_requested"):
             self.stop_event.set()
         try:
@@ -96,12 +146,13 @@ class Supervisor:
             self._isolate()
             self._capture(backend)
             self.execution = backend.start(self.spec)
+            self._guard()
         except StartError as exc:
             self._note(f"could not start: {exc.message}")
             return self._finish(None, error=exc.message, started=time.time())
         except Exception as exc:
             self._note(f"could not start: {exc}")
-            traceback.print_exc()
+            _print_exc()
             return self._finish(None, error=f"could not start: {exc}", started=time.time())
         started = time.time()
         from ctui.monitor.process import ProcessTreeSampler
@@ -112,6 +163,16 @@ class Supervisor:
         self._update({"started": started, **self.execution.info()})
         code = self._watch(procs, first)
         return self._finish(code, started=started)
+
+    def _guard(self) -> None:
+        """The local job's watchdog (it stops the job should this process die unsaid)."""
+        guard = getattr(self.execution, "guard", None)
+        if guard is None:
+            return
+        try:
+            guard(self.project, self.run_id)
+        except Exception:
+            _print_exc()  # the kernel's death signal still binds the job's leader to us
 
     def _isolate(self) -> None:
         """`isolate = "worktree"`: the run in a private worktree of the project; never in the
@@ -138,7 +199,7 @@ class Supervisor:
             python = backend.job_python(self.spec)
             env = backend.job_env(self.spec)
         except Exception:
-            traceback.print_exc()
+            _print_exc()
             python, env = None, None
         fields = capture_run(self.project, self.spec, env=env, python=python)
         merge = with_dvc_params(fields)
@@ -167,7 +228,7 @@ class Supervisor:
         try:
             return mlflow_bridge.before_job(self.project, self.spec.env)
         except Exception:
-            traceback.print_exc()
+            _print_exc()
             return {}
 
     def _watch(self, procs: ProcessTreeSampler, first: dict[str, Any]) -> int:
@@ -221,7 +282,7 @@ class Supervisor:
         try:
             self._record(procs.sample(), gpu, resources)
         except Exception:
-            traceback.print_exc()  # sampling must never take the run down
+            _print_exc()  # sampling must never take the run down
 
     def _record(self, proc: dict[str, Any], gpu: Any, resources: Path) -> None:
         if not proc["nprocs"]:
@@ -234,7 +295,7 @@ class Supervisor:
             self.peaks.add(proc, g)
             append_jsonl(resources, orjson.dumps(record))
         except Exception:
-            traceback.print_exc()  # sampling must never take the run down
+            _print_exc()  # sampling must never take the run down
 
     def _grace(self) -> float:
         try:
@@ -245,15 +306,17 @@ class Supervisor:
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, code: int | None, *, error: str | None = None, started: float) -> int:
-        from ctui.logs import tail
+        from ctui.logs import log_tail
 
         if self.execution is not None:
             try:
                 self.execution.close()
             except Exception:
-                traceback.print_exc()
+                _print_exc()
         ended = time.time()
         fields: dict[str, Any] = {"ended": ended, "duration": round(ended - started, 3)}
+        if self.execution is not None:  # again with the end, should the first write have failed
+            fields["started"] = started
         exit_code = code
         if code is not None and code < 0:  # killed by a signal
             exit_code = 128 - code
@@ -275,14 +338,17 @@ class Supervisor:
         fields["status"] = status
         fields["error"] = error
         if status == "failed":
-            fields["log_tail"] = tail(self.spec.log_path, LOG_TAIL_LINES)
+            try:  # bounded and redacted: it goes into the store and every export
+                fields["log_tail"] = log_tail(self.spec.log_path)
+            except Exception:
+                _print_exc()
         peaks = getattr(self, "peaks", None)
         if peaks is not None:
             fields["peaks"] = peaks.result()
         try:
             fields["metrics"] = self._final_metrics(started)
         except Exception:
-            traceback.print_exc()
+            _print_exc()
         try:  # DVC plots into the run folder, the `dvc exp run` experiment's name
             from ctui.integrations.dvc_plots import record_end
 
@@ -296,7 +362,7 @@ class Supervisor:
                 )
             )
         except Exception:
-            traceback.print_exc()
+            _print_exc()
         merge = self._outputs(run, fields)
         # everything is read from the worktree by now; it goes before the run is final, so
         # whoever waits on the final status finds it gone
@@ -307,15 +373,9 @@ class Supervisor:
         mlflow_on = bool(self.spec.options.get("mlflow"))
         if mlflow_on:  # the sync below takes seconds (mlflow's import): say it is coming
             fields["mlflow"] = {**(run.get("mlflow") or {}), "sync": "pending"}
-        done = self.store.update_run(
-            self.run_id, fields, when=lambda d: d["status"] == "running", mutate=merge
-        )
-        if done is None:  # someone else finished it (stop from a host without us, lost)
-            self.store.update_run(
-                self.run_id,
-                {k: v for k, v in fields.items() if k not in ("status", "error")},
-                when=lambda d: d["status"] in ("cancelled", "lost"),
-            )
+        self._record_end(fields, merge)
+        self._disarm()
+        self._release()
         self._start_next()
         if mlflow_on:
             # After the final status, so waiting on a run (the TUI, `--follow`, the queue)
@@ -325,8 +385,30 @@ class Supervisor:
                 self._mlflow_after(synced)
                 self.store.update_run(self.run_id, synced)
             except Exception:
-                traceback.print_exc()
+                _print_exc()
         return 0
+
+    def _record_end(self, fields: dict[str, Any], merge: Any) -> None:
+        """The final store write, retried: on a failure (a full disk) the reserve goes back to
+        make room, and the last tries keep only the essential fields."""
+        for attempt in range(FINAL_TRIES):
+            if attempt >= FINAL_TRIES // 2:
+                fields, merge = {k: v for k, v in fields.items() if k in ESSENTIAL}, None
+            try:
+                done = self.store.update_run(
+                    self.run_id, fields, when=lambda d: d["status"] == "running", mutate=merge
+                )
+                if done is None:  # someone else finished it (stop from a host without us, lost)
+                    self.store.update_run(
+                        self.run_id,
+                        {k: v for k, v in fields.items() if k not in ("status", "error")},
+                        when=lambda d: d["status"] in ("cancelled", "lost"),
+                    )
+                return
+            except Exception:
+                _print_exc()
+                self._release()
+                time.sleep(min(attempt, 5))
 
     def _outputs(self, run: dict[str, Any], fields: dict[str, Any]) -> Any:
         """What the run made (outputs, final params) into `fields`; the store mutate that
@@ -336,7 +418,7 @@ class Supervisor:
         try:
             fields.update(capture_end(self.project, self.spec, run))
         except Exception:
-            traceback.print_exc()
+            _print_exc()
         return with_dvc_params(fields)
 
     def _read_run(self) -> dict[str, Any]:
@@ -345,7 +427,7 @@ class Supervisor:
         try:
             return self.store.get_run(self.run_id)
         except Exception:
-            traceback.print_exc()
+            _print_exc()
             return {}
 
     def _final_metrics(self, started: float) -> dict[str, Any]:
@@ -384,7 +466,7 @@ class Supervisor:
 
             start_queued(self.project, self.store)
         except Exception:
-            traceback.print_exc()
+            _print_exc()
 
 
 def _runs_dvc(argv: list[str], cwd: str) -> bool:
@@ -439,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return sup.run()
     except Exception:
-        traceback.print_exc()
+        _print_exc()
+        sup._release()  # and, undisarmed, the job's watchdog stops a job still running
         try:
             store.update_run(
                 args.run_id,

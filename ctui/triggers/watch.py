@@ -2,8 +2,10 @@
 
 One watcher per project (`.ctui/watch.lock`); a second one refuses (exit 2). Each cycle:
 refresh job states (lost supervisors, queued runs), retry pending MLflow syncs, settle intents
-left by a crashed watcher, evaluate, launch, store what the triggers must remember.
-SIGTERM/SIGINT stop the loop after the current step.
+left by a crashed watcher (and causes whose run never started), evaluate, launch, store what
+the triggers must remember. Between cycles it refreshes job states every `LIVENESS_S` seconds,
+so a run whose supervisor vanished is `lost` (and its slot's next queued run started) within
+seconds whatever the interval. SIGTERM/SIGINT stop the loop after the current step.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 LOCK_FILE = "watch.lock"
 DEFAULT_INTERVAL = 30.0
+#: seconds between the job-state refreshes a watcher makes while it waits for the next cycle
+LIVENESS_S = 2.0
 
 
 def lock_path(project: Project) -> Any:
@@ -210,7 +214,7 @@ def watch_loop(
                     if ev.status != FIRE and (once or seen.get(ev.trigger) != look):
                         log({"event": "trigger", **ev.to_dict()})
                     seen[ev.trigger] = look
-            if once or stop.wait(interval):
+            if once or _idle(project, interval, stop, log):
                 break
         if not once:
             log({"event": "stopped", "pid": os.getpid()})
@@ -219,6 +223,29 @@ def watch_loop(
             signal.signal(sig, handler)
         release_watch_lock(project, fd)
     return results
+
+
+def _idle(project: Project, interval: float, stop: threading.Event, log: Log) -> bool:
+    """Wait `interval` s for the next cycle, refreshing job states every `LIVENESS_S` s on the
+    way (lost supervisors, freed slots); True when stopped meanwhile."""
+    from ctui.jobs.reconcile import refresh
+
+    deadline = time.monotonic() + interval
+    said = ""
+    while (left := deadline - time.monotonic()) > 0:
+        if stop.wait(min(LIVENESS_S, left)):
+            return True
+        if deadline - time.monotonic() <= 0:
+            return False  # the cycle, due now, refreshes anyway
+        try:
+            refresh(project)
+            said = ""
+        except Exception as exc:  # said once, not every LIVENESS_S
+            text = exc.message if isinstance(exc, CtuiError) else f"{type(exc).__name__}: {exc}"
+            if text != said:
+                log({"event": "error", "where": "refresh", "error": text})
+            said = text
+    return stop.is_set()
 
 
 def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:

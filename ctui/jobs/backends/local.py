@@ -1,25 +1,62 @@
-"""Local backend: the job is a child of the supervisor, in its own process group.
+"""Local backend: the job is a child of the supervisor, in its own process group, and never
+outlives the supervisor.
 
 The child writes stdout+stderr straight into the log file descriptor (no copying through
 Python), so a job printing as fast as it can is not slowed down by ctui.
+
+**A job dies with its supervisor.** Only the supervisor can record a job's exit code, its
+metrics and its end: a job left running without it is unsupervised (nobody can collect its
+exit status — only a parent can wait for a process), it would hold a GPU beside the next
+queued run and break `max_concurrent`. So rather than adopt an orphan, ctui stops it, by two
+guards that do not depend on each other:
+
+1. *The kernel*: the job's direct child is started with `PR_SET_PDEATHSIG = SIGTERM` (prctl,
+   set between fork and exec, checked against a parent that died before it took), so when the
+   supervisor dies — even by SIGKILL — the job's leader is told at once. It reaches only that
+   one process, and only while the thread that started it lives (the supervisor's main thread).
+2. *The watchdog* (`python -m ctui.jobs.backends.local`): a tiny process in a session of its
+   own, started beside the job, blocked reading a pipe whose only writer is the supervisor.
+   A supervisor that ends normally writes `done` first (`disarm`, once the run's end is
+   recorded); one that dies any other way closes the pipe unsaid, and the watchdog stops the
+   job's *whole process group* (SIGTERM, SIGKILL after `ORPHAN_GRACE` s), marks the run `lost`
+   with the reason (so it is never left `running` even with nobody polling), drops the
+   supervisor's disk reserve and starts the next queued run into the freed slot.
+
+Should both guards be gone too (both SIGKILLed), a reader's `refresh` marks the run `lost`
+and, while its group still has a live member, sets `orphan` on it: such a run keeps its
+`max_concurrent` slot (`ctui.jobs.queue`) and `ctui stop` kills its group.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
 import signal
 import subprocess
-from typing import Any
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ctui.jobs.backends.base import Backend, Execution, LaunchSpec, StartError
+
+if TYPE_CHECKING:
+    from ctui.project import Project
+
+#: seconds between SIGTERM and SIGKILL when the watchdog stops an orphaned job
+ORPHAN_GRACE = 10.0
+_PR_SET_PDEATHSIG = 1
 
 
 class LocalExecution(Execution):
     def __init__(self, proc: subprocess.Popen[bytes]):
         self.proc = proc
         self.pgid = proc.pid  # start_new_session=True: the child leads its own group
+        self._guard_fd: int | None = None
 
     def info(self) -> dict[str, Any]:
         return {"pid": self.proc.pid, "pgid": self.pgid}
@@ -44,10 +81,134 @@ class LocalExecution(Execution):
             # the leader exited; stragglers in its group still get the kill
             _signal_group(self.pgid, signal.SIGKILL)
 
+    def guard(self, project: Project, run_id: str) -> None:
+        """Start the watchdog that stops the job's group if this process dies unsaid."""
+        read, write = os.pipe()  # not inheritable: no other child of ours holds the writer
+        try:
+            with open(project.run_dir(run_id) / "supervisor.log", "ab") as err:
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ctui.jobs.backends.local",
+                        str(project.state_dir),
+                        "--root",
+                        str(project.root),
+                        "--store",
+                        str(project.store_file),
+                        "--pgid",
+                        str(self.pgid),
+                        "--supervisor",
+                        str(os.getpid()),
+                        run_id,
+                    ],
+                    cwd=str(project.root),
+                    env=_watchdog_env(),
+                    stdin=read,
+                    stdout=err,
+                    stderr=err,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        except OSError:
+            os.close(write)
+            raise
+        finally:
+            os.close(read)
+        self._guard_fd = write
+
+    def disarm(self) -> None:
+        """The supervisor ends normally: its watchdog leaves the job's group alone."""
+        fd, self._guard_fd = self._guard_fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(fd, b"done\n")
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
 
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int | None) -> bool:
+    """Whether process group `pgid` still has a live member on this host.
+
+    Zombies do not count: a killed job nobody has reaped yet (its parent, the supervisor, is
+    gone, and a container's init may never reap) is over. A group we may not signal is not our
+    job's any more (its id was reused by another user's process).
+    """
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc to look closer: kill(0) said it exists
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp …: comm may hold spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def stop_group(pgid: int, grace: float, *, poll: float = 0.05) -> bool:
+    """SIGTERM to the group, SIGKILL after `grace` s; True once no live member is left."""
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(poll)
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False  # unkillable for now (uninterruptible sleep)
+        time.sleep(poll)
+    return True
+
+
+def _watchdog_env() -> dict[str, str]:
+    """The supervisor's environment with ctui's folder on PYTHONPATH (a source checkout)."""
+    import ctui
+
+    env = dict(os.environ)
+    here = str(Path(ctui.__file__).resolve().parent.parent)
+    original = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = here + (os.pathsep + original if original else "")
+    return env
+
+
+def _bind_to_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the kernel SIGTERM the child when its parent dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before the prctl took
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 def _why_not_started(exc: OSError, argv0: str) -> str:
@@ -80,6 +241,7 @@ class LocalBackend(Backend):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_bind_to_parent(),  # noqa: PLW1509 - one prctl, no Python state
             )
         except NotADirectoryError:
             raise StartError(f"working directory {spec.cwd!r} is not a folder") from None
@@ -96,3 +258,78 @@ class LocalBackend(Backend):
 
 
 BACKEND = LocalBackend()
+
+
+# -- the watchdog ------------------------------------------------------------------------------
+
+
+def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive: bool) -> None:
+    """Stop the orphaned group, then record the run `lost` with what happened to its job."""
+    from ctui.jobs.supervisor import RESERVE_FILE
+    from ctui.store import Store
+
+    gone = stop_group(pgid, ORPHAN_GRACE) if was_alive else True
+    store = Store(project.store_file)
+    now = time.time()
+    base = f"the supervisor (pid {supervisor}) vanished"
+    if not was_alive:
+        error = f"{base} after its job ended; the job's exit was not recorded"
+    elif gone:
+        error = f"{base}; its job (process group {pgid}) was stopped"
+    else:
+        error = f"{base}; its job (process group {pgid}) would not stop: `ctui stop {run_id}`"
+
+    def ours(doc: dict[str, Any]) -> bool:
+        if doc.get("supervisor_pid") != supervisor:
+            return False
+        return doc["status"] == "running" or (doc["status"] == "lost" and bool(doc.get("orphan")))
+
+    def mutate(doc: dict[str, Any]) -> None:
+        if doc["status"] == "running":
+            doc.update(status="lost", ended=now)
+        doc["error"] = error
+        doc["orphan"] = None if gone else {"pgid": pgid, "since": now}
+
+    for attempt in range(5):  # a full disk may free up
+        try:
+            store.update_run(run_id, None, when=ours, mutate=mutate)
+            break
+        except OSError:
+            traceback.print_exc()
+            time.sleep(1.0 + attempt)
+    with contextlib.suppress(OSError):
+        (project.run_dir(run_id) / RESERVE_FILE).unlink()
+    if gone:
+        from ctui.jobs.queue import start_queued
+
+        start_queued(project, store)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ctui.jobs.backends.local STATE_DIR --pgid G --supervisor PID RUN_ID`: the
+    watchdog of one job; the pipe from its supervisor on stdin."""
+    parser = argparse.ArgumentParser(prog="python -m ctui.jobs.backends.local")
+    parser.add_argument("state_dir", type=Path)
+    parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--store", type=Path, default=None)
+    parser.add_argument("--pgid", type=int, required=True)
+    parser.add_argument("--supervisor", type=int, required=True)
+    parser.add_argument("run_id")
+    args = parser.parse_args(argv)
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    said = b""
+    while chunk := os.read(0, 64):  # until the supervisor's end closes the pipe
+        said += chunk
+    if b"done" in said:
+        return 0
+    was_alive = group_alive(args.pgid)
+    from ctui.jobs.spawn import project_from_args
+
+    project = project_from_args(args.state_dir, args.root, args.store)
+    _settle(project, args.run_id, args.supervisor, args.pgid, was_alive)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
