@@ -10,6 +10,7 @@ import pytest
 
 from ctui.store import CAUSES, Store
 from ctui.triggers.launching import CRASH_ENV, reconcile_intents
+from tests.jobs_helpers import wait_for
 from tests.test_triggers_helpers import (
     ENV,
     PY,
@@ -153,3 +154,90 @@ def test_second_watcher_refuses_and_sigterm_stops_the_first(project) -> None:
     wait_final(root)
     # the lock went with it: a new watcher may start
     assert ctui(root, "watch", "--once").returncode == 0
+
+
+# -- a cause whose run never started is launched again ---------------------------------------
+
+PATCHED_WATCHER = """
+import os, signal, sys
+from pathlib import Path
+import ctui.jobs.launch as launch
+import ctui.jobs.spawn as spawn
+mode = sys.argv[2]
+if mode == "kill":  # SIGKILL once the run is in the store, before its supervisor starts
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    launch.start_supervisors = killed
+else:  # a supervisor that dies before it takes its run (a broken install)
+    spawn.supervisor_argv = lambda project, run_id: [sys.executable, "-c", "raise SystemExit(1)"]
+from ctui.project import Project
+from ctui.triggers.watch import watch_loop
+root = Path(sys.argv[1])
+watch_loop(Project(root, root / ".ctui"), once=True, log=lambda e: print(e["event"]))
+"""
+
+
+def _patched_watch(root, mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-c", PATCHED_WATCHER, str(root), mode],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sigkill_after_the_run_is_inserted_before_its_supervisor_launches_it_again(project):
+    root = project.root
+    track(root, "data/train.csv", "a\n")
+    write_config(root, CONFIG)
+    crashed = _patched_watch(root, "kill")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    (stranded,) = runs(root)
+    assert stranded["status"] == "running" and stranded["supervisor_pid"] is None
+    (intent,) = causes(project).values()
+    assert intent["state"] == "intent"
+
+    restarted = ctui(root, "watch", "--once")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "Traceback" not in restarted.stderr
+    assert "recovering new-data" in restarted.stdout
+    first, second = wait_final(root)
+    assert first["id"] == stranded["id"] and first["status"] == "lost"
+    assert "launch was interrupted" in first["error"]
+    assert second["status"] == "succeeded" and second["cause_key"] == intent["cause_key"]
+    (doc,) = causes(project).values()
+    assert doc["state"] == "launched"
+    assert doc["run_id"] == second["id"] and doc["retry_of"] == first["id"]
+    # settled: exactly one run that started, however many cycles follow
+    assert ctui(root, "watch", "--once").returncode == 0
+    assert [r["id"] for r in wait_final(root)] == [first["id"], second["id"]]
+
+
+def test_a_cause_whose_runs_never_start_is_given_up_after_max_attempts(project):
+    from ctui.jobs.reconcile import refresh
+    from ctui.triggers.state import MAX_ATTEMPTS
+
+    root = project.root
+    track(root, "data/train.csv", "a\n")
+    write_config(root, CONFIG)
+    for attempt in range(MAX_ATTEMPTS):
+        done = _patched_watch(root, "broken")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split().count("fired") == 1, done.stdout
+        assert len(runs(root)) == attempt + 1
+
+        def lost() -> bool:
+            refresh(project)
+            return all(r["status"] == "lost" for r in runs(root))
+
+        wait_for(lost)
+    assert all("exited before it took the run" in r["error"] for r in runs(root))
+    gave_up = ctui(root, "watch", "--once")
+    assert gave_up.returncode == 0 and "Traceback" not in gave_up.stderr
+    assert "FAILED to launch new-data" in gave_up.stdout
+    (doc,) = causes(project).values()
+    assert doc["state"] == "failed" and f"none of its {MAX_ATTEMPTS} runs started" in doc["error"]
+    assert ctui(root, "watch", "--once").returncode == 0
+    assert len(runs(root)) == MAX_ATTEMPTS  # settled: no more attempts

@@ -9,6 +9,12 @@ A process killed between 1 and 3 leaves an intent whose owner is gone. `reconcil
 (run by every watcher cycle and by `ctui triggers fire`) finds it: if a run carries the cause
 key, the intent is confirmed; if not, it launches now. Both checks happen under the store
 lock on fresh data, so the run is never launched twice.
+
+A process killed after inserting the run but before its supervisor started leaves a run that
+goes `lost` without ever starting (`state.never_started`); so does a supervisor that died
+before it took its run. Such a run does not settle its cause: `reconcile_intents` launches
+the cause again (an unconfirmed intent, or a confirmed one whose run never started), up to
+`MAX_ATTEMPTS` runs, so the cause gets exactly one run that started — not at most one.
 """
 
 from __future__ import annotations
@@ -20,18 +26,21 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ctui.errors import ConfigError, CtuiError
-from ctui.store import CAUSES, Store, open_store
+from ctui.store import CAUSES, RUNS, Store, open_store
 from ctui.triggers.base import Cause, iso, render_params
 from ctui.triggers.state import (
     FAILED,
     INTENT,
     LAUNCHED,
+    MAX_ATTEMPTS,
     _Skip,
     claim_cause,
     confirm_cause,
+    never_started,
     owner_alive,
     owner_token,
     run_for_cause,
+    runs_for_cause,
 )
 
 if TYPE_CHECKING:
@@ -138,20 +147,30 @@ def act(
 def reconcile_intents(
     project: Project, config: Config, *, store: Store | None = None, log: Log = _no_log
 ) -> list[dict[str, Any]]:
-    """Settle intents left by a process that died between deciding and confirming."""
+    """Settle intents left by a process that died between deciding and confirming, and causes
+    whose run never started."""
     store = store or open_store(project)
-    pending = [
-        k
-        for k, d in store.docs(CAUSES).items()
-        if d.get("state") == INTENT and not owner_alive(d.get("owner"))
-    ]
+    data = store.read_all()
+    runs = data.get(RUNS, {})
+    pending = [k for k, d in data.get(CAUSES, {}).items() if _owed(d, runs)]
     events: list[dict[str, Any]] = []
     for key in pending:
         outcome = _settle(store, key)
         if outcome is None:
             continue
         what, doc = outcome
-        if what == "confirmed":
+        if what == "failed":
+            event = {
+                "event": "launch-failed",
+                "trigger": doc.get("trigger"),
+                "job": doc.get("job"),
+                "cause": doc.get("cause"),
+                "cause_key": key,
+                "error": doc.get("error"),
+            }
+            log(event)
+            events.append(event)
+        elif what == "confirmed":
             event = {
                 "event": "reconciled",
                 "trigger": doc.get("trigger"),
@@ -168,25 +187,48 @@ def reconcile_intents(
                     "trigger": doc.get("trigger"),
                     "cause_key": key,
                     "cause": doc.get("cause"),
+                    "retry_of": doc.get("retry_of"),
                 }
             )
             events.append(_launch_and_confirm(project, store, config, doc, log))
     return events
 
 
+def _owed(doc: dict[str, Any], runs: dict[str, Any]) -> bool:
+    """A cause still owed its run: an intent whose owner died, or a run that never started."""
+    if doc.get("state") == INTENT:
+        return not owner_alive(doc.get("owner"))
+    if doc.get("state") == LAUNCHED:
+        run = runs.get(doc.get("run_id") or "")
+        return isinstance(run, dict) and never_started(run)
+    return False
+
+
 def _settle(store: Store, key: str) -> tuple[str, dict[str, Any]] | None:
-    """Under the lock: confirm from a run carrying the key, or take the intent over."""
+    """Under the lock: confirm from a run carrying the key that started (or may still), or
+    take the cause over to launch it (again), or give up after `MAX_ATTEMPTS` unstarted runs."""
 
     def fn(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         doc = data.get(CAUSES, {}).get(key)
-        if doc is None or doc.get("state") != INTENT or owner_alive(doc.get("owner")):
+        if doc is None or not _owed(doc, data.get(RUNS, {})):
             raise _Skip
         run = run_for_cause(data, key)
         if run is not None:
+            if doc.get("state") == LAUNCHED and doc.get("run_id") == run["id"]:
+                raise _Skip
             doc.update(state=LAUNCHED, run_id=run["id"], confirmed=time.time(), reconciled=True)
             return "confirmed", dict(doc)
-        doc["owner"] = owner_token()
-        doc["taken_over"] = time.time()
+        unstarted = [r["id"] for r in runs_for_cause(data, key)]  # all never started
+        if len(unstarted) >= MAX_ATTEMPTS:
+            doc.update(
+                state=FAILED,
+                confirmed=time.time(),
+                error=f"none of its {len(unstarted)} runs started ({', '.join(unstarted)})",
+            )
+            return "failed", dict(doc)
+        doc.update(state=INTENT, owner=owner_token(), taken_over=time.time())
+        if unstarted:
+            doc["retry_of"] = unstarted[-1]
         return "launch", dict(doc)
 
     try:

@@ -6,6 +6,10 @@ check, and the kind's own memory (the commit seen, the schedule slot, the metric
 `CAUSES[cause_key]`: one document per reason to launch that was acted on. It is written as an
 *intent* before the launch and *confirmed* with the run id after it, so a watcher killed in
 between can be reconciled on restart without launching twice.
+
+A run that never started (`never_started`: `lost` before any supervisor took it — a launch
+killed half way) does not count as the cause's run: the cause is launched again, up to
+`MAX_ATTEMPTS` runs in all, so each cause gets exactly one run that started.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from ctui.store import CAUSES, RUNS, TRIGGERS, Store
 INTENT = "intent"
 LAUNCHED = "launched"
 FAILED = "failed"
+#: runs one cause may get when those before never started (then it is settled `failed`)
+MAX_ATTEMPTS = 3
 
 
 class _Skip(Exception):
@@ -149,11 +155,25 @@ def take_over_intent(
 
 
 def run_for_cause(data: dict[str, Any], cause_key: str) -> dict[str, Any] | None:
-    """The run launched for a cause, found by the cause key recorded on it."""
-    for run in data.get(RUNS, {}).values():
-        if run_cause_key(run) == cause_key:
+    """The run launched for a cause, found by the cause key recorded on it; runs that never
+    started do not count."""
+    for run in runs_for_cause(data, cause_key):
+        if not never_started(run):
             return dict(run)
     return None
+
+
+def runs_for_cause(data: dict[str, Any], cause_key: str) -> list[dict[str, Any]]:
+    """Every run carrying the cause key, oldest first (ids are time-sortable)."""
+    runs = data.get(RUNS, {})
+    return [runs[k] for k in sorted(runs) if run_cause_key(runs[k]) == cause_key]
+
+
+def never_started(run: dict[str, Any]) -> bool:
+    """A run `lost` before any supervisor claimed it (its launch was interrupted, or its
+    supervisor never started or died first): its job never ran, since a supervisor only
+    starts the job after claiming the run, and a lost run cannot be claimed."""
+    return run.get("status") == "lost" and not run.get("supervisor_pid")
 
 
 def run_cause_key(run: dict[str, Any]) -> str | None:
