@@ -71,6 +71,8 @@ HARMLESS = [
     "Use --token to pass your token",
     "git@github.com:acme/model.git",
     "https://hooks.slack.com/",
+    'pad_token = "<pad>"',
+    "tokenizer.pad_token = tokenizer.eos_token",
 ]
 
 
@@ -121,7 +123,7 @@ def test_secret_params(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name", ["lr", "max_tokens", "key", "keyframes", "session", "sort_key", "tokenizer",
-             "n_passes", "epochs"],
+             "n_passes", "pass_at_k", "epochs", "pad_token", "eosToken", "token_type"],
 )  # fmt: skip
 def test_ordinary_params(name: str) -> None:
     assert not is_secret_param(name)

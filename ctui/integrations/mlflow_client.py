@@ -63,6 +63,9 @@ class _RedactingStream(io.TextIOBase):
 
         lines = (self._partial + str(text)).split("\n")
         self._partial = lines.pop()
+        if len(self._partial) > 65536:  # a progress bar's `\r` updates: no line end comes
+            lines.append(self._partial)
+            self._partial = ""
         for line in lines:
             if not _URL_LINES.search(line):
                 self._target.write(redact_text(line) + "\n")
@@ -79,6 +82,9 @@ class _RedactingStream(io.TextIOBase):
 
     def isatty(self) -> bool:
         return False
+
+    def fileno(self) -> int:
+        return int(self._target.fileno())
 
     @property
     def encoding(self) -> str:  # type: ignore[override]

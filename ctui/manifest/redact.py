@@ -28,9 +28,17 @@ SECRET_NAME = re.compile(
 #: `key`, `max_tokens` or `session` is an ordinary training knob). Matched on the name's words
 #: (`db_password`, `hfToken`, `api-key`).
 _SECRET_PARAM_WORDS = {
-    "password", "passwd", "passphrase", "pwd", "pass", "secret", "secrets", "token",
+    "password", "passwd", "passphrase", "pwd", "secret", "secrets", "token",
     "apikey", "credential", "credentials", "creds", "dsn",
 }  # fmt: skip
+#: names with `token` in them that are a model's vocabulary or a budget, not a credential
+_NOT_SECRET = re.compile(
+    r"(?:^|[^a-z])(?:pad|eos|bos|unk|sep|cls|mask|special|start|end|stop|image|audio|default|"
+    r"max|min|num|n|total)[_\-]?tokens?(?![a-z])|"
+    r"tokens?[_\-]?(?:ids?|type|types|count|len|length|limit|size|num|budget|level|dim|"
+    r"embed\w*|per\w*)(?![a-z])",
+    re.IGNORECASE,
+)
 _SECRET_PARAM_PAIRS = {
     ("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"),
     ("signing", "key"), ("auth", "token"), ("client", "secret"), ("webhook", "url"),
@@ -123,6 +131,8 @@ def is_secret_param(name: str) -> bool:
     `hf_token`, `apiKey`, `aws-access-key`, `credentials`); `max_tokens`, `key`, `keyframes`
     are ordinary params."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name))
+    if _NOT_SECRET.search(spaced):
+        return False
     words = [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
     if any(w in _SECRET_PARAM_WORDS for w in words):
         return True
@@ -183,6 +193,8 @@ def _redact_assignment(m: re.Match[str]) -> str:
     value = m.group("qvalue") if quote else m.group("value")
     if value.startswith("<redacted") or not value.strip() or (not quote and value.isdigit()):
         return m.group(0)  # `token_limit=2048` is a number, not a credential
+    if _NOT_SECRET.search(m.group("key")):
+        return m.group(0)  # `pad_token = "<pad>"`, `token_type: "bpe"`
     op = m.group("op")
     if not quote and (op.strip() == "" or " " in op) and _is_code(value):
         # `password = x` with spaces (code) or `--token x` (a flag, prose): a code expression
@@ -236,7 +248,7 @@ def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
     others' string values replaced, numbers and booleans as they are."""
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if is_secret_param(str(name)) and value not in (None, ""):
+        if is_secret_param(str(name)) and value not in (None, "") and not isinstance(value, bool):
             out[name] = REDACTED
         elif isinstance(value, str):
             out[name] = redact_text(value)
