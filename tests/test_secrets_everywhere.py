@@ -183,6 +183,28 @@ def test_seal_and_unseal_round_trip() -> None:
     assert unseal_spec(plain) is plain  # nothing sealed: nothing to take back
 
 
+def test_sealed_values_wait_only_in_a_private_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder others may read, or a symlink planted where it should be, is never used."""
+    from ctui.jobs import command
+
+    runtime = tmp_path / "run-user"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    mine = runtime / "ctui-sealed"
+    mine.mkdir(mode=0o755)
+    mine.chmod(0o755)
+    assert mine not in command._sealed_dirs()
+    mine.chmod(0o700)
+    assert mine in command._sealed_dirs()
+    mine.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    mine.symlink_to(elsewhere)
+    assert mine not in command._sealed_dirs()
+
+
 SHOW = "import os, sys; print('got', sys.argv[1], *(os.environ[k] for k in sys.argv[2:]))\n"
 JOB = f"""
 [jobs.train]

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import string
 import sys
 from pathlib import Path
@@ -227,26 +228,31 @@ def seal(
 
 def sealed_dir() -> Path | None:
     """Where sealed values wait for their supervisor: a private folder on a memory file system
-    (`$XDG_RUNTIME_DIR/ctui-sealed`, else `/dev/shm/ctui-<uid>`), never on disk; None when
+    (`/dev/shm/ctui-<uid>`, else `$XDG_RUNTIME_DIR/ctui-sealed`), never on disk; None when
     this machine has neither (or the folder is not this user's alone)."""
+    return next(iter(_sealed_dirs()), None)
+
+
+def _sealed_dirs() -> list[Path]:
+    """Every usable such folder (a queued run may be started by a process whose environment
+    has no XDG_RUNTIME_DIR: a cron job, a service)."""
     candidates = []
+    if os.path.isdir("/dev/shm"):  # first: every process of this user on this machine sees it
+        candidates.append(Path("/dev/shm") / f"ctui-{os.getuid()}")
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         candidates.append(Path(runtime) / "ctui-sealed")
-    if os.path.isdir("/dev/shm"):
-        candidates.append(Path("/dev/shm") / f"ctui-{os.getuid()}")
+    usable = []
     for folder in candidates:
         try:
             folder.mkdir(mode=0o700, exist_ok=True)
             st = os.lstat(folder)
         except OSError:
             continue
-        import stat
-
         # /dev/shm is shared by every user: only a real folder of ours, closed to others
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077:
-            return folder
-    return None
+            usable.append(folder)
+    return usable
 
 
 def _sealed_file(folder: Path, run_id: str) -> Path:
@@ -273,8 +279,7 @@ def keep_sealed(run_id: str, entry: dict[str, Any]) -> bool:
 
 def drop_sealed(run_id: str) -> None:
     """Forget a run's sealed values (a queued run removed or cancelled before it started)."""
-    folder = sealed_dir()
-    if folder is not None:
+    for folder in _sealed_dirs():
         _sealed_file(folder, run_id).unlink(missing_ok=True)
 
 
@@ -288,15 +293,16 @@ def unseal_spec(spec: LaunchSpec) -> LaunchSpec:
     masked = spec.options.get("sealed") or {}
     if not masked:
         return spec
-    folder = sealed_dir()
     entry: Any = None
-    if folder is not None:
+    for folder in _sealed_dirs():
         path = _sealed_file(folder, spec.run_id)
         try:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
-            entry = None
-        path.unlink(missing_ok=True)
+            continue
+        finally:
+            path.unlink(missing_ok=True)
+        break
     if not isinstance(entry, dict):
         names = ", ".join(masked.get("params") or masked.get("env") or []) or "secret values"
         raise StartError(
