@@ -4,6 +4,11 @@ A run is created in the store first (status `running`, or `queued` when the job'
 `max_concurrent` slots are taken — decided under the store lock), then its detached supervisor
 is started. `spec.json` in the run folder holds the argv/env/cwd, so a queued run can be started
 later by whichever ctui process notices a free slot.
+
+Nothing ctui writes holds a secret: the run document goes through `redact_doc` (a param named
+like a secret is `<redacted>`), and `spec.json` is sealed (`command.seal`): its secret values
+wait in a private folder on a memory file system until the run's supervisor takes them back
+(`command.unseal_spec`), so the job still gets them and no disk ever does.
 """
 
 from __future__ import annotations
@@ -297,6 +302,7 @@ def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) 
     if not _supervisor_unseals() or not keep_sealed(spec.run_id, sealed):
         return spec
     from ctui.manifest.redact import is_secret_param
+
     masked = {
         "params": sorted(k for k in params if is_secret_param(k)),
         "argv": sorted(int(i) for i in sealed.get("argv", {})),
