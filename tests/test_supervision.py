@@ -321,3 +321,38 @@ def test_a_job_that_exits_0_on_a_full_disk_ends_succeeded(tmpfs, monkeypatch):
     assert leftovers == []
     assert not (project.run_dir(doc["id"]) / RESERVE_FILE).exists()
     (tmpfs / "fill.bin").unlink()
+
+
+def test_a_reader_on_a_full_disk_lists_the_runs_and_leaves_the_lost_mark_to_the_next(tmpfs):
+    from ctui.project import Project
+
+    project = Project(root=tmpfs, state_dir=tmpfs / ".ctui").ensure()
+    store = Store(project.store_file)
+    store.initialise()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    import socket
+
+    store.insert_run(
+        {
+            "id": "0123456789ab",
+            "job": "x",
+            "status": "running",
+            "backend": "local",
+            "host": socket.gethostname(),
+            "supervisor_pid": gone.pid,
+            "supervisor_ctime": 0.0,
+        }
+    )
+    fill = tmpfs / "fill.bin"
+    with open(fill, "wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    before = project.store_file.read_bytes()
+    assert refresh(project) == []  # nothing could be written, and nothing raised
+    assert project.store_file.read_bytes() == before
+    assert [p.name for p in project.state_dir.iterdir() if p.name.endswith(".tmp")] == []
+    fill.unlink()
+    assert refresh(project) == ["0123456789ab"]
+    assert store.get_run("0123456789ab")["status"] == "lost"

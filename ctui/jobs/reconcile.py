@@ -53,6 +53,8 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
       → `lost` with the reason in `error`;
     - queued runs start in FIFO order when their job has a free `max_concurrent` slot;
     - runs of external backends (Slurm) get their state from one engine query per backend.
+
+    A correction that cannot be written (disk full, read-only) is skipped, never raised.
     """
     store = store or open_store(project)
     runs = store.runs()
@@ -74,7 +76,8 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
         reason = _lost_reason(project, run, now)
         if reason is None:
             continue
-        done = store.update_run(
+        done = _write(
+            store,
             run["id"],
             lost_fields(run, reason, now),
             when=_same_supervisor(run.get("supervisor_pid")),
@@ -88,13 +91,38 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
             updates = {}
             _note_refresh_error(name, exc)
         for run_id, fields in updates.items():
-            done = store.update_run(run_id, fields, when=lambda d: d["status"] not in FINAL)
+            done = _write(store, run_id, fields, when=lambda d: d["status"] not in FINAL)
             if done is not None:
                 changed.append(run_id)
     from ctui.jobs.queue import start_queued
 
-    changed.extend(start_queued(project, store))
+    try:
+        changed.extend(start_queued(project, store))
+    except (OSError, CtuiError) as exc:
+        if not write_failed(exc):
+            raise  # as below: the next reader starts them
     return changed
+
+
+def write_failed(exc: BaseException) -> bool:
+    """A write the system refused (disk full, read-only): the OSError, or the one-line
+    CtuiError the store makes of it (`ctui.errors.os_error`, raised while handling it)."""
+    if isinstance(exc, OSError):
+        return True
+    return isinstance(exc, CtuiError) and isinstance(exc.__context__, OSError)
+
+
+def _write(
+    store: Store, run_id: str, fields: dict[str, Any], *, when: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    """A reader's correction; one it cannot write (a full disk, a read-only `.ctui`) is left
+    to the next reader, so `ctui runs` still lists what is there."""
+    try:
+        return store.update_run(run_id, fields, when=when)
+    except (OSError, CtuiError) as exc:
+        if not write_failed(exc):
+            raise
+        return None
 
 
 def lost_fields(run: dict[str, Any], reason: str, now: float) -> dict[str, Any]:

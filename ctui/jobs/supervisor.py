@@ -80,11 +80,15 @@ class Supervisor:
     # -- store helpers ---------------------------------------------------------------------
     def _update(self, fields: dict[str, Any]) -> dict[str, Any] | None:
         """A store update on the way (not the end): one that fails does not stop the run."""
+        from ctui.jobs.reconcile import write_failed
+
         try:
             return self.store.update_run(
                 self.run_id, fields, when=lambda d: d["status"] == "running"
             )
-        except OSError:
+        except Exception as exc:
+            if not write_failed(exc):
+                raise
             _print_exc()
             return None
 

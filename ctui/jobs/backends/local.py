@@ -294,8 +294,9 @@ def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive
         try:
             store.update_run(run_id, None, when=ours, mutate=mutate)
             break
-        except OSError:
-            traceback.print_exc()
+        except Exception:
+            with contextlib.suppress(Exception):  # supervisor.log may be on that full disk
+                traceback.print_exc()
             time.sleep(1.0 + attempt)
     with contextlib.suppress(OSError):
         (project.run_dir(run_id) / RESERVE_FILE).unlink()
