@@ -13,6 +13,7 @@ import orjson
 import typer
 
 from ctui.cli import common
+from ctui.cli.sync_cmds import SINCE_HELP
 from ctui.errors import BadRunError, CtuiError, ExitCode, os_error
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -526,10 +527,17 @@ def import_(
         str | None,
         typer.Option(
             "--tracking-uri",
-            help="MLflow tracking URI (with `mlflow`; default: [mlflow] tracking_uri, else "
+            help="MLflow tracking URI (with `mlflow`; default: \\[mlflow] tracking_uri, else "
             "$MLFLOW_TRACKING_URI, else .ctui/mlflow.db).",
         ),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="WHEN", help="With `mlflow`: " + SINCE_HELP),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With `mlflow`: the counts as JSON.")
+    ] = False,
 ) -> None:
     """Import runs from `ctui export` JSON lines, or from MLflow (`ctui import mlflow`).
 
@@ -539,7 +547,7 @@ def import_(
     if source == "mlflow":
         from ctui.cli.sync_cmds import run_import
 
-        run_import(experiment, tracking_uri)
+        run_import(experiment, tracking_uri, since=since, as_json=as_json)
         return
     from ctui.objects import ObjectStore
     from ctui.store import Store

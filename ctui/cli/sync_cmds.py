@@ -11,7 +11,7 @@ from ctui.cli import common
 from ctui.errors import CtuiError, ExitCode
 
 TRACKING_URI_HELP = (
-    "Where to read from (default: [mlflow] tracking_uri, else $MLFLOW_TRACKING_URI, else "
+    "Where to read from (default: \\[mlflow] tracking_uri, else $MLFLOW_TRACKING_URI, else "
     ".ctui/mlflow.db). Credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN."
 )
 
@@ -71,18 +71,67 @@ def _unreachable(why: str | None) -> bool:
     return bool(why) and str(why).endswith("is not reachable")
 
 
-def run_import(experiment: str | None, tracking_uri: str | None, *, as_json: bool = False) -> None:
+SINCE_HELP = (
+    "Only runs that started or ended after WHEN: `last` (the previous import of this server "
+    "and experiment; a first import reads everything), a duration (`1h`: the last hour) or a "
+    "date/time (`2026-11-30`, `2026-11-30T12:00`, local time)."
+)
+
+
+def run_import(
+    experiment: str | None,
+    tracking_uri: str | None,
+    *,
+    since: str | None = None,
+    as_json: bool = False,
+) -> None:
     """`ctui import mlflow` and `ctui import-mlflow`: import, then say how many."""
     from ctui.integrations.mlflow_import import import_runs
 
     project = common.project()
     if not project.store_file.exists():
         raise CtuiError(f"no run store at {project.store_file}", hint="run `ctui init` first")
-    result: Any = import_runs(project, experiment=experiment, tracking_uri=tracking_uri)
+    since_ms = _since_ms(project, since, experiment, tracking_uri)
+    result: Any = import_runs(
+        project, experiment=experiment, tracking_uri=tracking_uri, since_ms=since_ms
+    )
     if as_json:
         common.emit_json(result.as_dict())
     else:
         common.console().print(result.text())
+
+
+def _since_ms(
+    project: Any, since: str | None, experiment: str | None, tracking_uri: str | None
+) -> int | None:
+    """`--since` in MLflow's milliseconds (None: read everything)."""
+    import time
+    from datetime import datetime
+    from pathlib import Path
+
+    from ctui.config import ConfigError, parse_duration
+
+    if since is None:
+        return None
+    text = since.strip()
+    if text == "last":
+        from ctui.config import load_config
+        from ctui.integrations import mlflow_uri
+        from ctui.integrations.mlflow_import import last_mark
+
+        uri = mlflow_uri.resolve(project, load_config(project.root), cli=tracking_uri).uri
+        return last_mark(project, uri, experiment)
+    try:
+        return int((time.time() - parse_duration(text, path=Path("--since"), key="since")) * 1000)
+    except ConfigError:
+        pass
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        raise CtuiError(
+            f"--since {since!r} is not `last`, a duration or a date",
+            hint="e.g. --since last, --since 1h, --since 2026-11-30T12:00",
+        ) from None
 
 
 def import_mlflow(
@@ -93,8 +142,10 @@ def import_mlflow(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help=TRACKING_URI_HELP)
     ] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help=SINCE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Bring existing MLflow runs (params, metrics, tags, times, status, parents) into the
-    store; again to update them. Same as `ctui import mlflow`."""
-    run_import(experiment, tracking_uri, as_json=as_json)
+    store; again to update them (`--since last`: only what changed). Same as `ctui import
+    mlflow`."""
+    run_import(experiment, tracking_uri, since=since, as_json=as_json)

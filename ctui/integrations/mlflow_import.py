@@ -9,7 +9,10 @@ the MLflow start time) and `mlflow.run_id` recorded. What MLflow knows is kept:
   (`refresh_live`) updates it.
 - nested runs keep their parent: `parent` is the parent's ctui id (`mlflow.parent_run_id`
   its MLflow id), children of a ctui run's MLflow run included.
-- importing again updates those runs and adds only new ones: "imported N, updated M".
+- importing again updates those runs and adds only new ones: "imported N, updated M";
+  `--since last` reads only what started or ended after the last import (a team's server
+  with tens of thousands of runs, mirrored every minute), and a cheap check spares even the
+  mlflow import when nothing did (`mlflow_changes`).
 The MLflow run of a ctui run (tagged `ctui.run_id`, or recorded on the run) is already in the
 store and is skipped. A missing sqlite file or an unreachable server is bad input (exit 2).
 """
@@ -81,15 +84,37 @@ def _experiments(cl: Any, name: str | None) -> list[Any]:
     return out
 
 
-def _all_runs(cl: Any, exp_id: str) -> list[Any]:
-    out: list[Any] = []
-    token = None
-    while True:
-        page = cl.search_runs([exp_id], max_results=1000, page_token=token)
-        out.extend(page)
-        token = page.token
-        if not token:
-            return out
+def _all_runs(cl: Any, exp_id: str, since_ms: int | None = None) -> list[Any]:
+    """Every run of the experiment; with `since_ms`, only those that started or ended after
+    it (two queries: MLflow's filter has no OR)."""
+    filters = [""] if since_ms is None else [f"attributes.{t} > {since_ms}" for t in _TIMES]
+    out: dict[str, Any] = {}
+    for text in filters:
+        token = None
+        while True:
+            page = cl.search_runs([exp_id], filter_string=text, max_results=1000, page_token=token)
+            out.update((run.info.run_id, run) for run in page)
+            token = page.token
+            if not token:
+                break
+    return list(out.values())
+
+
+_TIMES = ("start_time", "end_time")
+#: the store table of incremental imports: key `<tracking URI>|<experiment or *>`
+IMPORTS = "imports"
+
+
+def mark_key(uri: str, experiment: str | None) -> str:
+    return f"{mlflow_uri.safe_uri(uri)}|{experiment or '*'}"
+
+
+def last_mark(project: Any, uri: str, experiment: str | None) -> int | None:
+    """The newest start or end time (ms, MLflow's clock) the last import of this server and
+    experiment saw: `--since last` asks for what changed after it."""
+    doc = Store(project.store_file).get_doc(IMPORTS, mark_key(uri, experiment)) or {}
+    mark = doc.get("until_ms")
+    return int(mark) if isinstance(mark, int | float) else None
 
 
 def _histories(cl: Any, run: Any) -> list[dict[str, Any]]:
@@ -169,10 +194,15 @@ def _write_histories(project: Any, ctui_id: str, points: list[dict[str, Any]]) -
     atomic_write_bytes(run_dir / "metrics.jsonl", b"".join(orjson.dumps(p) + b"\n" for p in points))
 
 
-def _merge(store: Store, docs: list[dict[str, Any]]) -> ImportResult:
-    """Add new runs, update changed ones; a person's tags and note added in ctui are kept."""
+def _merge(
+    store: Store, docs: list[dict[str, Any]], mark: tuple[str, dict[str, Any]] | None = None
+) -> ImportResult:
+    """Add new runs, update changed ones; a person's tags and note added in ctui are kept.
+    `mark` (key, doc) lands in the `imports` table in the same write."""
 
     def merge(data: dict[str, Any]) -> ImportResult:
+        if mark is not None:
+            data.setdefault(IMPORTS, {})[mark[0]] = mark[1]
         runs = data.setdefault(RUNS, {})
         result = ImportResult()
         for doc in docs:
@@ -199,28 +229,44 @@ def _merge(store: Store, docs: list[dict[str, Any]]) -> ImportResult:
 
 
 def import_runs(
-    project: Any, experiment: str | None = None, tracking_uri: str | None = None
+    project: Any,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    *,
+    since_ms: int | None = None,
 ) -> ImportResult:
     """Import the runs of one MLflow experiment (all experiments when None). Idempotent: runs
-    already imported are updated, not added. `tracking_uri` overrides the URI in force."""
+    already imported are updated, not added. `tracking_uri` overrides the URI in force.
+
+    With `since_ms` (MLflow's milliseconds; `last_mark` for "since the last import") only runs
+    that started or ended after it are read, and imported runs MLflow said were running are
+    asked again; when a cheap check (the server's REST API, or the sqlite file) finds none,
+    mlflow is not even imported. Every import records how far it saw (`last_mark`).
+    """
     from ctui.config import load_config
+    from ctui.integrations.mlflow_changes import anything_since
 
     tracking = mlflow_uri.resolve(project, load_config(Path(project.root)), cli=tracking_uri)
     mlflow_uri.check_readable(tracking)
     uri = tracking.uri
     store = Store(project.store_file)
     existing = store.runs()
+    live = live_imported(project, existing)
+    if since_ms is not None and not live and anything_since(uri, experiment, since_ms) is False:
+        return ImportResult()
     by_mlflow = {
         (r.get("mlflow") or {}).get("run_id"): r for r in existing if (r.get("mlflow") or {})
     }
     ours = {r["id"] for r in existing if not (r.get("mlflow") or {}).get("imported")}
     found: list[tuple[Any, Any, str, list[dict[str, Any]]]] = []
     ids: dict[str, str] = {k: v["id"] for k, v in by_mlflow.items() if k}
+    until = since_ms or 0
     try:
         with mlflow_client._quick_http():
             cl = mlflow_client.client(uri)
             for exp in _experiments(cl, experiment):
-                for run in _all_runs(cl, exp.experiment_id):
+                for run in _all_runs(cl, exp.experiment_id, since_ms):
+                    until = max(until, run.info.start_time or 0, run.info.end_time or 0)
                     known = by_mlflow.get(run.info.run_id)
                     if known is not None and not (known.get("mlflow") or {}).get("imported"):
                         continue  # the MLflow run of a ctui run: already here
@@ -247,7 +293,14 @@ def import_runs(
             _doc(run, exp, uri, ctui_id, parent=parent, points=points, old=olds.get(ctui_id))
         )
         _write_histories(project, ctui_id, points)
-    return _merge(store, docs)
+    mark = (mark_key(uri, experiment), {"until_ms": until, "at": time.time()})
+    result = _merge(store, docs, mark)
+    if since_ms is not None:  # live runs that started before the mark: asked by id
+        seen = {doc["id"] for doc in docs}
+        updated, _ = refresh_live(project, [r for r in live if r["id"] not in seen], uri)
+        result.updated += len(updated)
+        result.changed.extend(updated)
+    return result
 
 
 # -- imported runs MLflow said were running --------------------------------------------------
