@@ -46,6 +46,9 @@ if mode == "check":  # which earlier job processes are still alive now that this
     sys.exit(0)
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by the grandchild too
+if mode == "polite":
+    from ctui import track
+    track.log_metric("loss", 0.5, step=0)
 pids = [os.getpid()]
 if mode != "alone":
     pids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]).pid)
@@ -131,6 +134,8 @@ def test_sigkilled_supervisor_takes_its_whole_job_group_down_and_the_run_ends_lo
     assert not _alive(leader) and not _alive(grandchild)
     assert not group_alive(running["pgid"])
     assert not lost.get("orphan")
+    assert lost["metrics"] == {"loss": 0.5} and lost["log_tail"] == ["ready"]
+    assert lost["exit_code"] is None and lost["duration"] > 0
     assert not (gp.run_dir(doc["id"]) / RESERVE_FILE).exists()
 
 

@@ -265,7 +265,8 @@ BACKEND = LocalBackend()
 
 def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive: bool) -> None:
     """Stop the orphaned group, then record the run `lost` with what happened to its job."""
-    from ctui.jobs.supervisor import RESERVE_FILE
+    from ctui.jobs.supervisor import RESERVE_FILE, last_metrics
+    from ctui.logs import log_tail
     from ctui.store import Store
 
     gone = stop_group(pgid, ORPHAN_GRACE) if was_alive else True
@@ -284,10 +285,22 @@ def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive
             return False
         return doc["status"] == "running" or (doc["status"] == "lost" and bool(doc.get("orphan")))
 
+    run_dir = project.run_dir(run_id)
+    try:  # what the job left: its metrics so far, the end of its log (its exit code is gone)
+        results: dict[str, Any] = {
+            "metrics": last_metrics(run_dir / "metrics.jsonl"),
+            "log_tail": log_tail(run_dir / "output.log"),
+        }
+    except Exception:
+        results = {}
+
     def mutate(doc: dict[str, Any]) -> None:
         if doc["status"] == "running":
             doc.update(status="lost", ended=now)
-        doc["error"] = error
+            if isinstance(doc.get("started"), int | float):
+                doc["duration"] = round(now - doc["started"], 3)
+        metrics = {**(doc.get("metrics") or {}), **results.get("metrics", {})}
+        doc.update(results, metrics=metrics, error=error)
         doc["orphan"] = None if gone else {"pgid": pgid, "since": now}
 
     for attempt in range(5):  # a full disk may free up
@@ -299,7 +312,7 @@ def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive
                 traceback.print_exc()
             time.sleep(1.0 + attempt)
     with contextlib.suppress(OSError):
-        (project.run_dir(run_id) / RESERVE_FILE).unlink()
+        (run_dir / RESERVE_FILE).unlink()
     if gone:
         from ctui.jobs.queue import start_queued
 
