@@ -47,7 +47,7 @@ def holds_slot(run: dict[str, Any], *, here: str | None = None) -> bool:
         return True
     from ctui.jobs.backends.local import group_alive
 
-    if group_alive(orphan.get("pgid")):
+    if group_alive(orphan.get("pgid"), since=orphan.get("since")):
         return True
     run["orphan"] = None  # written with the claim, when there is one
     return False

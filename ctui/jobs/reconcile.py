@@ -12,6 +12,7 @@ a live member then, the run carries `orphan` (`pgid`, `since`): it keeps its
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -58,10 +59,10 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
     """
     store = store or open_store(project)
     runs = store.runs()
+    changed = _orphans_gone(store, runs)
     active = [r for r in runs if r.get("status") in ACTIVE]
     if not active:
-        return []
-    changed: list[str] = []
+        return changed
     now = time.time()
     external: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in active:
@@ -123,6 +124,31 @@ def _write(
         if not write_failed(exc):
             raise
         return None
+
+
+def _orphans_gone(store: Store, runs: list[dict[str, Any]]) -> list[str]:
+    """Lost runs of this host whose orphaned job group has ended: their `orphan` goes."""
+    from ctui.jobs.backends.local import group_alive
+
+    here = socket.gethostname()
+    changed = []
+    for run in runs:
+        orphan = run.get("orphan")
+        if run.get("status") != "lost" or not isinstance(orphan, dict):
+            continue
+        if run.get("host") not in (None, here):
+            continue
+        if group_alive(orphan.get("pgid"), since=orphan.get("since")):
+            continue
+        done = _write(
+            store,
+            run["id"],
+            {"orphan": None},
+            when=lambda d: d["status"] == "lost" and bool(d.get("orphan")),
+        )
+        if done is not None:
+            changed.append(run["id"])
+    return changed
 
 
 def lost_fields(run: dict[str, Any], reason: str, now: float) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctui.errors import CtuiError, ExitCode
 from ctui.jobs.backends import get_backend
-from ctui.jobs.backends.local import stop_group
+from ctui.jobs.backends.local import group_alive, stop_group
 from ctui.jobs.spawn import supervisor_alive
 from ctui.store import FINAL, Store, open_store
 
@@ -111,7 +111,8 @@ def _stop_orphan(store: Store, run: dict[str, Any], grace: float) -> dict[str, A
             hint=f"run `ctui stop {run_id}` on {host}",
         )
     pgid = int(orphan.get("pgid") or 0)
-    if pgid and not stop_group(pgid, grace):
+    # only a group that is still the job's (not an id reused since) is signalled
+    if pgid and group_alive(pgid, since=orphan.get("since")) and not stop_group(pgid, grace):
         raise CtuiError(
             f"run {run_id}: its job (process group {pgid}) survived SIGKILL",
             hint="it may be stuck in the kernel (uninterruptible I/O); try again later",

@@ -133,12 +133,13 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def group_alive(pgid: int | None) -> bool:
+def group_alive(pgid: int | None, *, since: float | None = None) -> bool:
     """Whether process group `pgid` still has a live member on this host.
 
     Zombies do not count: a killed job nobody has reaped yet (its parent, the supervisor, is
     gone, and a container's init may never reap) is over. A group we may not signal is not our
-    job's any more (its id was reused by another user's process).
+    job's any more (its id was reused by another user's process). With `since`, only members
+    that already existed then count: a group id reused later is not the job's.
     """
     if not pgid:
         return False
@@ -160,9 +161,20 @@ def group_alive(pgid: int | None) -> bool:
             continue
         # pid (comm) state ppid pgrp …: comm may hold spaces and parentheses
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+        if len(fields) < 3 or fields[2] != str(pgid).encode() or fields[0] in (b"Z", b"X"):
+            continue
+        if since is None or _started_by(int(name), since):
             return True
     return False
+
+
+def _started_by(pid: int, when: float) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).create_time() <= when + 1.0)
+    except psutil.Error:
+        return False
 
 
 def stop_group(pgid: int, grace: float, *, poll: float = 0.05) -> bool:
