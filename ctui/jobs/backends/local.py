@@ -325,10 +325,14 @@ def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive
             time.sleep(1.0 + attempt)
     with contextlib.suppress(OSError):
         (run_dir / RESERVE_FILE).unlink()
-    if gone:
+    if gone:  # the slot is free: its queued run need not wait for a reader
         from ctui.jobs.queue import start_queued
 
-        start_queued(project, store)
+        try:
+            start_queued(project, store)
+        except Exception:
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
 
 
 def main(argv: list[str] | None = None) -> int:
