@@ -338,3 +338,21 @@ def test_mlflow_params_and_tags_are_masked(project: Any, tmp_path: Path) -> None
     assert PASSWORD not in str(got.data.tags) and PASSWORD not in str(got.data.params)
     sup_log = project.run_dir(final["id"]) / "supervisor.log"
     assert PASSWORD not in (sup_log.read_text() if sup_log.exists() else "")
+
+
+def test_a_pipelines_secret_param_is_masked_in_the_run_params() -> None:
+    from ctui.jobs.capture import dvc_params
+
+    data = {
+        "status": "ok",
+        "params": {
+            "params.yaml": {"db.password": "hunter2", "train.lr": 0.1},
+            "other.yaml": {"api_token": "tok-123456", "n": 3},
+        },
+    }
+    assert dvc_params(data) == {
+        "db.password": "<redacted>",
+        "train.lr": 0.1,
+        "other.yaml:api_token": "<redacted>",
+        "other.yaml:n": 3,
+    }

@@ -96,7 +96,10 @@ def capture_run(
 
 def dvc_params(data: Mapping[str, Any]) -> dict[str, Any]:
     """The params a DVC pipeline's stages use, as run params: `train.n_est` for params.yaml,
-    `other.yaml:key` for other params files."""
+    `other.yaml:key` for other params files; one named like a secret (`db.password`) masked,
+    as every run param is."""
+    from ctui.manifest.redact import redact_params
+
     out: dict[str, Any] = {}
     if data.get("status") != "ok":
         return out
@@ -107,7 +110,7 @@ def dvc_params(data: Mapping[str, Any]) -> dict[str, Any]:
                 out[name] = value
             else:
                 out[name] = str(value)
-    return out
+    return redact_params(out)
 
 
 def with_dvc_params(fields: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
