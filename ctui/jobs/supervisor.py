@@ -245,8 +245,9 @@ class Supervisor:
         gpu = GpuSampler(visible)
         self.peaks = Peaks()
         resources = self.run_dir / "resources.jsonl"
-        if not gpu.available:
-            append_jsonl(resources, orjson.dumps({"time": time.time(), "gpu": gpu.sample()}))
+        if not gpu.available:  # why there are no GPU samples (not essential)
+            with contextlib.suppress(OSError):
+                append_jsonl(resources, orjson.dumps({"time": time.time(), "gpu": gpu.sample()}))
         self._record(first, gpu, resources)
         stopping: threading.Thread | None = None
         next_sample = time.monotonic() + self.interval
@@ -525,8 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return sup.run()
     except Exception:
+        sup._release()  # room for the traceback; undisarmed, the watchdog stops the job
         _print_exc()
-        sup._release()  # and, undisarmed, the job's watchdog stops a job still running
         try:
             store.update_run(
                 args.run_id,
