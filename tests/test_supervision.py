@@ -328,7 +328,8 @@ def test_a_job_that_exits_0_on_a_full_disk_ends_succeeded(tmpfs, monkeypatch):
     (tmpfs / "fill.bin").unlink()
 
 
-def test_a_reader_on_a_full_disk_lists_the_runs_and_leaves_the_lost_mark_to_the_next(tmpfs):
+def test_a_reader_on_a_full_disk_changes_nothing_and_the_next_one_marks_the_run_lost(tmpfs):
+    from ctui.errors import CtuiError
     from ctui.project import Project
 
     project = Project(root=tmpfs, state_dir=tmpfs / ".ctui").ensure()
@@ -355,7 +356,10 @@ def test_a_reader_on_a_full_disk_lists_the_runs_and_leaves_the_lost_mark_to_the_
             fh.write(b"\0" * 65536)
             fh.flush()
     before = project.store_file.read_bytes()
-    assert refresh(project) == []  # nothing could be written, and nothing raised
+    with pytest.raises(CtuiError) as failed:  # `ctui runs` shows it as a warning
+        refresh(project)
+    assert "No space left on device" in failed.value.message
+    assert "\n" not in failed.value.message
     assert project.store_file.read_bytes() == before
     assert [p.name for p in project.state_dir.iterdir() if p.name.endswith(".tmp")] == []
     fill.unlink()

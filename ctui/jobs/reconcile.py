@@ -55,7 +55,8 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
     - queued runs start in FIFO order when their job has a free `max_concurrent` slot;
     - runs of external backends (Slurm) get their state from one engine query per backend.
 
-    A correction that cannot be written (disk full, read-only) is skipped, never raised.
+    A correction that cannot be written (disk full, read-only) raises the store's one-line
+    CtuiError, having changed nothing; `ctui runs` shows it as a warning.
     """
     store = store or open_store(project)
     runs = store.runs()
@@ -77,8 +78,7 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
         reason = _lost_reason(project, run, now)
         if reason is None:
             continue
-        done = _write(
-            store,
+        done = store.update_run(
             run["id"],
             lost_fields(run, reason, now),
             when=_same_supervisor(run.get("supervisor_pid")),
@@ -92,16 +92,12 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
             updates = {}
             _note_refresh_error(name, exc)
         for run_id, fields in updates.items():
-            done = _write(store, run_id, fields, when=lambda d: d["status"] not in FINAL)
+            done = store.update_run(run_id, fields, when=lambda d: d["status"] not in FINAL)
             if done is not None:
                 changed.append(run_id)
     from ctui.jobs.queue import start_queued
 
-    try:
-        changed.extend(start_queued(project, store))
-    except (OSError, CtuiError) as exc:
-        if not write_failed(exc):
-            raise  # as below: the next reader starts them
+    changed.extend(start_queued(project, store))
     return changed
 
 
@@ -111,19 +107,6 @@ def write_failed(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return True
     return isinstance(exc, CtuiError) and isinstance(exc.__context__, OSError)
-
-
-def _write(
-    store: Store, run_id: str, fields: dict[str, Any], *, when: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any] | None:
-    """A reader's correction; one it cannot write (a full disk, a read-only `.ctui`) is left
-    to the next reader, so `ctui runs` still lists what is there."""
-    try:
-        return store.update_run(run_id, fields, when=when)
-    except (OSError, CtuiError) as exc:
-        if not write_failed(exc):
-            raise
-        return None
 
 
 def _orphans_gone(store: Store, runs: list[dict[str, Any]]) -> list[str]:
@@ -140,8 +123,7 @@ def _orphans_gone(store: Store, runs: list[dict[str, Any]]) -> list[str]:
             continue
         if group_alive(orphan.get("pgid"), since=orphan.get("since")):
             continue
-        done = _write(
-            store,
+        done = store.update_run(
             run["id"],
             {"orphan": None},
             when=lambda d: d["status"] == "lost" and bool(d.get("orphan")),
