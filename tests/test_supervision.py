@@ -195,6 +195,8 @@ def test_an_orphan_keeps_its_slot_until_ctui_stop_kills_its_group(gp, reaper):
         refresh(gp)
         assert run_doc(gp, second["id"])["status"] == "queued"
     assert all(_alive(p) for p in pids)
+    third = launch_run(gp, "slot", {"mode": "check"})  # a new launch waits for it too
+    assert third["status"] == "queued"
 
     out = subprocess.run(
         [sys.executable, "-m", "ctui", "stop", first["id"], "--grace", "0.5", "--json"],
@@ -213,6 +215,7 @@ def test_an_orphan_keeps_its_slot_until_ctui_stop_kills_its_group(gp, reaper):
     refresh(gp)  # the freed slot goes to the queued run
     final = wait_final(gp, second["id"])
     assert final["status"] == "succeeded"
+    assert wait_final(gp, third["id"], timeout=60)["status"] == "succeeded"
     assert (gp.run_dir(second["id"]) / "output.log").read_text() == "alive: []\n"
 
 

@@ -202,9 +202,10 @@ def stop(
     if as_json:
         common.emit_json(doc)
         return
-    if before not in ACTIVE:
+    if before not in ACTIVE and doc["status"] == before:
         common.console().print(f"run {run_id} had already ended ({before})")
         return
+    # a lost run whose job lived on (an orphan) is stopped too: cancelled
     common.console().print(f"run {run_id}:", common.status_text(doc["status"]))
 
 

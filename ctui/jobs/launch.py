@@ -27,7 +27,8 @@ from ctui.ids import new_run_id
 from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import LaunchSpec
 from ctui.jobs.capture import capture_options
-from ctui.jobs.command import build_argv, build_env, keep_sealed, seal, unseal_spec, validate_params
+from ctui.jobs.command import build_argv, build_env, keep_sealed, seal, validate_params
+from ctui.jobs.queue import holds_slot
 from ctui.jobs.spawn import Spawner, start_supervisors, starter
 from ctui.jobs.stop import stop_run
 from ctui.store import RUNS, Store, open_store
@@ -202,9 +203,8 @@ def launch_many(
 
     def insert(data: dict[str, Any]) -> list[str]:
         runs = data.setdefault(RUNS, {})
-        busy = sum(
-            1 for r in runs.values() if r.get("job") == job.name and r["status"] == "running"
-        )
+        # a lost run whose job lives on (an orphan) still holds its slot
+        busy = sum(1 for r in runs.values() if r.get("job") == job.name and holds_slot(r))
         running = []
         for doc in docs:
             if job.max_concurrent is not None and busy >= job.max_concurrent:
@@ -290,8 +290,8 @@ def _prepare(
 
 def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) -> LaunchSpec:
     """What `spec.json` holds: `spec` with secret values masked (`command.seal`), the real ones
-    kept in memory for the supervisor (`keep_sealed`). Only where the supervisor takes them
-    back (`unseal_spec`) and the machine has a memory file system: else the spec as it is."""
+    kept in memory until the supervisor takes them back (`keep_sealed`, `unseal_spec`); where
+    the machine has no memory file system, the spec as it is."""
     safe_argv, safe_env, sealed = seal(spec.argv, spec.env, params)
     if not sealed:
         return spec
@@ -299,7 +299,7 @@ def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) 
         # an engine's batch script carries the job's argv and env (the backend's own file);
         # what ctui keeps beside the run is read only to capture the manifest
         return dataclasses.replace(spec, argv=safe_argv, env=safe_env)
-    if not _supervisor_unseals() or not keep_sealed(spec.run_id, sealed):
+    if not keep_sealed(spec.run_id, sealed):
         return spec
     from ctui.manifest.redact import is_secret_param
 
@@ -311,13 +311,6 @@ def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) 
     return dataclasses.replace(
         spec, argv=safe_argv, env=safe_env, options={**spec.options, "sealed": masked}
     )
-
-
-def _supervisor_unseals() -> bool:
-    """Whether the supervisor puts sealed values back before it starts the job."""
-    from ctui.jobs import supervisor
-
-    return getattr(supervisor, "unseal_spec", None) is unseal_spec
 
 
 def _submit(

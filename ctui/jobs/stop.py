@@ -39,6 +39,9 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
             when=lambda d: d["status"] == "queued",
         )
         if done is not None:
+            from ctui.jobs.command import drop_sealed
+
+            drop_sealed(run_id)  # it never starts: the secret values kept for it go
             return done
         run = store.get_run(run_id)
     if run["status"] == "lost" and run.get("orphan"):

@@ -39,8 +39,9 @@ import orjson
 from ctui.atomic import append_jsonl, atomic_write_bytes
 from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import Execution, LaunchSpec, StartError
+from ctui.jobs.command import drop_sealed, unseal_spec
 from ctui.project import Project
-from ctui.store import Store
+from ctui.store import FINAL, Store
 
 if TYPE_CHECKING:
     from ctui.monitor.process import ProcessTreeSampler
@@ -134,8 +135,11 @@ class Supervisor:
             {"supervisor_pid": me.pid, "supervisor_ctime": ctime, "host": socket.gethostname()},
             when=lambda d: d["status"] == "running" and d.get("supervisor_pid") in (None, me.pid),
         )
-        if claimed is None:
-            return 0  # cancelled while starting, or another supervisor owns it
+        if claimed is None:  # cancelled while starting, or another supervisor owns it
+            with contextlib.suppress(Exception):
+                if self.store.get_run(self.run_id, checked=False)["status"] in FINAL:
+                    drop_sealed(self.run_id)  # nobody will start it: its secrets go too
+            return 0
         self._reserve()
         me_info = {"pid": me.pid, "create_time": ctime, "host": socket.gethostname()}
         try:  # not essential: the store has the pid, the start time and the host
@@ -146,6 +150,7 @@ class Supervisor:
         if claimed.get("stop_requested"):
             self.stop_event.set()
         try:
+            self.spec = unseal_spec(self.spec)  # the secret values spec.json does not hold
             backend = get_backend(self.spec.backend)
             self._isolate()
             self._capture(backend)
@@ -494,9 +499,11 @@ def last_metrics(path: Path) -> dict[str, Any]:
         for line in fh:
             try:
                 rec = orjson.loads(line)
-                out[str(rec["name"])] = rec["value"]
+                value = rec["value"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue  # a half-written last line or a stray record
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[str(rec["name"])] = value  # a metric is a number (the store checks it)
     return out
 
 

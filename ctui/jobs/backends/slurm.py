@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 SCRIPT_FILE = "slurm.sbatch"
 ARRAY_FILE = "slurm-array.sbatch"
 EXIT_FILE = "slurm_exit.json"
-LOG_TAIL_LINES = 20
 TIMEOUT = 30.0
 #: a Slurm run still without a job id after this long was never submitted
 SUBMIT_GRACE = 120.0
@@ -486,7 +485,7 @@ def _final_fields(
     record: dict[str, Any] | None,
 ) -> dict[str, Any]:
     from ctui.jobs.supervisor import last_metrics
-    from ctui.logs import tail
+    from ctui.logs import log_tail
 
     record = record if record is not None else read_exit_record(run_dir)
     code = (record or {}).get("exit_code", info.get("exit_code"))
@@ -500,7 +499,7 @@ def _final_fields(
         fields["error"] = f"Slurm job {info['state']}" + (
             f", exit code {code}" if code is not None else ""
         )
-        fields["log_tail"] = tail(run_dir / "output.log", LOG_TAIL_LINES)
+        fields["log_tail"] = log_tail(run_dir / "output.log")  # bounded, redacted
     elif status == "timeout":
         fields["error"] = "hit the Slurm time limit"
     elif status == "cancelled":
