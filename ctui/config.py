@@ -98,9 +98,13 @@ class MlflowConfig:
     enabled: bool = False
     tracking_uri: str | None = None
     experiment: str | None = None
+    #: `ctui watch` imports what changed on the tracking server this often (seconds)
+    mirror: float | None = None
+    #: ... from this experiment only (unset: every experiment)
+    mirror_experiment: str | None = None
 
 
-_MLFLOW_KEYS = {"enabled", "tracking_uri", "experiment"}
+_MLFLOW_KEYS = {"enabled", "tracking_uri", "experiment", "mirror", "mirror_experiment"}
 
 
 def parse_mlflow(raw: Any, path: Path) -> MlflowConfig:
@@ -109,13 +113,18 @@ def parse_mlflow(raw: Any, path: Path) -> MlflowConfig:
     enabled = _check_type(
         ml.get("enabled", bool(ml)), bool, path, "mlflow.enabled", "true or false"
     )
-    for key in ("tracking_uri", "experiment"):
+    for key in ("tracking_uri", "experiment", "mirror_experiment"):
         if ml.get(key) is not None:
             _check_type(ml[key], str, path, f"mlflow.{key}", "a string")
+    mirror = ml.get("mirror")
     return MlflowConfig(
         enabled=enabled,
         tracking_uri=ml.get("tracking_uri") or None,
         experiment=ml.get("experiment") or None,
+        mirror=None
+        if mirror is None
+        else parse_duration(mirror, path=path, key="mlflow.mirror", positive=True),
+        mirror_experiment=ml.get("mirror_experiment") or None,
     )
 
 

@@ -118,3 +118,20 @@ def test_a_bad_since_is_one_line_and_exit_2(project: Any) -> None:
     assert proc.returncode == 2
     assert "--since 'yesterday-ish' is not `last`, a duration or a date" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_watch_mirrors_a_tracking_server(
+    project: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    uri = new_mlflow_store(tmp_path_factory, "mirror")
+    _runs(uri, "mirrored", 2)
+    (project.root / "ctui.toml").write_text(
+        f'[mlflow]\ntracking_uri = "{uri}"\nmirror = "1m"\nmirror_experiment = "mirrored"\n'
+    )
+    proc, _ = ctui(project, "watch", "--once", "--json")
+    assert proc.returncode == 0, proc.stderr
+    docs = orjson.loads(_json(ctui(project, "runs", "--json")[0]))
+    assert sorted(d["mlflow"]["run_name"] for d in docs) == ["r0", "r1"]
+    _runs(uri, "mirrored", 1)
+    proc, _ = ctui(project, "watch", "--once")  # within the minute: not due yet
+    assert len(orjson.loads(_json(ctui(project, "runs", "--json")[0]))) == 2

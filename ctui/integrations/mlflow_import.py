@@ -109,6 +109,19 @@ def mark_key(uri: str, experiment: str | None) -> str:
     return f"{mlflow_uri.safe_uri(uri)}|{experiment or '*'}"
 
 
+def mirror_due(project: Any, config: Any, experiment: str | None) -> int | bool:
+    """For `ctui watch`'s `[mlflow] mirror`: False when the last import of this server and
+    experiment is more recent than the mirror interval, else the mark to import after
+    (0: never imported, import everything)."""
+    uri = mlflow_uri.resolve(project, config).uri
+    doc = Store(project.store_file).get_doc(IMPORTS, mark_key(uri, experiment)) or {}
+    at = doc.get("at")
+    if isinstance(at, int | float) and time.time() - at < float(config.mlflow.mirror):
+        return False
+    mark = doc.get("until_ms")
+    return int(mark) if isinstance(mark, int | float) else 0
+
+
 def last_mark(project: Any, uri: str, experiment: str | None) -> int | None:
     """The newest start or end time (ms, MLflow's clock) the last import of this server and
     experiment saw: `--since last` asks for what changed after it."""

@@ -1,7 +1,8 @@
 """`ctui watch`: evaluate every enabled trigger, launch what is due, repeat.
 
 One watcher per project (`.ctui/watch.lock`); a second one refuses (exit 2). Each cycle:
-refresh job states (lost supervisors, queued runs), retry pending MLflow syncs, settle intents
+refresh job states (lost supervisors, queued runs), retry pending MLflow syncs, mirror what
+changed on a shared tracking server (`[mlflow] mirror`), settle intents
 left by a crashed watcher (and causes whose run never started), evaluate, launch, store what
 the triggers must remember. Between cycles it refreshes job states every `LIVENESS_S` seconds,
 so a run whose supervisor vanished is `lost` (and its slot's next queued run started) within
@@ -105,6 +106,24 @@ def _housekeeping(project: Project, config: Config, store: Store, log: Log) -> N
                 log({"event": "mlflow-synced", "runs": list(outcome["synced"])})
     except Exception as exc:  # MLflow down must not stop retraining
         log({"event": "error", "where": "mlflow sync", "error": str(exc)})
+    if config.mlflow.mirror:
+        _mirror(project, config, log)
+
+
+def _mirror(project: Project, config: Config, log: Log) -> None:
+    """`[mlflow] mirror = "1m"`: what changed on the tracking server, imported when due."""
+    try:
+        from ctui.integrations.mlflow_import import import_runs, mirror_due
+
+        experiment = config.mlflow.mirror_experiment
+        since = mirror_due(project, config, experiment)
+        if since is False:
+            return
+        result = import_runs(project, experiment, since_ms=since or None)
+        if result.imported or result.updated:
+            log({"event": "mlflow-mirrored", **result.as_dict()})
+    except Exception as exc:  # a team server that is down must not stop retraining
+        log({"event": "error", "where": "mlflow mirror", "error": str(exc)})
 
 
 def run_cycle(
