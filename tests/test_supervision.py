@@ -20,9 +20,9 @@ import pytest
 from jobs_helpers import PY, run_doc, wait_final, wait_for, write_config
 
 from ctui.jobs.backends.local import group_alive
+from ctui.jobs.finish import RESERVE_FILE
 from ctui.jobs.launch import launch_run
 from ctui.jobs.reconcile import refresh
-from ctui.jobs.supervisor import RESERVE_FILE
 from ctui.store import Store
 
 pytestmark = pytest.mark.timeout(120)

@@ -277,7 +277,7 @@ BACKEND = LocalBackend()
 
 def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive: bool) -> None:
     """Stop the orphaned group, then record the run `lost` with what happened to its job."""
-    from ctui.jobs.supervisor import RESERVE_FILE, last_metrics
+    from ctui.jobs.finish import RESERVE_FILE, last_metrics
     from ctui.logs import log_tail
     from ctui.store import Store
 

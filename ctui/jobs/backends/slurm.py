@@ -484,7 +484,7 @@ def _final_fields(
     info: dict[str, Any],
     record: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    from ctui.jobs.supervisor import last_metrics
+    from ctui.jobs.finish import last_metrics
     from ctui.logs import log_tail
 
     record = record if record is not None else read_exit_record(run_dir)
@@ -576,7 +576,7 @@ def node_start(state_dir: Path, run_id: str) -> None:
 def node_end(state_dir: Path, run_id: str, rc: int) -> None:
     """On the node, after the job: the exit record, final metrics and the MLflow sync."""
     from ctui.integrations.dvc_metrics import read_metrics
-    from ctui.jobs.supervisor import _runs_dvc, last_metrics
+    from ctui.jobs.finish import _runs_dvc, last_metrics
     from ctui.store import Store
 
     project, spec = _project_for(state_dir, run_id)
