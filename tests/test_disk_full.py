@@ -121,9 +121,11 @@ def _every_writer_fails_cleanly(root: Path, needle: str) -> None:
         proc = ctui(root, *args)
         one_line_error(proc, ExitCode.BAD_INPUT, "could not", needle)
         assert "nothing was changed" in proc.stderr
+    folders = sorted((state / "runs").iterdir())
     for args in (["run", "train"], ["watch", "--once"]):
         proc = ctui(root, *args)
         one_line_error(proc, ExitCode.BAD_INPUT, needle)
+    assert sorted((state / "runs").iterdir()) == folders  # no run folder without its run
 
     listed = ctui(root, "runs", "--json")  # a read: it lists, the failed refresh is a warning
     assert listed.returncode == 0, listed.stderr

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ctui.atomic import atomic_write_bytes
 from ctui.errors import CtuiError
 from ctui.ids import new_run_id
 from ctui.jobs.backends import get_backend
@@ -178,19 +179,27 @@ def launch_many(
         "reproduces": reproduces,
         "workdir": str(root) if workdir is not None else None,
     }
-    prepared = [
-        _prepare(
-            project,
-            config,
-            job,
-            p,
-            root,
-            {**base, **x},
-            isolated=workdir is not None,
-            supervised=be.supervised,
-        )
-        for p, x in zip(checked, extras or [{} for _ in checked], strict=True)
-    ]
+    extras = extras or [{} for _ in checked]
+    ids = [x.get("id") or new_run_id() for x in extras]
+    prepared: list[tuple[dict[str, Any], LaunchSpec]] = []
+    try:
+        for p, x, run_id in zip(checked, extras, ids, strict=True):
+            fields = {**base, **x, "id": run_id}
+            prepared.append(
+                _prepare(
+                    project,
+                    config,
+                    job,
+                    p,
+                    root,
+                    fields,
+                    isolated=workdir is not None,
+                    supervised=be.supervised,
+                )
+            )
+    except BaseException:  # a full disk half way: no run folder without its run
+        _forget(project, ids)
+        raise
     if not be.supervised:
         return [_submit(project, store, be, doc, spec) for doc, spec in prepared]
     docs = [doc for doc, _ in prepared]
@@ -218,6 +227,9 @@ def launch_many(
     running: list[str] = []
     try:
         running = store.transact(insert)
+    except BaseException:
+        _forget(project, [doc["id"] for doc in docs])
+        raise
     finally:
         if spawner:
             spawner.hand(running)  # nothing, when the insert failed: it exits
@@ -225,6 +237,17 @@ def launch_many(
         start_supervisors(project, running, store)
     by_id = {r["id"]: r for r in store.runs()}
     return [by_id.get(doc["id"], doc) for doc in docs]
+
+
+def _forget(project: Project, run_ids: list[str]) -> None:
+    """The run folders (and sealed secrets) of runs that never made it into the store."""
+    import shutil
+
+    from ctui.jobs.command import drop_sealed
+
+    for run_id in run_ids:
+        shutil.rmtree(project.run_dir(run_id), ignore_errors=True)
+        drop_sealed(run_id)
 
 
 def _prepare(
@@ -284,7 +307,9 @@ def _prepare(
         },
     )
     written = _sealed_spec(spec, params, supervised=supervised)
-    (run_dir / SPEC_FILE).write_bytes(orjson.dumps(written.to_dict(), option=orjson.OPT_INDENT_2))
+    atomic_write_bytes(
+        run_dir / SPEC_FILE, orjson.dumps(written.to_dict(), option=orjson.OPT_INDENT_2)
+    )
     return doc, spec
 
 
