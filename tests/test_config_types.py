@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import ctui, one_line_error
 from jobs_helpers import PY, wait_final, write_config
 
 from ctui.errors import ExitCode
@@ -19,29 +18,6 @@ from ctui.jobs.launch import launch_run
 from ctui.store import Store
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def ctui(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTUI_", "MLFLOW_"))}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "ctui", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-def one_line_error(out: subprocess.CompletedProcess[str], code: ExitCode, *words: str) -> str:
-    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    first = out.stderr.splitlines()[0]
-    assert first.startswith("error: "), out.stderr
-    for word in words:
-        assert word in first, (word, first)
-    return first
 
 
 JOB = '[jobs.a]\ncommand = "echo hi"\n'

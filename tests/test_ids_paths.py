@@ -5,40 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import ctui, one_line_error
 
 from ctui.errors import CtuiError, ExitCode
 from ctui.ids import check_run_doc, check_run_ref, is_run_id, new_run_id
 from ctui.project import Project
 from ctui.store import Store
-
-
-def ctui(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CTUI_STORE"}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "ctui", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-def one_line_error(out: subprocess.CompletedProcess[str], code: ExitCode, *words: str) -> str:
-    """The command failed with `code` and a clear error (no traceback) holding `words`."""
-    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    first = out.stderr.splitlines()[0]
-    assert first.startswith("error: "), out.stderr
-    for word in words:
-        assert word in first, (word, first)
-    return first
 
 
 @pytest.fixture
