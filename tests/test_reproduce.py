@@ -16,11 +16,11 @@ import pytest
 
 from ctui.errors import CtuiError, ExitCode
 from tests.conftest import git
+from tests.test_diff_cli import check_golden
 from tests.test_docker_backend import IMAGE, needs_engine
 
 pytestmark = [pytest.mark.timeout(180)]
 
-GOLDEN = Path(__file__).parent / "golden"
 
 TRAIN = """\
 from pathlib import Path
@@ -302,15 +302,6 @@ def _shape(out: dict[str, Any], project: Any, first: dict[str, Any]) -> Any:
             step["seconds"] = "<s>"
     doc["setup_s"] = doc["start_s"] = "<s>"
     return doc
-
-
-def check_golden(name: str, got: Any) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_bytes(
-            orjson.dumps(got, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-        )
-    assert got == orjson.loads(path.read_bytes())
 
 
 def test_a_commit_rebased_away_is_a_clear_error(repo: Any) -> None:
