@@ -90,6 +90,12 @@ def slurm_project(project: Any) -> Iterator[Any]:
             command = "true"
             backend = "slurm"
             slurm = {{ sbatch_args = ["--hold"] }}
+
+            [jobs.secret]
+            command = "{PY} job_secret.py --password={{password}}"
+            params = {{ password = "" }}
+            env = {{ DB_PASSWORD = "env-s3cr3t-value" }}
+            backend = "slurm"
             """
         )
     )
@@ -338,6 +344,47 @@ def test_a_sweep_is_one_job_array_with_one_run_per_element(slurm_project: Any) -
         assert done["sweep"]["size"] == 3
         log = (slurm_project.run_dir(r["id"]) / "output.log").read_text()
         assert f"[{r['params']['msg']!r}]" in log
+
+
+SECRET_JOB = """
+import hashlib, os, sys
+digest = lambda text: hashlib.sha256(text.encode()).hexdigest()[:12]
+print("arg", digest(sys.argv[1]), "env", digest(os.environ["DB_PASSWORD"]))
+print("leftover", sorted(k for k in os.environ if k.startswith("CTUI_SECRET_")))
+"""
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _files_holding(root: Path, *secrets: str) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path}: {s}" for s in secrets if s.encode() in data]
+    return found
+
+
+def test_secret_params_reach_the_node_but_no_file_ctui_writes(slurm_project: Any) -> None:
+    from ctui.jobs.sweep import launch_sweep
+
+    (slurm_project.root / "job_secret.py").write_text(SECRET_JOB)
+    one = launch_run(slurm_project, "secret", {"password": "hunter2-single"})
+    sweep = launch_sweep(slurm_project, "secret", {"password": ["pw-one-aa", "pw-two-bb"]})
+    for run, pw in zip([one, *sweep], ["hunter2-single", "pw-one-aa", "pw-two-bb"], strict=True):
+        done = wait_for(slurm_project, run["id"], final)
+        assert done["status"] == "succeeded", done
+        log = (slurm_project.run_dir(run["id"]) / "output.log").read_text()
+        assert f"arg {_digest('--password=' + pw)} env {_digest('env-s3cr3t-value')}" in log
+        assert "leftover []" in log  # the job's environment holds only what it is meant to
+        script = (slurm_project.run_dir(run["id"]) / "slurm.sbatch").read_text()
+        assert '"$ctui_a' in script and '"$ctui_e' in script  # named by reference only
+    state = slurm_project.state_dir
+    assert not _files_holding(state, "hunter2-single", "pw-one-aa", "pw-two-bb", "env-s3cr3t")
 
 
 def test_cli_run_sweep_submits_one_array(slurm_project: Any) -> None:

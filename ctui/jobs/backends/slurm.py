@@ -85,10 +85,12 @@ _SQUEUE_FORMAT = "%i|%T|%r|%N|%P|%S|%e"
 # -- the commands -----------------------------------------------------------------------------
 
 
-def _slurm(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _slurm(
+    argv: list[str], *, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a Slurm CLI command; a missing or unanswering controller is UnavailableError."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     except FileNotFoundError:
         raise UnavailableError(
             f"{argv[0]} not found: Slurm's commands are not installed here",
@@ -149,21 +151,66 @@ def sbatch_options(spec: LaunchSpec) -> list[str]:
     return out
 
 
-def batch_script(spec: LaunchSpec) -> str:
+class Secrets:
+    """The job's secret argv tokens and variables (those `spec.json` masks): the batch script
+    names them by reference, and their values reach the job through sbatch's environment
+    (Slurm passes it on: `--export=ALL`, its default), never through a file ctui writes."""
+
+    def __init__(self, spec: LaunchSpec):
+        self.argv: dict[int, str] = {}  # token index → the script's shell variable
+        self.env: dict[str, str] = {}  # job variable → the script's shell variable
+        self.values: dict[str, str] = {}  # for sbatch's environment: CTUI_SECRET_* → value
+        self._taken: list[tuple[str, str]] = []  # (shell variable, CTUI_SECRET_* name)
+        try:
+            shown = orjson.loads((Path(spec.run_dir) / "spec.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        tag = "".join(c for c in spec.run_id if c.isalnum())
+        for i, (real, safe) in enumerate(zip(spec.argv, shown.get("argv") or [], strict=False)):
+            if real != safe:
+                self.argv[i] = self._keep(f"ctui_a{i}", f"CTUI_SECRET_{tag}_A{i}", real)
+        safe_env = shown.get("env") or {}
+        for n, (name, value) in enumerate(sorted(spec.env.items())):
+            if name.isidentifier() and safe_env.get(name) != value:
+                self.env[name] = self._keep(f"ctui_e{n}", f"CTUI_SECRET_{tag}_E{n}", value)
+
+    def _keep(self, local: str, exported: str, value: str) -> str:
+        self.values[exported] = value
+        self._taken.append((local, exported))
+        return local
+
+    def lines(self) -> list[str]:
+        """The values out of the environment into shell variables, so the job's own
+        environment holds only what it is meant to."""
+        taken = [f'{local}="${{{exported}}}"' for local, exported in self._taken]
+        # a sweep's array job carries every member's: none of them reaches the job
+        return [*taken, 'for v in $(compgen -e CTUI_SECRET_); do unset "$v"; done']
+
+
+def batch_script(spec: LaunchSpec, secrets: Secrets | None = None) -> str:
     opts = spec.options.get("slurm") or {}
     state_dir = str(spec.options.get("state_dir") or Path(spec.run_dir).parent.parent)
     ctui = [sys.executable, "-m", "ctui.jobs.backends.slurm"]
     q = shlex.quote
+    argv_refs = secrets.argv if secrets else {}
+    env_refs = secrets.env if secrets else {}
     lines = ["#!/bin/bash", f"# ctui run {spec.run_id} of job {spec.job} (generated; do not edit)"]
     lines += [f"#SBATCH {q(o)}" for o in sbatch_options(spec)]
     lines.append("")
+    if secrets:
+        lines.extend(secrets.lines())
     if opts.get("setup"):
         lines.append("# setup lines from ctui.toml")
         lines.extend(str(s) for s in opts["setup"])
-    lines += [f"export {k}={q(v)}" for k, v in sorted(spec.env.items()) if k.isidentifier()]
+    lines += [
+        f'export {k}="${env_refs[k]}"' if k in env_refs else f"export {k}={q(v)}"
+        for k, v in sorted(spec.env.items())
+        if k.isidentifier()
+    ]
     lines.append(" ".join(q(t) for t in [*ctui, "node-start", state_dir, spec.run_id]) + " || true")
     # the job runs as a child so a TERM (scancel, time limit) reaches it; wait returns its code
-    lines.append(" ".join(q(t) for t in spec.argv) + " &")
+    words = [f'"${argv_refs[i]}"' if i in argv_refs else q(t) for i, t in enumerate(spec.argv)]
+    lines.append(" ".join(words) + " &")
     lines.append("ctui_job=$!")
     lines.append("ctui_term=0")
     lines.append("trap 'ctui_term=1; kill -TERM $ctui_job 2>/dev/null' TERM INT")
@@ -194,8 +241,15 @@ def array_script(spec: LaunchSpec, run_dirs: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sbatch(args: list[str]) -> str:
-    done = _slurm(["sbatch", "--parsable", *args], check=False)
+#: the secret values of sweep members written but not yet handed to sbatch (this process
+#: submits a sweep's array with its last run)
+_SECRETS: dict[str, dict[str, str]] = {}
+
+
+def _sbatch(args: list[str], secrets: dict[str, str] | None = None) -> str:
+    """`sbatch`; `secrets` go in its environment only (the job gets them, no file holds them)."""
+    env = {**os.environ, **secrets} if secrets else None
+    done = _slurm(["sbatch", "--parsable", *args], check=False, env=env)
     if done.returncode != 0:
         raise CtuiError(
             f"sbatch refused the job: {(done.stderr or done.stdout).strip()}",
@@ -224,7 +278,9 @@ class SlurmBackend(Backend):
             raise CtuiError("the job's command is empty", code=ExitCode.FAILED)
         run_dir = Path(spec.run_dir)
         script = run_dir / SCRIPT_FILE
-        script.write_text(batch_script(spec))
+        secrets = Secrets(spec)
+        _SECRETS[spec.run_id] = secrets.values
+        script.write_text(batch_script(spec, secrets))
         opts = spec.options.get("slurm") or {}
         fields: dict[str, Any] = {
             "status": "queued",
@@ -245,7 +301,7 @@ class SlurmBackend(Backend):
                 return fields
             return self._submit_array(project, run, spec, fields)
         extra = [str(a) for a in opts.get("sbatch_args") or []]
-        fields["slurm"]["job_id"] = _sbatch([*extra, str(script)])
+        fields["slurm"]["job_id"] = _sbatch([*extra, str(script)], _SECRETS.pop(spec.run_id))
         return fields
 
     def _submit_array(
@@ -265,7 +321,8 @@ class SlurmBackend(Backend):
         script.write_text(array_script(spec, dirs))
         extra = [str(a) for a in (spec.options.get("slurm") or {}).get("sbatch_args") or []]
         try:
-            array_id = _sbatch([*extra, str(script)])
+            values = {k: v for r in members for k, v in _SECRETS.pop(r["id"], {}).items()}
+            array_id = _sbatch([*extra, str(script)], {**values, **_SECRETS.pop(run["id"], {})})
         except CtuiError as exc:
             for r in members:
                 if r["id"] != run["id"]:
