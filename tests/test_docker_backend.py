@@ -335,24 +335,69 @@ def test_an_engine_over_tcp_elsewhere(dproject: Any, monkeypatch: pytest.MonkeyP
         proxy.close()
 
 
+def _started_container(project: Any, job: str) -> dict[str, Any]:
+    from ctui.jobs.launch import launch_run
+    from ctui.store import open_store
+
+    run = launch_run(project, job)
+    deadline = time.monotonic() + 30
+    while "started" not in _log(project, run["id"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return open_store(project).get_run(run["id"])
+
+
+def _watchdog_of(run: dict[str, Any]) -> Any:
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "ctui.jobs.backends.local" in cmd and run["id"] in cmd:
+            return proc
+    raise AssertionError(f"no watchdog for {run['id']}")
+
+
+def _gone(cid: str) -> bool:
+    import docker
+
+    try:
+        docker.from_env().containers.get(cid)
+    except docker.errors.NotFound:
+        return True
+    return False
+
+
 @needs_engine
-def test_stop_when_the_supervisor_is_gone_stops_the_container(dproject: Any) -> None:
+def test_a_container_never_outlives_its_supervisor(dproject: Any) -> None:
+    import signal
+
+    run = _started_container(dproject, "sleepy")
+    cid = run["docker"]["container_id"]
+    assert _watchdog_of(run).is_running()
+    os.kill(run["supervisor_pid"], signal.SIGKILL)  # the engine runs the container, not us
+    done = _wait_final(dproject, run["id"], timeout=90)  # nobody polls: the watchdog records it
+    assert done["status"] == "lost"
+    assert f"its container {cid[:12]} was stopped" in done["error"]
+    deadline = time.monotonic() + 30
+    while not _gone(cid):
+        assert time.monotonic() < deadline, "the watchdog removes the container"
+        time.sleep(0.1)
+    assert "not reached" not in _log(dproject, run["id"])
+
+
+@needs_engine
+def test_stop_when_the_supervisor_and_its_watchdog_are_gone_stops_the_container(
+    dproject: Any,
+) -> None:
     import signal
 
     import docker
 
-    from ctui.jobs.launch import launch_run
     from ctui.jobs.stop import stop_run
-    from ctui.store import open_store
 
-    run = launch_run(dproject, "sleepy")
-    store = open_store(dproject)
-    deadline = time.monotonic() + 30
-    while "started" not in _log(dproject, run["id"]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    run = store.get_run(run["id"])
+    run = _started_container(dproject, "sleepy")
     cid = run["docker"]["container_id"]
-    os.kill(run["supervisor_pid"], signal.SIGKILL)  # the container runs on without it
+    _watchdog_of(run).kill()
+    os.kill(run["supervisor_pid"], signal.SIGKILL)  # the container runs on without either
     assert docker.from_env().containers.get(cid).status == "running"
     stopped = stop_run(dproject, run["id"], grace=1)
     assert stopped["status"] == "cancelled"

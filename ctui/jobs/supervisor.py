@@ -133,7 +133,8 @@ class Supervisor(RunEnd):
         return self._finish(code, started=started)
 
     def _guard(self) -> None:
-        """The local job's watchdog (it stops the job should this process die unsaid)."""
+        """The job's watchdog (it stops the local job or the container should this process
+        die unsaid)."""
         guard = getattr(self.execution, "guard", None)
         if guard is None:
             return

@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 from ctui.errors import CtuiError, ExitCode, UnavailableError
 from ctui.jobs.backends.base import Backend, Execution, LaunchSpec, StartError
+from ctui.jobs.backends.local import Guarded
 
 if TYPE_CHECKING:
     from ctui.config import JobConfig
@@ -179,9 +180,14 @@ def mount_paths(paths: Iterable[str]) -> list[str]:
 # -- one running container ---------------------------------------------------------------------
 
 
-class DockerExecution(Execution):
+class DockerExecution(Guarded, Execution):
     """A started container. A thread streams its output into the log file; another waits
     for its exit code (the SDK's blocking calls each get their own client)."""
+
+    def watched(self) -> list[str]:
+        """What the watchdog stops should the supervisor die unsaid: the container (the
+        engine runs it, not the supervisor's process tree)."""
+        return ["--container", str(self.container.id)]
 
     def __init__(self, container: Any, info: dict[str, Any], log_path: str, local: bool):
         self.container = container

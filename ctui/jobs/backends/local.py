@@ -22,6 +22,9 @@ guards that do not depend on each other:
    with the reason (so it is never left `running` even with nobody polling), drops the
    supervisor's disk reserve and starts the next queued run into the freed slot.
 
+A Docker job's container is run by the engine, not the supervisor's process tree: the same
+watchdog (`--container ID`) stops and removes it (`Guarded`, used by both executions).
+
 Should both guards be gone too (both SIGKILLed), a reader's `refresh` marks the run `lost`
 and, while its group still has a live member, sets `orphan` on it: such a run keeps its
 `max_concurrent` slot (`ctui.jobs.queue`) and `ctui stop` kills its group.
@@ -52,34 +55,15 @@ ORPHAN_GRACE = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
-class LocalExecution(Execution):
-    def __init__(self, proc: subprocess.Popen[bytes]):
-        self.proc = proc
-        self.pgid = proc.pid  # start_new_session=True: the child leads its own group
-        self._guard_fd: int | None = None
+class Guarded:
+    """An execution with a watchdog (`guard`, then `disarm` once the end is recorded): what
+    it stops should the supervisor die unsaid is `watched()` — `--pgid G` (a local job's
+    group) or `--container ID` (a Docker job's container)."""
 
-    def info(self) -> dict[str, Any]:
-        return {"pid": self.proc.pid, "pgid": self.pgid}
+    _guard_fd: int | None = None
 
-    def host_pids(self) -> list[int]:
-        return [self.proc.pid]
-
-    def poll(self) -> int | None:
-        return self.proc.poll()
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, grace: float) -> None:
-        _signal_group(self.pgid, signal.SIGTERM)
-        if self.wait(grace) is None:
-            _signal_group(self.pgid, signal.SIGKILL)
-        else:
-            # the leader exited; stragglers in its group still get the kill
-            _signal_group(self.pgid, signal.SIGKILL)
+    def watched(self) -> list[str]:
+        raise NotImplementedError
 
     def guard(self, project: Project, run_id: str) -> None:
         """Start the watchdog that stops the job's group if this process dies unsaid."""
@@ -96,8 +80,7 @@ class LocalExecution(Execution):
                         str(project.root),
                         "--store",
                         str(project.store_file),
-                        "--pgid",
-                        str(self.pgid),
+                        *self.watched(),
                         "--supervisor",
                         str(os.getpid()),
                         run_id,
@@ -126,6 +109,38 @@ class LocalExecution(Execution):
             os.write(fd, b"done\n")
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+class LocalExecution(Guarded, Execution):
+    def __init__(self, proc: subprocess.Popen[bytes]):
+        self.proc = proc
+        self.pgid = proc.pid  # start_new_session=True: the child leads its own group
+
+    def watched(self) -> list[str]:
+        return ["--pgid", str(self.pgid)]
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": self.proc.pid, "pgid": self.pgid}
+
+    def host_pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float) -> None:
+        _signal_group(self.pgid, signal.SIGTERM)
+        if self.wait(grace) is None:
+            _signal_group(self.pgid, signal.SIGKILL)
+        else:
+            # the leader exited; stragglers in its group still get the kill
+            _signal_group(self.pgid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -277,13 +292,7 @@ BACKEND = LocalBackend()
 
 def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive: bool) -> None:
     """Stop the orphaned group, then record the run `lost` with what happened to its job."""
-    from ctui.jobs.finish import RESERVE_FILE, last_metrics
-    from ctui.logs import log_tail
-    from ctui.store import Store
-
     gone = stop_group(pgid, ORPHAN_GRACE) if was_alive else True
-    store = Store(project.store_file)
-    now = time.time()
     base = f"the supervisor (pid {supervisor}) vanished"
     if not was_alive:
         error = f"{base} after its job ended; the job's exit was not recorded"
@@ -291,6 +300,39 @@ def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive
         error = f"{base}; its job (process group {pgid}) was stopped"
     else:
         error = f"{base}; its job (process group {pgid}) would not stop: `ctui stop {run_id}`"
+    orphan = None if gone else {"pgid": pgid, "since": time.time()}
+    _record_lost(project, run_id, supervisor, error, orphan)
+
+
+def _settle_container(project: Project, run_id: str, supervisor: int, container: str) -> None:
+    """A Docker job's supervisor died: stop and remove its container, record the run lost."""
+    from ctui.jobs.backends.docker import stop_container
+
+    base = f"the supervisor (pid {supervisor}) vanished"
+    try:
+        run = {"id": run_id, "docker": {"container_id": container}}
+        stop_container(run, ORPHAN_GRACE, remove=True)
+        error = f"{base}; its container {container[:12]} was stopped"
+    except Exception as exc:
+        error = (
+            f"{base}; its container {container[:12]} could not be stopped ({exc}): "
+            f"`docker stop {container[:12]}`"
+        )
+    _record_lost(project, run_id, supervisor, error, None)
+
+
+def _record_lost(
+    project: Project, run_id: str, supervisor: int, error: str, orphan: dict[str, Any] | None
+) -> None:
+    """The run `lost` with what happened to its job and what the job left; then the next
+    queued run into the freed slot (unless the job lives on as an orphan)."""
+    from ctui.jobs.finish import RESERVE_FILE, last_metrics
+    from ctui.logs import log_tail
+    from ctui.store import Store
+
+    gone = orphan is None
+    store = Store(project.store_file)
+    now = time.time()
 
     def ours(doc: dict[str, Any]) -> bool:
         if doc.get("supervisor_pid") != supervisor:
@@ -313,7 +355,7 @@ def _settle(project: Project, run_id: str, supervisor: int, pgid: int, was_alive
                 doc["duration"] = round(now - doc["started"], 3)
         metrics = {**(doc.get("metrics") or {}), **results.get("metrics", {})}
         doc.update(results, metrics=metrics, error=error)
-        doc["orphan"] = None if gone else {"pgid": pgid, "since": now}
+        doc["orphan"] = orphan
 
     for attempt in range(5):  # a full disk may free up
         try:
@@ -342,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("state_dir", type=Path)
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--store", type=Path, default=None)
-    parser.add_argument("--pgid", type=int, required=True)
+    parser.add_argument("--pgid", type=int, default=None)
+    parser.add_argument("--container", default=None)
     parser.add_argument("--supervisor", type=int, required=True)
     parser.add_argument("run_id")
     args = parser.parse_args(argv)
@@ -353,11 +396,13 @@ def main(argv: list[str] | None = None) -> int:
         said += chunk
     if b"done" in said:
         return 0
-    was_alive = group_alive(args.pgid)
     from ctui.jobs.spawn import project_from_args
 
     project = project_from_args(args.state_dir, args.root, args.store)
-    _settle(project, args.run_id, args.supervisor, args.pgid, was_alive)
+    if args.container:
+        _settle_container(project, args.run_id, args.supervisor, args.container)
+    elif args.pgid:
+        _settle(project, args.run_id, args.supervisor, args.pgid, group_alive(args.pgid))
     return 0
 
 
