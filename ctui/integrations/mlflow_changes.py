@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ctui.integrations.mlflow_rest import call, query
+from ctui.integrations.mlflow_rest import call, experiment_by_name
 from ctui.integrations.mlflow_uri import is_http, sqlite_path
 
 TIMEOUT = 5.0
@@ -50,10 +50,7 @@ def _rest(uri: str, experiment: str | None, since_ms: int) -> bool | None:
 
 def _experiment_ids(uri: str, experiment: str | None) -> list[str] | None:
     if experiment:
-        got = call(
-            uri, "experiments/get-by-name" + query(experiment_name=experiment), timeout=TIMEOUT
-        )
-        exp = got.get("experiment")
+        exp = experiment_by_name(uri, experiment, timeout=TIMEOUT).get("experiment")
         return [str(exp["experiment_id"])] if exp else None
     ids: list[str] = []
     token = None

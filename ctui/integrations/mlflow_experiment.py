@@ -21,7 +21,7 @@ import sqlite3
 import urllib.error
 from typing import Any
 
-from ctui.integrations.mlflow_rest import call, query
+from ctui.integrations.mlflow_rest import call, experiment_by_name
 from ctui.integrations.mlflow_uri import is_http, sqlite_path
 
 #: seconds a tracking server gets per request before the job starts without it
@@ -58,9 +58,8 @@ def prepare(project: Any, uri: str, name: str) -> str:
 
 
 def _rest(uri: str, name: str) -> str:
-    by_name = "experiments/get-by-name" + query(experiment_name=name)
     try:
-        exp = call(uri, by_name, timeout=TIMEOUT)["experiment"]
+        exp = experiment_by_name(uri, name, timeout=TIMEOUT)["experiment"]
         if exp.get("lifecycle_stage") == "deleted":
             body = {"experiment_id": exp["experiment_id"]}
             call(uri, "experiments/restore", body, timeout=TIMEOUT)
@@ -75,7 +74,7 @@ def _rest(uri: str, name: str) -> str:
     except urllib.error.HTTPError as exc:
         if exc.code not in (400, 409):  # RESOURCE_ALREADY_EXISTS: made meanwhile
             raise
-        return str(call(uri, by_name, timeout=TIMEOUT)["experiment"]["experiment_id"])
+        return str(experiment_by_name(uri, name, timeout=TIMEOUT)["experiment"]["experiment_id"])
 
 
 # -- a local store -------------------------------------------------------------------------------

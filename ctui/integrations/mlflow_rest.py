@@ -48,5 +48,7 @@ def call(uri: str, path: str, body: dict[str, Any] | None = None, *, timeout: fl
         return json.loads(response.read() or b"{}")
 
 
-def query(**params: Any) -> str:
-    return "?" + urllib.parse.urlencode(params)
+def experiment_by_name(uri: str, name: str, *, timeout: float) -> Any:
+    """The server's answer to `experiments/get-by-name` (an `HTTPError` 404 when it has none)."""
+    path = "experiments/get-by-name?" + urllib.parse.urlencode({"experiment_name": name})
+    return call(uri, path, timeout=timeout)
