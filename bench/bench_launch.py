@@ -123,6 +123,16 @@ def build_project(root: Path, mlflow_uri: str | None) -> None:
     sh(root, "git", "commit", "-q", "-m", "bench project")
 
 
+def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait `timeout` s for proc (a session leader) to exit, then SIGKILL its group."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 # -- the MLflow server -------------------------------------------------------------------------
 class MlflowServer:
     def __init__(self, folder: Path) -> None:
@@ -170,12 +180,7 @@ class MlflowServer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        wait_or_kill(self.proc, 20)
         self.proc = None
 
 
@@ -437,12 +442,7 @@ class Pty:
         except subprocess.TimeoutExpired:
             with contextlib.suppress(OSError):
                 os.write(self.master, b"\x03")
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+            wait_or_kill(self.proc, 3)
         os.close(self.master)
 
 
