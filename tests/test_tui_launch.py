@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from textual.widgets import Button, Checkbox, Input, OptionList, Static
 
@@ -46,6 +48,20 @@ def stop_if_running(project: Project, run_id: str | None) -> None:
         stop_run(project, run_id, grace=1.0)
 
 
+async def launch_from_form(
+    app: ScreenApp, pilot: Any, job: str
+) -> tuple[LaunchScreen, LiveRunScreen]:
+    """On the form of `job` (once it is chosen), ctrl+s: → the form and the live view."""
+    form = app.screen
+    assert isinstance(form, LaunchScreen)
+    await wait_for(pilot, lambda: form.job_name == job)
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+    live = app.screen
+    assert isinstance(live, LiveRunScreen)
+    return form, live
+
+
 async def test_the_live_view_shows_the_run_before_the_launch_returns(project: Project) -> None:
     """ctrl+s shows the new run's id and `starting…` while `launch_run` is still waiting
     (here for the store lock another process holds); its first log line follows."""
@@ -55,13 +71,7 @@ async def test_the_live_view_shows_the_run_before_the_launch_returns(project: Pr
     try:
         with LockHolder(Store(project.store_file).lock_path) as holder:
             async with app.run_test(size=(120, 40)) as pilot:
-                form = app.screen
-                assert isinstance(form, LaunchScreen)
-                await wait_for(pilot, lambda: form.job_name == "sleeper")
-                await pilot.press("ctrl+s")
-                await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
-                live = app.screen
-                assert isinstance(live, LiveRunScreen)
+                form, live = await launch_from_form(app, pilot, "sleeper")
                 run_id = live.run_id
                 await wait_for(pilot, lambda: "starting…" in status_of(live))
                 assert run_id in status_of(live) and "sleeper" in status_of(live)
@@ -129,12 +139,8 @@ async def test_leaving_while_starting_still_reports_a_failed_launch(project: Pro
     app = ScreenApp(lambda: LaunchScreen(project, "count"))
     with LockHolder(Store(project.store_file).lock_path) as holder:
         async with app.run_test(size=(120, 40)) as pilot:
-            form = app.screen
-            assert isinstance(form, LaunchScreen)
-            await wait_for(pilot, lambda: form.job_name == "count")
-            await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
-            run_id = app.screen.run_id  # type: ignore[attr-defined]
+            form, live = await launch_from_form(app, pilot, "count")
+            run_id = live.run_id
             await pilot.press("escape")
             await wait_for(pilot, lambda: not form.is_attached)
             assert form.launching
