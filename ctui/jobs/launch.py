@@ -259,7 +259,7 @@ def _prepare(
     fields: dict[str, Any],
     *,
     isolated: bool,
-    supervised: bool = True,
+    supervised: bool,
 ) -> tuple[dict[str, Any], LaunchSpec]:
     """One run's document and launch spec (`spec.json` written into its new run folder)."""
     run_id = fields.pop("id", None) or new_run_id()
@@ -310,7 +310,8 @@ def _prepare(
     atomic_write_bytes(
         run_dir / SPEC_FILE, orjson.dumps(written.to_dict(), option=orjson.OPT_INDENT_2)
     )
-    return doc, spec
+    # the real values, and what is masked (`options["sealed"]`) for an engine's batch script
+    return doc, dataclasses.replace(spec, options=written.options)
 
 
 def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) -> LaunchSpec:
@@ -318,13 +319,10 @@ def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) 
     kept in memory until the supervisor takes them back (`keep_sealed`, `unseal_spec`); where
     the machine has no memory file system, the spec as it is."""
     safe_argv, safe_env, sealed = seal(spec.argv, spec.env, params)
-    if not sealed:
-        return spec
-    if not supervised:
-        # an engine's batch script carries the job's argv and env (the backend's own file);
-        # what ctui keeps beside the run is read only to capture the manifest
-        return dataclasses.replace(spec, argv=safe_argv, env=safe_env)
-    if not keep_sealed(spec.run_id, sealed):
+    # an engine's batch script carries the job's argv and env (the backend's own file, naming
+    # the masked ones by reference); what ctui keeps beside the run is read only to capture
+    # the manifest
+    if not sealed or (supervised and not keep_sealed(spec.run_id, sealed)):
         return spec
     from ctui.manifest.redact import is_secret_param
 

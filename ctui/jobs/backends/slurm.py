@@ -152,26 +152,24 @@ def sbatch_options(spec: LaunchSpec) -> list[str]:
 
 
 class Secrets:
-    """The job's secret argv tokens and variables (those `spec.json` masks): the batch script
-    names them by reference, and their values reach the job through sbatch's environment
-    (Slurm passes it on: `--export=ALL`, its default), never through a file ctui writes."""
+    """The job's secret argv tokens and variables (those `seal` masked at launch, named in
+    `options["sealed"]`): the batch script names them by reference, and their values reach the
+    job through sbatch's environment (Slurm passes it on: `--export=ALL`, its default), never
+    through a file ctui writes."""
 
     def __init__(self, spec: LaunchSpec):
         self.argv: dict[int, str] = {}  # token index → the script's shell variable
         self.env: dict[str, str] = {}  # job variable → the script's shell variable
         self.values: dict[str, str] = {}  # for sbatch's environment: CTUI_SECRET_* → value
         self._taken: list[tuple[str, str]] = []  # (shell variable, CTUI_SECRET_* name)
-        try:
-            shown = orjson.loads((Path(spec.run_dir) / "spec.json").read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return
+        masked = spec.options.get("sealed") or {}
         tag = "".join(c for c in spec.run_id if c.isalnum())
-        for i, (real, safe) in enumerate(zip(spec.argv, shown.get("argv") or [], strict=False)):
-            if real != safe:
-                self.argv[i] = self._keep(f"ctui_a{i}", f"CTUI_SECRET_{tag}_A{i}", real)
-        safe_env = shown.get("env") or {}
+        for i in masked.get("argv") or []:
+            if 0 <= i < len(spec.argv):
+                self.argv[i] = self._keep(f"ctui_a{i}", f"CTUI_SECRET_{tag}_A{i}", spec.argv[i])
+        secret_vars = set(masked.get("env") or [])
         for n, (name, value) in enumerate(sorted(spec.env.items())):
-            if name.isidentifier() and safe_env.get(name) != value:
+            if name.isidentifier() and name in secret_vars:
                 self.env[name] = self._keep(f"ctui_e{n}", f"CTUI_SECRET_{tag}_E{n}", value)
 
     def _keep(self, local: str, exported: str, value: str) -> str:
