@@ -8,11 +8,10 @@ None means "cannot tell cheaply": the caller does the real import, which says wh
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ctui.integrations.mlflow_rest import call, experiment_by_name
-from ctui.integrations.mlflow_uri import is_http, sqlite_path
+from ctui.integrations.mlflow_uri import is_http, sqlite_path, sqlite_rows
 
 TIMEOUT = 5.0
 _TIMES = ("start_time", "end_time")
@@ -64,9 +63,6 @@ def _experiment_ids(uri: str, experiment: str | None) -> list[str] | None:
 
 
 def _sqlite(uri: str, experiment: str | None, since_ms: int) -> bool | None:
-    db = sqlite_path(uri)
-    if db is None or not db.is_file():
-        return None
     sql = (
         "SELECT 1 FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id"
         " WHERE (r.start_time > ? OR r.end_time > ?)"
@@ -75,8 +71,5 @@ def _sqlite(uri: str, experiment: str | None, since_ms: int) -> bool | None:
     if experiment:
         sql += " AND e.name = ?"
         args.append(experiment)
-    try:
-        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0) as con:
-            return con.execute(sql + " LIMIT 1", args).fetchone() is not None
-    except sqlite3.Error:
-        return None
+    rows = sqlite_rows(uri, sql + " LIMIT 1", args, timeout=5.0)
+    return None if rows is None else bool(rows)

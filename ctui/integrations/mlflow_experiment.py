@@ -17,12 +17,11 @@ Nothing here raises: a failure is an `error` on the run's MLflow section and `sy
 
 from __future__ import annotations
 
-import sqlite3
 import urllib.error
 from typing import Any
 
 from ctui.integrations.mlflow_rest import call, experiment_by_name
-from ctui.integrations.mlflow_uri import is_http, sqlite_path
+from ctui.integrations.mlflow_uri import is_http, sqlite_path, sqlite_rows
 
 #: seconds a tracking server gets per request before the job starts without it
 TIMEOUT = 0.5
@@ -83,18 +82,13 @@ def _rest(uri: str, name: str) -> str:
 def _sqlite_lookup(uri: str, name: str) -> str | None:
     """The active experiment's id read straight from a sqlite store; None when there is no
     such file, table or active experiment (MLflow then makes or restores it)."""
-    db = sqlite_path(uri)
-    if db is None or not db.is_file():
-        return None
-    try:
-        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0) as con:
-            row = con.execute(
-                "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = ?",
-                (name, "active"),
-            ).fetchone()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
+    rows = sqlite_rows(
+        uri,
+        "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = ?",
+        (name, "active"),
+        timeout=1.0,
+    )
+    return str(rows[0][0]) if rows else None
 
 
 def _create_with_mlflow(project: Any, uri: str, name: str) -> str:

@@ -159,6 +159,21 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(path[1:] if not uri.startswith("sqlite:////") else path)
 
 
+def sqlite_rows(uri: str, sql: str, args: Any = (), *, timeout: float) -> list[Any] | None:
+    """The rows of `sql` on the sqlite store at `uri`, opened read-only; None when the URI
+    names no sqlite file there or the query fails (no such table, a locked database)."""
+    import sqlite3
+
+    db = sqlite_path(uri)
+    if db is None or not db.is_file():
+        return None
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout) as con:
+            return con.execute(sql, args).fetchall()
+    except sqlite3.Error:
+        return None
+
+
 def reachable(uri: str, timeout: float = 3.0) -> bool:
     """A cheap check before the (slow to fail) MLflow client: GET /health on a server."""
     if not is_http(uri):
