@@ -352,10 +352,6 @@ class PlotLine:
     x_hi: float
     points: int
 
-    @property
-    def title(self) -> str:
-        return f"{self.name}: {self.y} vs {self.x}"
-
 
 def plot_lines(run_dir: Path, grid: int = PLOT_GRID) -> list[PlotLine]:
     """The run's recorded plots (`plots.json`, written from the DVC plots when it ended)."""
