@@ -67,6 +67,8 @@ class Guarded:
 
     def guard(self, project: Project, run_id: str) -> None:
         """Start the watchdog that stops the job's group if this process dies unsaid."""
+        from ctui.jobs.spawn import supervisor_env
+
         read, write = os.pipe()  # not inheritable: no other child of ours holds the writer
         try:
             with open(project.run_dir(run_id) / "supervisor.log", "ab") as err:
@@ -86,7 +88,7 @@ class Guarded:
                         run_id,
                     ],
                     cwd=str(project.root),
-                    env=_watchdog_env(),
+                    env=supervisor_env(),
                     stdin=read,
                     stdout=err,
                     stderr=err,
@@ -205,17 +207,6 @@ def stop_group(pgid: int, grace: float, *, poll: float = 0.05) -> bool:
             return False  # unkillable for now (uninterruptible sleep)
         time.sleep(poll)
     return True
-
-
-def _watchdog_env() -> dict[str, str]:
-    """The supervisor's environment with ctui's folder on PYTHONPATH (a source checkout)."""
-    import ctui
-
-    env = dict(os.environ)
-    here = str(Path(ctui.__file__).resolve().parent.parent)
-    original = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = here + (os.pathsep + original if original else "")
-    return env
 
 
 def _bind_to_parent() -> Callable[[], None] | None:
@@ -396,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         said += chunk
     if b"done" in said:
         return 0
-    from ctui.jobs.spawn import project_from_args
+    from ctui.jobs.spawn import project_from_args, restore_pythonpath
 
+    restore_pythonpath()  # a queued run it starts gets the supervisor's environment, as from it
     project = project_from_args(args.state_dir, args.root, args.store)
     if args.container:
         _settle_container(project, args.run_id, args.supervisor, args.container)
