@@ -14,7 +14,8 @@ from ctui.integrations.mlflow_rest import call, experiment_by_name
 from ctui.integrations.mlflow_uri import is_http, sqlite_path, sqlite_rows
 
 TIMEOUT = 5.0
-_TIMES = ("start_time", "end_time")
+#: the run times a change shows in (MLflow's filter has no OR: one query each)
+TIMES = ("start_time", "end_time")
 
 
 def anything_since(uri: str, experiment: str | None, since_ms: int) -> bool | None:
@@ -36,7 +37,7 @@ def _rest(uri: str, experiment: str | None, since_ms: int) -> bool | None:
         return None
     if not ids:
         return False
-    for column in _TIMES:
+    for column in TIMES:
         body = {
             "experiment_ids": ids,
             "filter": f"attributes.{column} > {int(since_ms)}",

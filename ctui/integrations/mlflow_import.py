@@ -30,6 +30,7 @@ from ctui.atomic import atomic_write_bytes
 from ctui.errors import UnavailableError
 from ctui.ids import new_run_id
 from ctui.integrations import mlflow_client, mlflow_uri
+from ctui.integrations.mlflow_changes import TIMES
 from ctui.integrations.mlflow_runs import PARENT_TAG, RUN_TAG, all_experiments
 from ctui.integrations.mlflow_sync import _uri_for
 from ctui.store import RUNS, Store
@@ -87,7 +88,7 @@ def _experiments(cl: Any, name: str | None) -> list[Any]:
 def _all_runs(cl: Any, exp_id: str, since_ms: int | None = None) -> list[Any]:
     """Every run of the experiment; with `since_ms`, only those that started or ended after
     it (two queries: MLflow's filter has no OR)."""
-    filters = [""] if since_ms is None else [f"attributes.{t} > {since_ms}" for t in _TIMES]
+    filters = [""] if since_ms is None else [f"attributes.{t} > {since_ms}" for t in TIMES]
     out: dict[str, Any] = {}
     for text in filters:
         token = None
@@ -100,7 +101,6 @@ def _all_runs(cl: Any, exp_id: str, since_ms: int | None = None) -> list[Any]:
     return list(out.values())
 
 
-_TIMES = ("start_time", "end_time")
 #: the store table of incremental imports: key `<tracking URI>|<experiment or *>`
 IMPORTS = "imports"
 
