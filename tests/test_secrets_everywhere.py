@@ -16,7 +16,7 @@ from jobs_helpers import PY, run_doc, wait_final, wait_for, write_config
 
 from ctui.jobs import supervisor
 from ctui.jobs.backends.base import LaunchSpec, StartError
-from ctui.jobs.command import keep_sealed, seal, sealed_dir, unseal_spec
+from ctui.jobs.seal import keep_sealed, seal, sealed_dir, unseal_spec
 from ctui.manifest.redact import (
     REDACTED,
     is_secret_param,
@@ -187,7 +187,7 @@ def test_sealed_values_wait_only_in_a_private_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A folder others may read, or a symlink planted where it should be, is never used."""
-    from ctui.jobs import command
+    from ctui.jobs import seal as sealing
 
     runtime = tmp_path / "run-user"
     runtime.mkdir()
@@ -195,14 +195,14 @@ def test_sealed_values_wait_only_in_a_private_folder(
     mine = runtime / "ctui-sealed"
     mine.mkdir(mode=0o755)
     mine.chmod(0o755)
-    assert mine not in command._sealed_dirs()
+    assert mine not in sealing._sealed_dirs()
     mine.chmod(0o700)
-    assert mine in command._sealed_dirs()
+    assert mine in sealing._sealed_dirs()
     mine.rmdir()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
     mine.symlink_to(elsewhere)
-    assert mine not in command._sealed_dirs()
+    assert mine not in sealing._sealed_dirs()
 
 
 SHOW = "import os, sys; print('got', sys.argv[1], *(os.environ[k] for k in sys.argv[2:]))\n"

@@ -6,9 +6,9 @@ is started. `spec.json` in the run folder holds the argv/env/cwd, so a queued ru
 later by whichever ctui process notices a free slot.
 
 Nothing ctui writes holds a secret: the run document goes through `redact_doc` (a param named
-like a secret is `<redacted>`), and `spec.json` is sealed (`command.seal`): its secret values
+like a secret is `<redacted>`), and `spec.json` is sealed (`seal.seal`): its secret values
 wait in a private folder on a memory file system until the run's supervisor takes them back
-(`command.unseal_spec`), so the job still gets them and no disk ever does.
+(`seal.unseal_spec`), so the job still gets them and no disk ever does.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from ctui.ids import new_run_id
 from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import LaunchSpec
 from ctui.jobs.capture import capture_options
-from ctui.jobs.command import build_argv, build_env, keep_sealed, seal, validate_params
+from ctui.jobs.command import build_argv, build_env, validate_params
 from ctui.jobs.queue import holds_slot
+from ctui.jobs.seal import keep_sealed, seal
 from ctui.jobs.spawn import Spawner, start_supervisors, starter
 from ctui.jobs.stop import stop_run
 from ctui.store import RUNS, Store, open_store
@@ -243,7 +244,7 @@ def _forget(project: Project, run_ids: list[str]) -> None:
     """The run folders (and sealed secrets) of runs that never made it into the store."""
     import shutil
 
-    from ctui.jobs.command import drop_sealed
+    from ctui.jobs.seal import drop_sealed
 
     for run_id in run_ids:
         shutil.rmtree(project.run_dir(run_id), ignore_errors=True)
@@ -315,7 +316,7 @@ def _prepare(
 
 
 def _sealed_spec(spec: LaunchSpec, params: dict[str, Any], *, supervised: bool) -> LaunchSpec:
-    """What `spec.json` holds: `spec` with secret values masked (`command.seal`), the real ones
+    """What `spec.json` holds: `spec` with secret values masked (`seal.seal`), the real ones
     kept in memory until the supervisor takes them back (`keep_sealed`, `unseal_spec`); where
     the machine has no memory file system, the spec as it is."""
     safe_argv, safe_env, sealed = seal(spec.argv, spec.env, params)

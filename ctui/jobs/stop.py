@@ -39,7 +39,7 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
             when=lambda d: d["status"] == "queued",
         )
         if done is not None:
-            from ctui.jobs.command import drop_sealed
+            from ctui.jobs.seal import drop_sealed
 
             drop_sealed(run_id)  # it never starts: the secret values kept for it go
             return done

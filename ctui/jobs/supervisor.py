@@ -36,8 +36,8 @@ import orjson
 from ctui.atomic import append_jsonl, atomic_write_bytes
 from ctui.jobs.backends import get_backend
 from ctui.jobs.backends.base import Execution, LaunchSpec, StartError
-from ctui.jobs.command import drop_sealed, unseal_spec
 from ctui.jobs.finish import RunEnd, _print_exc
+from ctui.jobs.seal import drop_sealed, unseal_spec
 from ctui.project import Project
 from ctui.store import FINAL, Store
 
