@@ -14,7 +14,7 @@ from ctui.tui.screens.live_run import LiveRunScreen
 from ctui.tui.widgets.log_view import LogView
 from ctui.tui.widgets.metrics_pane import MetricsPane
 from ctui.tui.widgets.param_form import ParamField
-from tests.tui_live_helpers import LockHolder, ScreenApp, wait_for, write_config
+from tests.tui_live_helpers import LockHolder, ScreenApp, status_of, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -29,10 +29,6 @@ FAKE_GPUS = (
 
 def field(screen: LaunchScreen, name: str) -> ParamField:
     return next(f for f in screen.query(ParamField).results(ParamField) if f.param == name)
-
-
-def status_of(screen: LiveRunScreen) -> str:
-    return str(screen.query_one("#live-status", Static).render())
 
 
 def run_ids(project: Project) -> set[str]:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from ctui.project import Project
 from ctui.store import Store
@@ -18,13 +18,9 @@ from ctui.tui.widgets.jsonl_tail import JsonlTail
 from ctui.tui.widgets.log_view import LogView
 from ctui.tui.widgets.metrics_pane import MetricsPane
 from ctui.tui.widgets.resources import ResourcesPane
-from tests.tui_live_helpers import ScreenApp, wait_for, write_config
+from tests.tui_live_helpers import ScreenApp, status_of, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def status_of(screen: LiveRunScreen) -> str:
-    return str(screen.query_one("#live-status", Static).render())
 
 
 def launch(project: Project, job: str, **params: object) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from textual.app import App
 from textual.screen import Screen
+from textual.widgets import Static
 
 PY = sys.executable
 
@@ -53,6 +54,11 @@ class ScreenApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.make())
+
+
+def status_of(screen: Screen[Any]) -> str:
+    """The live view's status line, as text."""
+    return str(screen.query_one("#live-status", Static).render())
 
 
 async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 20.0) -> None:
