@@ -274,8 +274,6 @@ class Supervisor(RunEnd):
         except Exception:
             return 10.0
 
-    # -- the end -----------------------------------------------------------------------------
-
 
 def _signals(sup: Supervisor) -> None:
     def on_term(signum: int, frame: Any) -> None:
