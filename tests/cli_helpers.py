@@ -10,8 +10,9 @@ from pathlib import Path
 from ctui.errors import ExitCode
 
 
-def ctui(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m ctui ARGS` in `cwd`, wide output, none of the user's CTUI_/MLFLOW_ settings."""
+def ctui(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m ctui ARGS` in `cwd` (`stdin` as its input), wide output, none of the user's
+    CTUI_/MLFLOW_ settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CTUI_", "MLFLOW_"))}
     env["COLUMNS"] = "200"
     return subprocess.run(
@@ -19,6 +20,7 @@ def ctui(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         capture_output=True,
         text=True,
+        input=stdin,
         env=env,
         timeout=60,
     )

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import ctui
 
 from ctui.errors import ExitCode
 from ctui.store import Store
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def ctui(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CTUI_STORE"}
-    env["COLUMNS"] = "120"
-    return subprocess.run(
-        [sys.executable, "-m", "ctui", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=60,
-    )
 
 
 def _runs() -> list[dict]:
