@@ -30,10 +30,11 @@ PID_FILE = "supervisor.pid"
 
 
 def supervisor_argv(project: Project, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "ctui.jobs.supervisor", *_project_args(project), run_id]
+    return [sys.executable, "-m", "ctui.jobs.supervisor", *project_args(project), run_id]
 
 
-def _project_args(project: Project) -> list[str]:
+def project_args(project: Project) -> list[str]:
+    """The arguments that name the project to a helper (`project_from_args` reads them)."""
     return [str(project.state_dir), "--root", str(project.root), "--store", str(project.store_file)]
 
 
@@ -152,7 +153,7 @@ class Spawner:
         log = project.state_dir / "spawner.log"
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ctui.jobs.spawn", *_project_args(project)],
+                [sys.executable, "-m", "ctui.jobs.spawn", *project_args(project)],
                 cwd=str(project.root),
                 env=supervisor_env(),
                 stdin=subprocess.PIPE,

@@ -67,21 +67,17 @@ class Guarded:
 
     def guard(self, project: Project, run_id: str) -> None:
         """Start the watchdog that stops the job's group if this process dies unsaid."""
-        from ctui.jobs.spawn import supervisor_env
+        from ctui.jobs.spawn import SUPERVISOR_LOG, project_args, supervisor_env
 
         read, write = os.pipe()  # not inheritable: no other child of ours holds the writer
         try:
-            with open(project.run_dir(run_id) / "supervisor.log", "ab") as err:
+            with open(project.run_dir(run_id) / SUPERVISOR_LOG, "ab") as err:
                 subprocess.Popen(
                     [
                         sys.executable,
                         "-m",
                         "ctui.jobs.backends.local",
-                        str(project.state_dir),
-                        "--root",
-                        str(project.root),
-                        "--store",
-                        str(project.store_file),
+                        *project_args(project),
                         *self.watched(),
                         "--supervisor",
                         str(os.getpid()),
