@@ -243,12 +243,18 @@ def redact_bytes(data: bytes) -> tuple[bytes, int]:
     )
 
 
+def masks_param(name: Any, value: Any) -> bool:
+    """Whether a param's value is masked: its name is a secret's and it holds something (not
+    None, "" or a boolean)."""
+    return is_secret_param(str(name)) and value not in (None, "") and not isinstance(value, bool)
+
+
 def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """A run's params safe to write: a secret-named param's value masked, token shapes in the
     others' string values replaced, numbers and booleans as they are."""
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if is_secret_param(str(name)) and value not in (None, "") and not isinstance(value, bool):
+        if masks_param(name, value):
             out[name] = REDACTED
         elif isinstance(value, str):
             out[name] = redact_text(value)
@@ -283,11 +289,7 @@ def redact_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
     params = doc.get("params")
     secrets: list[str] = []
     if isinstance(params, Mapping):
-        secrets = [
-            str(v)
-            for k, v in params.items()
-            if is_secret_param(str(k)) and v not in (None, "") and not isinstance(v, bool)
-        ]
+        secrets = [str(v) for k, v in params.items() if masks_param(k, v)]
         out["params"] = redact_params(params)
     command = doc.get("command")
     if isinstance(command, list):
