@@ -40,17 +40,23 @@ def holds_slot(run: dict[str, Any], *, here: str | None = None) -> bool:
     status = run.get("status")
     if status == "running":
         return True
-    orphan = run.get("orphan")
-    if status != "lost" or not isinstance(orphan, dict):
+    if status != "lost" or not isinstance(run.get("orphan"), dict):
         return False
+    if orphan_lives(run, here=here):
+        return True
+    run["orphan"] = None  # written with the claim, when there is one
+    return False
+
+
+def orphan_lives(run: dict[str, Any], *, here: str | None = None) -> bool:
+    """Whether a `lost` run's `orphan` (its job's process group) may still be running: it has
+    a live member on this host, or it is on another host (it cannot be told from here)."""
     if run.get("host") not in (None, here or socket.gethostname()):
         return True
     from ctui.jobs.backends.local import group_alive
 
-    if group_alive(orphan.get("pgid"), since=orphan.get("since")):
-        return True
-    run["orphan"] = None  # written with the claim, when there is one
-    return False
+    orphan = run["orphan"]
+    return group_alive(orphan.get("pgid"), since=orphan.get("since"))
 
 
 def _limit(run: dict[str, Any], config: Config | None) -> int | None:

@@ -111,17 +111,14 @@ def write_failed(exc: BaseException) -> bool:
 
 def _orphans_gone(store: Store, runs: list[dict[str, Any]]) -> list[str]:
     """Lost runs of this host whose orphaned job group has ended: their `orphan` goes."""
-    from ctui.jobs.backends.local import group_alive
+    from ctui.jobs.queue import orphan_lives
 
     here = socket.gethostname()
     changed = []
     for run in runs:
-        orphan = run.get("orphan")
-        if run.get("status") != "lost" or not isinstance(orphan, dict):
+        if run.get("status") != "lost" or not isinstance(run.get("orphan"), dict):
             continue
-        if run.get("host") not in (None, here):
-            continue
-        if group_alive(orphan.get("pgid"), since=orphan.get("since")):
+        if orphan_lives(run, here=here):
             continue
         done = store.update_run(
             run["id"],
