@@ -26,7 +26,7 @@ import json
 import posixpath
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,7 @@ def read_plots(
     if since is not None:
         fresh = {f for f in files if written_since(root / f, since)}
         older = [f for f in files if f not in fresh]
-        ok = vouched(root, older, cache_dir) if vouch else set()
+        ok = vouched_by_lock(root, older, cache_dir=cache_dir) if vouch else set()
         files = [f for f in files if f in fresh or f in ok]
     cache: dict[str, list[dict[str, Any]] | None] = {}
     curves: list[dict[str, Any]] = []
@@ -265,10 +265,6 @@ def read_plots(
         if records:
             curves.extend(curves_of(plot, file, records))
     return curves, problems
-
-
-def vouched(root: Path, files: Sequence[str], cache_dir: Path | None) -> set[str]:
-    return vouched_by_lock(root, files, cache_dir=cache_dir) if files else set()
 
 
 def record_plots(
