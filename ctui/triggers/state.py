@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ctui.store import CAUSES, RUNS, TRIGGERS, Store
@@ -132,26 +131,6 @@ def confirm_cause(store: Store, cause_key: str, fields: dict[str, Any]) -> None:
             data.setdefault(TRIGGERS, {}).setdefault(trig, {"name": trig})["last_run"] = run_id
 
     store.transact(fn)
-
-
-def take_over_intent(
-    store: Store, cause_key: str, is_stale: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any] | None:
-    """Become the owner of an unconfirmed intent whose owner is gone (compare-and-set)."""
-
-    def fn(data: dict[str, Any]) -> dict[str, Any]:
-        doc = data.get(CAUSES, {}).get(cause_key)
-        if doc is None or doc.get("state") != INTENT or not is_stale(doc):
-            raise _Skip
-        doc["owner"] = owner_token()
-        doc["taken_over"] = time.time()
-        return dict(doc)
-
-    try:
-        result: dict[str, Any] = store.transact(fn)
-    except _Skip:
-        return None
-    return result
 
 
 def run_for_cause(data: dict[str, Any], cause_key: str) -> dict[str, Any] | None:
