@@ -80,9 +80,8 @@ def stop_run(project: Project, run_id: str, grace: float = 10.0) -> dict[str, An
         cur = store.get_run(run_id)
         if cur["status"] in FINAL:
             return cur
-        if not cur.get("supervisor_pid") and cur["status"] == "running":
-            pass  # supervisor still starting: it reads stop_requested when it does
-        elif supervisor_alive(cur) is False:
+        # a supervisor still starting (no pid yet) is None here: it reads stop_requested
+        if supervisor_alive(cur) is False:
             break
         time.sleep(0.05)
     # no supervisor (or it does not answer): stop the job group from here
