@@ -32,11 +32,9 @@ from ctui.integrations.mlflow_sync import (
     _mark,
     _uri_for,
     read_metric_points,
-    read_synced,
     sync_run,
-    sync_settled,
 )
-from ctui.integrations.mlflow_uri import is_http, reachable, safe_uri
+from ctui.integrations.mlflow_uri import reachable, safe_uri
 from ctui.store import FINAL, Store
 
 __all__ = [
@@ -48,15 +46,12 @@ __all__ = [
     "client",
     "enabled",
     "experiment_name",
-    "is_http",
     "pending_runs",
     "read_metric_points",
-    "read_synced",
     "reachable",
     "safe_uri",
     "sync_pending",
     "sync_run",
-    "sync_settled",
     "tracking_uri",
 ]
 
