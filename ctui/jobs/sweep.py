@@ -62,6 +62,7 @@ def launch_sweep(
     if runs and runs[-1].get("backend") == "slurm":
         from ctui.store import open_store
 
-        store = open_store(project)  # the array id reached the earlier runs afterwards
-        runs = [store.get_run(r["id"]) for r in runs]
+        # the array id reached the earlier runs afterwards: one read of the store for all
+        by_id = {r["id"]: r for r in open_store(project).runs()}
+        runs = [by_id.get(r["id"], r) for r in runs]
     return runs
