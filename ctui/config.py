@@ -5,40 +5,27 @@ Every problem is a ConfigError naming the file, the key and what is wrong.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctui.config_check import (
+    check_type,
+    known_keys,
+    opt,
+    param_table,
+    parse_duration,
+    str_list,
+    table,
+)
 from ctui.errors import ConfigError
+from ctui.gate.config import GateConfig, NotifyConfig, parse_gate, parse_notify
+from ctui.output_metrics import OutputMetricsConfig, parse_output_metrics
 
 BACKENDS = ("local", "docker", "slurm")
-TRIGGER_KINDS = ("data", "code", "schedule", "metric", "after")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(value: Any, *, path: Path, key: str, positive: bool = False) -> float:
-    """`90`, `"90s"`, `"10m"`, `"2h"`, `"1d"` → seconds: 0 or more (more than 0 if `positive`),
-    never NaN or infinite."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(path, key, f"expected a duration like '10m', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        m = _DURATION.match(value)
-        if not m:
-            raise ConfigError(
-                path, key, f"expected a duration like '30s', '10m', '2h', got {value!r}"
-            )
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
-        what = "more than 0" if positive else "0 or more"
-        raise ConfigError(path, key, f"must be a duration of {what}, got {value!r}")
-    return seconds
+TRIGGER_KINDS = ("data", "code", "schedule", "metric", "after", "promoted")
 
 
 @dataclass
@@ -75,6 +62,10 @@ class JobConfig:
     isolate: str | None = None
     #: keep an isolated run's worktree after it ended (for a look inside)
     keep_worktree: bool = False
+    #: `[jobs.NAME.gate]`: what a run must pass to become the job's champion
+    gate: GateConfig | None = None
+    #: `output_metrics`: metrics read from the job's output
+    output_metrics: OutputMetricsConfig = field(default_factory=OutputMetricsConfig)
 
 
 @dataclass
@@ -108,14 +99,12 @@ _MLFLOW_KEYS = {"enabled", "tracking_uri", "experiment", "mirror", "mirror_exper
 
 
 def parse_mlflow(raw: Any, path: Path) -> MlflowConfig:
-    ml = _table(raw, path, "mlflow")
-    _known_keys(ml, _MLFLOW_KEYS, path, "mlflow")
-    enabled = _check_type(
-        ml.get("enabled", bool(ml)), bool, path, "mlflow.enabled", "true or false"
-    )
+    ml = table(raw, path, "mlflow")
+    known_keys(ml, _MLFLOW_KEYS, path, "mlflow")
+    enabled = check_type(ml.get("enabled", bool(ml)), bool, path, "mlflow.enabled", "true or false")
     for key in ("tracking_uri", "experiment", "mirror_experiment"):
         if ml.get(key) is not None:
-            _check_type(ml[key], str, path, f"mlflow.{key}", "a string")
+            check_type(ml[key], str, path, f"mlflow.{key}", "a string")
     mirror = ml.get("mirror")
     return MlflowConfig(
         enabled=enabled,
@@ -150,6 +139,7 @@ class Config:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     monitor_interval: float = 1.0
     manifest: ManifestConfig = field(default_factory=ManifestConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def job(self, name: str) -> JobConfig:
@@ -194,89 +184,40 @@ def load_config(root: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
     if path.name == "pyproject.toml":
-        tool = _table(data.get("tool", {}), path, "tool")
-        data = _table(tool.get("ctui", {}), path, "tool.ctui")
+        tool = table(data.get("tool", {}), path, "tool")
+        data = table(tool.get("ctui", {}), path, "tool.ctui")
     return parse_config(data, path)
-
-
-def _table(value: Any, path: Path, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(path, key, f"expected a table, got {type(value).__name__}")
-    return value
-
-
-def _str_list(value: Any, path: Path, key: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(path, key, "expected a string or a list of strings")
-    return list(value)
-
-
-def _check_type(value: Any, types: type | tuple[type, ...], path: Path, key: str, what: str) -> Any:
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-        raise ConfigError(path, key, f"expected {what}, got {value!r}")
-    return value
-
-
-def _opt(raw: dict[str, Any], name: str, types: Any, path: Path, key: str, what: str) -> Any:
-    """`raw[name]` when set (None when absent), checked to be of `types`."""
-    value = raw.get(name)
-    return None if value is None else _check_type(value, types, path, f"{key}.{name}", what)
-
-
-def _params(value: Any, path: Path, key: str) -> dict[str, Any]:
-    params = _table(value, path, f"{key}.params")
-    for pk, pv in params.items():
-        if not isinstance(pv, str | int | float | bool):
-            raise ConfigError(
-                path, f"{key}.params.{pk}", "a param must be a string, number or boolean"
-            )
-    return params
-
-
-def _known_keys(raw: dict[str, Any], known: set[str], path: Path, key: str) -> None:
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(
-            path,
-            key,
-            f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
-        )
-
-
-def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
-    return t if isinstance(t, tuple) else (t,)
 
 
 _JOB_KEYS = {
     "command", "params", "backend", "shell", "env", "gpus", "data", "metrics", "max_concurrent",
     "workdir", "image", "params_env", "slurm", "description", "python", "isolate", "keep_worktree",
+    "gate", "output_metrics",
 }  # fmt: skip
 _SLURM_KEYS = {"partition", "time", "cpus", "mem", "sbatch_args", "setup"}
 
 
 def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     key = f"jobs.{name}"
-    raw = _table(raw, path, key)
-    _known_keys(raw, _JOB_KEYS, path, key)
+    raw = table(raw, path, key)
+    known_keys(raw, _JOB_KEYS, path, key)
     if "command" not in raw:
         raise ConfigError(path, key, "missing required key 'command'")
     command = raw["command"]
     if isinstance(command, list):
-        command = " ".join(_str_list(command, path, f"{key}.command"))
-    _check_type(command, str, path, f"{key}.command", "a string")
+        command = " ".join(str_list(command, path, f"{key}.command"))
+    check_type(command, str, path, f"{key}.command", "a string")
     if not command.strip():
         raise ConfigError(path, f"{key}.command", "is empty")
-    params = _params(raw.get("params", {}), path, key)
+    params = param_table(raw.get("params", {}), path, key)
     backend = raw.get("backend", "local")
     if backend not in BACKENDS:
         raise ConfigError(
             path, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}"
         )
-    env = _table(raw.get("env", {}), path, f"{key}.env")
+    env = table(raw.get("env", {}), path, f"{key}.env")
     for ek, ev in env.items():
-        _check_type(ev, (str, int, float, bool), path, f"{key}.env.{ek}", "a string or number")
+        check_type(ev, (str, int, float, bool), path, f"{key}.env.{ek}", "a string or number")
     env = {str(k): str(v) for k, v in env.items()}
     gpus = raw.get("gpus")
     if gpus is not None:
@@ -289,34 +230,34 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
     isolate = raw.get("isolate")
     if isolate is not None and isolate != "worktree":
         raise ConfigError(path, f"{key}.isolate", f'must be "worktree", got {isolate!r}')
-    keep = _check_type(
+    keep = check_type(
         raw.get("keep_worktree", False), bool, path, f"{key}.keep_worktree", "true or false"
     )
     max_c = raw.get("max_concurrent")
     if max_c is not None:
-        _check_type(max_c, int, path, f"{key}.max_concurrent", "a positive integer")
+        check_type(max_c, int, path, f"{key}.max_concurrent", "a positive integer")
         if max_c < 1:
             raise ConfigError(path, f"{key}.max_concurrent", "must be at least 1")
     elif isolate is None and runs_dvc(command, path.parent):
         max_c = 1  # one pipeline per workspace: two `dvc repro` collide on DVC's lock
-    image = _opt(raw, "image", str, path, key, "an image name")
-    _opt(raw, "description", str, path, key, "a string")
+    image = opt(raw, "image", str, path, key, "an image name")
+    opt(raw, "description", str, path, key, "a string")
     if backend == "docker" and not image:
         raise ConfigError(path, f"{key}.image", 'backend = "docker" needs an image')
-    slurm_raw = _table(raw.get("slurm", {}), path, f"{key}.slurm")
-    _known_keys(slurm_raw, _SLURM_KEYS, path, f"{key}.slurm")
+    slurm_raw = table(raw.get("slurm", {}), path, f"{key}.slurm")
+    known_keys(slurm_raw, _SLURM_KEYS, path, f"{key}.slurm")
     skey = f"{key}.slurm"
-    cpus = _opt(slurm_raw, "cpus", int, path, skey, "a positive integer")
+    cpus = opt(slurm_raw, "cpus", int, path, skey, "a positive integer")
     if cpus is not None and cpus < 1:
         raise ConfigError(path, f"{skey}.cpus", f"must be at least 1, got {cpus}")
-    time_, mem = (_opt(slurm_raw, k, (str, int), path, skey, "a string") for k in ("time", "mem"))
+    time_, mem = (opt(slurm_raw, k, (str, int), path, skey, "a string") for k in ("time", "mem"))
     slurm = SlurmOptions(
-        partition=_opt(slurm_raw, "partition", str, path, skey, "a partition name"),
+        partition=opt(slurm_raw, "partition", str, path, skey, "a partition name"),
         time=None if time_ is None else str(time_),
         cpus=cpus,
         mem=None if mem is None else str(mem),
-        sbatch_args=_str_list(slurm_raw.get("sbatch_args", []), path, f"{key}.slurm.sbatch_args"),
-        setup=_str_list(slurm_raw.get("setup", []), path, f"{key}.slurm.setup"),
+        sbatch_args=str_list(slurm_raw.get("sbatch_args", []), path, f"{key}.slurm.sbatch_args"),
+        setup=str_list(slurm_raw.get("setup", []), path, f"{key}.slurm.setup"),
     )
     return JobConfig(
         name=name,
@@ -324,24 +265,26 @@ def parse_job(name: str, raw: Any, path: Path) -> JobConfig:
         params=dict(params),
         backend=backend,
         shell=bool(
-            _check_type(raw.get("shell", False), bool, path, f"{key}.shell", "true or false")
+            check_type(raw.get("shell", False), bool, path, f"{key}.shell", "true or false")
         ),
         env=env,
         gpus=gpus,
-        data=_str_list(raw.get("data", []), path, f"{key}.data"),
-        metrics=_str_list(raw.get("metrics", []), path, f"{key}.metrics"),
+        data=str_list(raw.get("data", []), path, f"{key}.data"),
+        metrics=str_list(raw.get("metrics", []), path, f"{key}.metrics"),
         max_concurrent=max_c,
-        workdir=_check_type(raw.get("workdir", "."), str, path, f"{key}.workdir", "a folder path"),
+        workdir=check_type(raw.get("workdir", "."), str, path, f"{key}.workdir", "a folder path"),
         image=image,
-        params_env=_check_type(
+        params_env=check_type(
             raw.get("params_env", True), bool, path, f"{key}.params_env", "true or false"
         ),
         slurm=slurm,
         python=None
         if raw.get("python") is None
-        else _check_type(raw["python"], str, path, f"{key}.python", "a path or command name"),
+        else check_type(raw["python"], str, path, f"{key}.python", "a path or command name"),
         isolate=isolate,
         keep_worktree=bool(keep),
+        gate=parse_gate(raw.get("gate"), path, key),
+        output_metrics=parse_output_metrics(raw.get("output_metrics"), path, key),
     )
 
 
@@ -380,7 +323,7 @@ def runs_dvc(command: str, cwd: Path | None = None) -> bool:
 
 def parse_trigger(name: str, raw: Any, path: Path, jobs: dict[str, JobConfig]) -> TriggerConfig:
     key = f"triggers.{name}"
-    raw = dict(_table(raw, path, key))
+    raw = dict(table(raw, path, key))
     job = raw.pop("job", None)
     if not isinstance(job, str):
         raise ConfigError(path, f"{key}.job", "missing: name the job this trigger launches")
@@ -393,9 +336,9 @@ def parse_trigger(name: str, raw: Any, path: Path, jobs: dict[str, JobConfig]) -
         raise ConfigError(
             path, f"{key}.on", f"must be one of {', '.join(TRIGGER_KINDS)}, got {on!r}"
         )
-    enabled = _check_type(raw.pop("enabled", True), bool, path, f"{key}.enabled", "true or false")
+    enabled = check_type(raw.pop("enabled", True), bool, path, f"{key}.enabled", "true or false")
     cooldown = parse_duration(raw.pop("cooldown", 0), path=path, key=f"{key}.cooldown")
-    params = _params(raw.pop("params", {}), path, key)
+    params = param_table(raw.pop("params", {}), path, key)
     return TriggerConfig(
         name=name,
         job=job,
@@ -408,14 +351,14 @@ def parse_trigger(name: str, raw: Any, path: Path, jobs: dict[str, JobConfig]) -
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
-    jobs = {n: parse_job(n, j, path) for n, j in _table(data.get("jobs", {}), path, "jobs").items()}
+    jobs = {n: parse_job(n, j, path) for n, j in table(data.get("jobs", {}), path, "jobs").items()}
     triggers = {
         n: parse_trigger(n, t, path, jobs)
-        for n, t in _table(data.get("triggers", {}), path, "triggers").items()
+        for n, t in table(data.get("triggers", {}), path, "triggers").items()
     }
     mlflow = parse_mlflow(data.get("mlflow", {}), path)
-    monitor = _table(data.get("monitor", {}), path, "monitor")
-    _known_keys(monitor, {"interval"}, path, "monitor")
+    monitor = table(data.get("monitor", {}), path, "monitor")
+    known_keys(monitor, {"interval"}, path, "monitor")
     interval = parse_duration(
         monitor.get("interval", 1.0), path=path, key="monitor.interval", positive=True
     )
@@ -426,6 +369,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         mlflow=mlflow,
         monitor_interval=interval,
         manifest=parse_manifest(data.get("manifest", {}), path),
+        notify=parse_notify(data.get("notify", {}), path),
         raw=data,
     )
 
@@ -434,14 +378,14 @@ _MANIFEST_KEYS = {"env_vars", "exclude", "untracked", "untracked_max_kb"}
 
 
 def parse_manifest(raw: Any, path: Path) -> ManifestConfig:
-    raw = _table(raw, path, "manifest")
-    _known_keys(raw, _MANIFEST_KEYS, path, "manifest")
+    raw = table(raw, path, "manifest")
+    known_keys(raw, _MANIFEST_KEYS, path, "manifest")
     out = ManifestConfig()
     for name in ("env_vars", "exclude", "untracked"):
         if name in raw:
-            setattr(out, name, _str_list(raw[name], path, f"manifest.{name}"))
+            setattr(out, name, str_list(raw[name], path, f"manifest.{name}"))
     if "untracked_max_kb" in raw:
-        kb = _check_type(
+        kb = check_type(
             raw["untracked_max_kb"],
             (int, float),
             path,
