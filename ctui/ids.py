@@ -119,6 +119,8 @@ FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "slurm": ((dict,), "an object"),
     "docker": ((dict,), "an object"),
     "sweep": ((dict,), "an object"),
+    "gate": ((dict,), "an object"),
+    "output_metrics_ignored": ((int,), "an integer"),
     "tags": ((list,), "a list of strings"),
     "dvc_params": ((list,), "a list of strings"),
     "command": ((list,), "a list of strings"),
@@ -128,7 +130,7 @@ FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
         k: ((str,), "a string")
         for k in (
             "trigger", "cause", "backend", "captured", "manifest_error", "git", "data_hash",
-            "host", "error", "isolated", "dvc_error", "rebuild", "outcome",
+            "host", "error", "isolated", "dvc_error", "rebuild", "outcome", "metrics_from",
         )
     },
 }  # fmt: skip

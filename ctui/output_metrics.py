@@ -18,3 +18,27 @@ class OutputMetricsConfig:
 
 def parse_output_metrics(raw: Any, path: Path, key: str) -> OutputMetricsConfig:
     return OutputMetricsConfig()
+
+
+#: the points read from the output, beside the log (`{"name", "value", "step", "time"}`)
+OUTPUT_METRICS_FILE = "output_metrics.jsonl"
+
+
+def metrics_file(run_dir: Path) -> Path:
+    """Where a run's metric histories are: `metrics.jsonl` (ctui.track, MLflow, imports) when
+    it has any, else the points read from the job's output."""
+    own = run_dir / "metrics.jsonl"
+    try:
+        if own.stat().st_size > 0:
+            return own
+    except OSError:
+        pass
+    parsed = run_dir / OUTPUT_METRICS_FILE
+    return parsed if parsed.exists() else own
+
+
+def finish_fields(run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Run fields at the end of a run from what was read from its output: its final metrics
+    when the run has none of its own (`metrics`, `metrics_from = "output"`), and how many
+    matches were not numbers (`output_metrics_ignored`)."""
+    return {}

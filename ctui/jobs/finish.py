@@ -124,6 +124,12 @@ class RunEnd:
             fields["metrics"] = self._final_metrics(started)
         except Exception:
             _print_exc()
+        try:  # a job that logged no metrics: those read from its output
+            from ctui.output_metrics import finish_fields
+
+            fields.update(finish_fields(self.run_dir, fields.get("metrics") or {}))
+        except Exception:
+            _print_exc()
         try:  # DVC plots into the run folder, the `dvc exp run` experiment's name
             from ctui.integrations.dvc_plots import record_end
 
@@ -161,6 +167,10 @@ class RunEnd:
                 self.store.update_run(self.run_id, synced)
             except Exception:
                 _print_exc()
+        if status == "succeeded":  # its metrics are final now, MLflow's included
+            from ctui.gate.evaluate import after_run
+
+            after_run(self.project, self.store, self.run_id)
         return 0
 
     def _record_end(self, fields: dict[str, Any], merge: Any) -> None:

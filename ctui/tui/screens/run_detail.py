@@ -26,6 +26,7 @@ from textual.widgets.tree import TreeNode
 
 from ctui.errors import CtuiError
 from ctui.format import bytes_, duration, number, run_duration
+from ctui.output_metrics import metrics_file
 from ctui.store import ACTIVE, Store
 from ctui.tui.data import (
     Clock,
@@ -200,7 +201,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
 
     @work(thread=True, exclusive=True, group="detail-metrics", exit_on_error=False)
     def _load_metrics(self) -> None:
-        histories = metric_histories(self.run_dir / "metrics.jsonl")
+        histories = metric_histories(metrics_file(self.run_dir))
         plots = plot_lines(self.run_dir)
         self.app.call_from_thread(self._show_metrics, histories, plots)
 
