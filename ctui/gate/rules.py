@@ -290,7 +290,7 @@ def _value(
     value = ((doc or {}).get(ref.field) or {}).get(ref.name)
     name = _term(ref)
     if value is None:
-        whose = f" (champion {champion_run.get('id')})" if ref.source == "champion" and doc else ""
+        whose = f" (champion {doc.get('id')})" if ref.source == "champion" and doc else ""
         raise _Missing(f"{name} is missing{whose}")
     values[id(node)] = (node, value)
     return value
