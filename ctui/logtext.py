@@ -99,7 +99,7 @@ def _render_cells(raw: str) -> str:
                 for i in range(min(col + 1, len(cells))):
                     cells[i] = " "
             elif final == "K" and params == "2":
-                cells = [" "] * min(col, len(cells))
+                cells = []  # blank; later text is padded to its column
             elif final == "G" and (params.isdigit() or not params):
                 col = min(max(int(params or 1) - 1, 0), limit)
             elif final == "C" and (params.isdigit() or not params):
