@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ctui.store import CAUSES
-from ctui.triggers import after, code, data, metric, schedule
+from ctui.triggers import after, code, data, metric, promoted, schedule
 from ctui.triggers.base import (
     COOLDOWN,
     DISABLED,
@@ -38,6 +38,7 @@ KINDS: dict[str, Kind] = {
     "schedule": schedule.evaluate,
     "metric": metric.evaluate,
     "after": after.evaluate,
+    "promoted": promoted.evaluate,
 }
 
 

@@ -17,6 +17,7 @@ KIND_OPTIONS: dict[str, set[str]] = {
     "schedule": {"every", "cron"},
     "metric": {"command", "file", "threshold", "direction", "timeout"},
     "after": {"after", "status"},
+    "promoted": {"after"},
 }
 
 #: placeholders a trigger's params may use, per kind (plus COMMON)
@@ -27,6 +28,7 @@ KIND_PLACEHOLDERS: dict[str, set[str]] = {
     "schedule": {"slot"},
     "metric": {"value"},
     "after": {"upstream_run"},
+    "promoted": {"upstream_run", "promotion", "previous"},
 }
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -166,12 +168,24 @@ def _check_after(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobCon
         )
 
 
+def _check_promoted(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobConfig]) -> None:
+    upstream = tc.options.get("after")
+    if not isinstance(upstream, str) or upstream not in jobs:
+        known = ", ".join(sorted(jobs)) or "none"
+        raise ConfigError(
+            path,
+            f"{key}.after",
+            f"name the job whose promotions start this one (known: {known}), got {upstream!r}",
+        )
+
+
 _CHECKS = {
     "data": _check_data,
     "code": _check_code,
     "schedule": _check_schedule,
     "metric": _check_metric,
     "after": _check_after,
+    "promoted": _check_promoted,
 }
 
 
