@@ -61,6 +61,7 @@ def _root(
 
 def _register_all() -> None:
     from ctui.cli import (
+        gate_cmds,
         job_cmds,
         manifest_cmds,
         repro_cmds,
@@ -76,6 +77,7 @@ def _register_all() -> None:
         job_cmds,
         trigger_cmds,
         repro_cmds,
+        gate_cmds,
         sync_cmds,
         tui_cmds,
     ):

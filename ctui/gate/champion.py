@@ -233,7 +233,8 @@ def _load_config(project: Project) -> Config | None:
 
 def check(project: Project, store: Store, run_id: str) -> dict[str, Any]:
     """The gate's verdict on a run against its job's champion, recording nothing: the
-    `gate` field minus `at`/`promoted`, plus `job`. A champion is compared against the
+    `gate` field minus `at`/`promoted`, plus `job`; the verdict reads "gate passed: …" or
+    "gate failed: …". A champion is compared against the
     champion it replaced. CtuiError (exit 2) when the run's job has no gate."""
     from ctui.config import load_config
     from ctui.gate.rules import evaluate
@@ -249,8 +250,18 @@ def check(project: Project, store: Store, run_id: str) -> dict[str, Any]:
         )
     champion_run, why = champion_to_beat(store, job, run_id)
     result = evaluate(gate.rules, run, champion_run, no_champion=why)
+    result["verdict"] = _checked(result["verdict"], passed=result["passed"])
     result["job"] = job
     return result
+
+
+def _checked(verdict: str, *, passed: bool) -> str:
+    """A verdict as `ctui gate` says it (nothing is promoted): `gate passed: all 3 rules
+    passed`, `gate failed: metric.acc 0.41 >= … failed`."""
+    head, _, rest = verdict.partition(": ")
+    if head == "no gate rules":
+        rest = "no gate rules"
+    return f"gate {'passed' if passed else 'failed'}: {rest}"
 
 
 def champion_to_beat(store: Store, job: str, run_id: str) -> tuple[dict[str, Any] | None, str]:

@@ -71,7 +71,7 @@ def parse_gate(raw: Any, path: Path, key: str) -> GateConfig | None:
         except ValueError as exc:
             raise ConfigError(path, f"{gkey}.rules", f"rule {i + 1} {text!r}: {exc}") from None
     on_promote = opt(raw, "on_promote", str, path, gkey, "a command")
-    _nonempty(on_promote, path, f"{gkey}.on_promote")
+    _template(on_promote, "on_promote", path, f"{gkey}.on_promote")
     failure = opt(raw, "on_promote_failure", str, path, gkey, "a string") or "keep"
     if failure not in ON_PROMOTE_FAILURE:
         raise ConfigError(
@@ -98,7 +98,7 @@ def parse_notify(raw: Any, path: Path) -> NotifyConfig:
     raw = table(raw, path, "notify")
     known_keys(raw, _NOTIFY_KEYS, path, "notify")
     command = opt(raw, "command", str, path, "notify", "a command")
-    _nonempty(command, path, "notify.command")
+    _template(command, "notify", path, "notify.command")
     on = str_list(raw.get("on", list(NOTIFY_EVENTS)), path, "notify.on")
     for event in on:
         if event not in NOTIFY_EVENTS:
@@ -111,6 +111,14 @@ def parse_notify(raw: Any, path: Path) -> NotifyConfig:
     return NotifyConfig(command=command, on=on, timeout=timeout)
 
 
-def _nonempty(value: str | None, path: Path, key: str) -> None:
-    if value is not None and not value.strip():
-        raise ConfigError(path, key, "is empty")
+def _template(value: str | None, kind: str, path: Path, key: str) -> None:
+    """An argv template that splits and names only known placeholders."""
+    if value is None:
+        return
+    from ctui.gate import actions
+
+    known = actions.ON_PROMOTE_PLACEHOLDERS if kind == "on_promote" else actions.NOTIFY_PLACEHOLDERS
+    try:
+        actions.check_template(value, known)
+    except ValueError as exc:
+        raise ConfigError(path, key, str(exc)) from None
