@@ -1,5 +1,7 @@
-"""Reading run logs: the last lines from the end (never the whole file, never more than a few
-MB of it), a failed run's bounded and redacted `log_tail`, and following."""
+"""Reading run logs as a terminal shows them (`ctui.logtext`: a progress bar in its last
+state): the last lines from the end (never the whole file, never more than a few MB of it),
+the whole log or a range of it with line offsets, a failed run's bounded and redacted
+`log_tail`, and following."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from ctui.logtext import CUT_MARK, MAX_LINE_CHARS, LineAssembler, plain, render_line
 
 _BLOCK = 64 * 1024
 #: `tail` reads at most this much from the end: a log without newlines is never read whole
@@ -30,19 +34,46 @@ def tail(
     end: int | None = None,
     max_bytes: int = TAIL_MAX_BYTES,
 ) -> list[str]:
-    """The last `n` lines of the file (without newlines), read backwards in 64 KiB blocks.
+    """The last `n` lines of the file as a terminal shows them (`render_line`: a progress
+    bar in its last state), read backwards in 64 KiB blocks.
 
     `end` reads as if the file ended at that byte offset (to continue with `follow` from
     there without missing or repeating a line). At most `max_bytes` are read: a first line
     that starts before them is only its end. A missing file has no lines.
     """
-    return _tail(path, n, end=end, max_bytes=max_bytes)[0]
+    return [line for _, line in tail_lines(path, n, end=end, max_bytes=max_bytes)]
+
+
+def tail_lines(
+    path: str | os.PathLike[str],
+    n: int = 20,
+    *,
+    end: int | None = None,
+    max_bytes: int = TAIL_MAX_BYTES,
+) -> list[tuple[int, str]]:
+    """`tail`, each line with the byte offset where it starts (for `LogIndex.at`)."""
+    raw, cut = _tail(path, n, end=end, max_bytes=max_bytes)
+    out = []
+    for i, (offset, line) in enumerate(raw):
+        if i == 0 and cut and len(line) > MAX_LINE_CHARS:
+            # only the end of a line that began before the bytes read: show its end
+            trimmed = line[-(MAX_LINE_CHARS - 1) :].lstrip(_CONTINUATION)
+            offset += len(line) - len(trimmed)
+            out.append((offset, CUT_MARK + render_line(_decode(trimmed))[: MAX_LINE_CHARS - 1]))
+        else:
+            out.append((offset, render_line(_decode(line))))
+    return out
+
+
+#: UTF-8 continuation bytes: a window cut inside a character starts with some
+_CONTINUATION = bytes(range(0x80, 0xC0))
 
 
 def _tail(
     path: str | os.PathLike[str], n: int, *, end: int | None, max_bytes: int
-) -> tuple[list[str], bool]:
-    """`tail`, and whether its first line is cut (it starts before the bytes read)."""
+) -> tuple[list[tuple[int, bytes]], bool]:
+    """The raw last lines with their offsets, and whether the first is cut (it starts
+    before the bytes read)."""
     if n <= 0:
         return [], False
     try:
@@ -70,7 +101,13 @@ def _tail(
         return [], False
     lines = data.split(b"\n")
     cut = pos > 0 and len(lines) <= n  # the first line kept began before what was read
-    return [_decode(x).rstrip("\r") for x in lines[-n:]], cut
+    kept = lines[-n:]
+    offset = pos + sum(len(x) + 1 for x in lines[: len(lines) - len(kept)])
+    out = []
+    for line in kept:
+        out.append((offset, line))
+        offset += len(line) + 1
+    return out, cut
 
 
 def log_tail(
@@ -81,8 +118,9 @@ def log_tail(
     line_chars: int = LOG_TAIL_LINE_CHARS,
 ) -> list[str]:
     """The last lines of a job's log, fit to keep in the run document: at most `lines`
-    lines and `max_bytes` (UTF-8) in all, a `\\r`-progress line reduced to what a terminal
-    shows (its last segment), each line cut to about `line_chars`, credentials redacted.
+    lines and `max_bytes` (UTF-8) in all, each line as a terminal shows it without colours
+    (a `\\r`-progress line in its last state), cut to about `line_chars`, credentials
+    redacted.
 
     Only the last 256 KiB of the log are read. A line that began before them is kept by its
     end only, so no half of a secret cut at the window's start can slip through redaction.
@@ -91,11 +129,21 @@ def log_tail(
 
     raw, cut = _tail(path, lines, end=None, max_bytes=_LOG_TAIL_WINDOW)
     out: list[str] = []
-    for i, line in enumerate(raw):
-        segments = [s for s in line.split("\r") if s] or [""]
-        partial = cut and i == 0 and len(segments) == 1
-        text = redact_text(segments[-1])  # before cutting: a cut secret would not match
-        out.append(_shorten(text, line_chars, end_only=partial))
+    for i, (_, data) in enumerate(raw):
+        line = _decode(data)
+        end_only = False
+        if cut and i == 0:
+            first_cr = line.find("\r")
+            if first_cr >= 0:  # what came before it began outside the window: dropped
+                line = line[first_cr + 1 :]
+            else:
+                end_only = True
+        # redacted before rendering and cutting: a cut or overwritten secret would not match
+        text = redact_text(line)
+        if end_only:
+            text = text[-MAX_LINE_CHARS // 2 :]
+        text = redact_text(plain(render_line(text)))
+        out.append(_shorten(text, line_chars, end_only=end_only))
     kept: list[str] = []
     total = 0
     for text in reversed(out):  # the last lines matter most
@@ -117,6 +165,97 @@ def _shorten(text: str, limit: int, *, end_only: bool = False) -> str:
     return f"{text[:head]} … {text[-(limit - head - 3) :]}"
 
 
+def read_lines(
+    path: str | os.PathLike[str], start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, str]]:
+    """Every line from byte `start` to `end` (the file's end by default), rendered, with the
+    byte offset where it starts. The last line without a newline comes last. Memory stays
+    bounded whatever the lines' length."""
+    reader = LineReader(start)
+    for chunk in _chunks(path, start, end):
+        yield from reader.feed(chunk)
+    yield from reader.flush()
+
+
+def render_text(
+    path: str | os.PathLike[str], start: int = 0, end: int | None = None
+) -> Iterator[str]:
+    """The log from `start` to `end` as a terminal shows it, in blocks of whole lines (each
+    ending in a newline). Blocks without `\\r`, `\\b`, escapes or long lines are passed
+    through decoded, without being split into lines."""
+    asm = LineAssembler()
+    for chunk in _chunks(path, start, end):
+        last = chunk.rfind(b"\n")
+        if last >= 0 and asm.at_line_start() and _clean(chunk, last):
+            yield _decode(chunk[: last + 1])
+            asm.feed(chunk[last + 1 :])
+            continue
+        lines = asm.feed(chunk)
+        if lines:
+            yield "\n".join(lines) + "\n"
+    lines = asm.flush()
+    if lines:
+        yield "\n".join(lines) + "\n"
+
+
+def _clean(chunk: bytes, last: int) -> bool:
+    """The lines of `chunk[:last]` need no rendering (the common case: passed through)."""
+    body = chunk[:last]
+    if b"\r" in body or b"\x1b" in body or b"\x08" in body:
+        return False
+    return len(body) <= MAX_LINE_CHARS or max(map(len, body.split(b"\n"))) <= MAX_LINE_CHARS
+
+
+def _chunks(path: str | os.PathLike[str], start: int, end: int | None) -> Iterator[bytes]:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with fh:
+        fh.seek(start)
+        left = (end - start) if end is not None else None
+        while left is None or left > 0:
+            chunk = fh.read(_READ if left is None else min(_READ, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+
+
+_READ = 1 << 20
+
+
+class LineReader:
+    """A `LineAssembler` that also says where each line starts in the file."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self._asm = LineAssembler()
+        self._line_start = offset
+        self._pos = offset
+
+    def feed(self, chunk: bytes) -> list[tuple[int, str]]:
+        lines = self._asm.feed(chunk)
+        out = []
+        if lines:
+            starts = [self._line_start]
+            i = chunk.find(b"\n")
+            while i >= 0:
+                starts.append(self._pos + i + 1)
+                i = chunk.find(b"\n", i + 1)
+            self._line_start = starts.pop()
+            out = list(zip(starts, lines, strict=True))
+        self._pos += len(chunk)
+        return out
+
+    def partial(self) -> tuple[int, str]:
+        """The line being written (rendered) and where it starts; '' when none."""
+        return self._line_start, self._asm.partial()
+
+    def flush(self) -> list[tuple[int, str]]:
+        return [(self._line_start, line) for line in self._asm.flush()]
+
+
 def follow(
     path: str | os.PathLike[str],
     until: Callable[[], bool],
@@ -124,12 +263,29 @@ def follow(
     offset: int = 0,
     poll: float = 0.1,
 ) -> Iterator[str]:
-    """Yield lines appended to the file from byte `offset` on, until `until()` is true and
-    everything written by then has been yielded. A last line without a newline is yielded at
-    the end. Waits for the file to appear."""
+    """Yield lines appended to the file from byte `offset` on, rendered as a terminal shows
+    them, until `until()` is true and everything written by then has been yielded. A last
+    line without a newline is yielded at the end. Waits for the file to appear."""
+    for _, line, complete in follow_lines(path, until, offset=offset, poll=poll):
+        if complete:
+            yield line
+
+
+def follow_lines(
+    path: str | os.PathLike[str],
+    until: Callable[[], bool],
+    *,
+    offset: int = 0,
+    poll: float = 0.1,
+) -> Iterator[tuple[int, str, bool]]:
+    """`follow` with each line's start offset, and the line still being written too:
+    `(offset, text, complete)`. An incomplete line (a progress bar mid-update) comes after
+    each read that changed it; its complete form comes when its newline arrives. The
+    pending line is bounded (`LineAssembler`): a log without newlines needs little memory."""
     path = Path(path)
-    pending = b""
+    reader = LineReader(offset)
     fh = None
+    shown = ""
     try:
         while True:
             if fh is None:
@@ -142,17 +298,22 @@ def follow(
                     time.sleep(poll)
                     continue
             finished = until()  # read after checking, so nothing written before the end is missed
-            chunk = fh.read(1 << 20)
+            chunk = fh.read(_READ)
+            read_any = bool(chunk)
             while chunk:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield _decode(line).rstrip("\r")
-                chunk = fh.read(1 << 20)
+                for start, line in reader.feed(chunk):
+                    shown = ""
+                    yield start, line, True
+                chunk = fh.read(_READ)
             if finished:
-                if pending:
-                    yield _decode(pending).rstrip("\r")
+                for start, line in reader.flush():
+                    yield start, line, True
                 return
+            if read_any:
+                start, partial = reader.partial()
+                if partial != shown:
+                    shown = partial
+                    yield start, partial, False
             time.sleep(poll)
     finally:
         if fh is not None:

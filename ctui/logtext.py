@@ -141,6 +141,10 @@ class LineAssembler:
         self._dropped = False
         return lines
 
+    def at_line_start(self) -> bool:
+        """Nothing of an unterminated line is held (not even half a character)."""
+        return not self._pending and not self._dropped and not self._decoder.getstate()[0]
+
     def partial(self) -> str:
         """The rendered unterminated line ('' when none)."""
         pending = _OPEN_ESCAPE.sub("", self._pending)
@@ -187,6 +191,14 @@ class LineAssembler:
             pending = pending[:MAX_PENDING_CHARS]
             self._dropped = True
         self._pending = pending
+
+
+_SGR = re.compile(r"\x1b\[[0-?]*[ -/]*m")
+
+
+def plain(rendered: str) -> str:
+    """A rendered line without its colour codes (to store, search or measure it)."""
+    return _SGR.sub("", rendered) if "\x1b" in rendered else rendered
 
 
 # -- ranks ----------------------------------------------------------------------------------
@@ -288,6 +300,7 @@ __all__ = [
     "MAX_PENDING_CHARS",
     "LineAssembler",
     "LogIndex",
+    "plain",
     "rank_of",
     "render_line",
 ]

@@ -36,7 +36,10 @@ def test_tail_across_block_boundaries_and_long_lines(tmp_path):
     rows = [f"line {i} " + "x" * (i % 300) for i in range(5000)]
     rows[-3] = "y" * 200_000  # one line longer than several blocks
     p.write_text("\n".join(rows) + "\n")
-    assert tail(p, 7) == rows[-7:]
+    from ctui.logtext import CUT_MARK, MAX_LINE_CHARS
+
+    capped = rows[:-3] + ["y" * (MAX_LINE_CHARS - 1) + CUT_MARK] + rows[-2:]  # bounded lines
+    assert tail(p, 7) == capped[-7:]
     assert tail(p, 1) == rows[-1:]
     assert tail(p, 0) == []
 
@@ -93,7 +96,7 @@ def test_follow_waits_for_the_file_and_ends_without_it(tmp_path):
 def test_tail_of_a_huge_log_without_newlines_reads_only_its_end(tmp_path):
     import tracemalloc
 
-    from ctui.logs import TAIL_MAX_BYTES
+    from ctui.logtext import CUT_MARK, MAX_LINE_CHARS
 
     p = tmp_path / "log"
     with open(p, "wb") as fh:  # 500 MB, sparse: no newline anywhere
@@ -106,8 +109,9 @@ def test_tail_of_a_huge_log_without_newlines_reads_only_its_end(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert line.endswith("end") and len(line) == TAIL_MAX_BYTES
-    assert peak < 4 * TAIL_MAX_BYTES  # a few copies of the window, not of the file
+    # only its end, as much as a rendered line holds
+    assert line.endswith("end") and line.startswith(CUT_MARK) and len(line) == MAX_LINE_CHARS
+    assert peak < 16 << 20  # a few copies of the 4 MB window read, not of the file
 
 
 def test_ctui_logs_n_on_a_500_mb_newline_less_log_uses_bounded_memory(project):
@@ -185,3 +189,93 @@ def test_log_tail_keeps_only_the_end_of_a_line_cut_by_the_window(tmp_path):
     p.write_bytes(b"token=" + b"s" * (400 << 10) + b"tail-of-it")
     (line,) = log_tail(p)
     assert line.startswith("…") and line.endswith("tail-of-it") and len(line) <= 500
+
+
+# -- as a terminal shows it (issue 18) --------------------------------------------------------
+
+
+def test_tail_shows_a_progress_bar_in_its_last_state(tmp_path):
+    p = tmp_path / "log"
+    p.write_bytes(b"start\n  0%|   | 0/3\r 33%|#  | 1/3\r100%|###| 3/3\nabc\rX\n")
+    assert tail(p, 5) == ["start", "100%|###| 3/3", "Xbc"]
+
+
+def test_log_tail_of_an_80_mb_progress_line_is_its_last_state_without_colours(tmp_path):
+    from ctui.logs import log_tail
+
+    p = tmp_path / "log"
+    update = b"\r\x1b[32m 42%|####      | 420/1000\x1b[0m"
+    with open(p, "wb") as fh:
+        fh.write(b"epoch 1\n")
+        block = update * 20_000
+        for _ in range((80 << 20) // len(block)):
+            fh.write(block)
+        fh.write(b"\rTraceback: boom\x1b[K\n")
+    got = log_tail(p)
+    assert got == ["Traceback: boom"]
+    assert sum(len(x) for x in got) < 1000
+
+
+def test_read_lines_gives_offsets_and_renders(tmp_path):
+    from ctui.logs import read_lines, render_text
+
+    p = tmp_path / "log"
+    p.write_bytes(b"one\n50%\r100%\n\nlast")
+    assert list(read_lines(p)) == [(0, "one"), (4, "100%"), (13, ""), (14, "last")]
+    assert list(read_lines(p, 4, 13)) == [(4, "100%")]
+    assert "".join(render_text(p)) == "one\n100%\n\nlast\n"
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"a\nb\xff\n")
+    assert "".join(render_text(plain)) == "a\nb\ufffd\n"
+
+
+def test_follow_lines_shows_the_bar_mid_update_then_complete(tmp_path):
+    from ctui.logs import follow_lines
+
+    p = tmp_path / "log"
+    p.write_bytes(b"")
+    steps = [b"head\n", b"  0%|", b"\r 50%|#", b"\r100%|##\n", b"tail"]
+    done = threading.Event()
+    seen = []
+
+    def until() -> bool:
+        return done.is_set()
+
+    events = follow_lines(p, until, poll=0.01)
+    with open(p, "ab") as fh:
+        for step in steps:
+            fh.write(step)
+            fh.flush()
+            want = len(seen) + 1
+            while len(seen) < want:
+                seen.append(next(events))
+        done.set()
+    seen.extend(events)
+    assert seen == [
+        (0, "head", True),
+        (5, "  0%|", False),
+        (5, " 50%|#", False),
+        (5, "100%|##", True),
+        (26, "tail", False),
+        (26, "tail", True),
+    ]
+
+
+def test_follow_of_a_500_mb_log_without_newlines_needs_bounded_memory(tmp_path):
+    import tracemalloc
+
+    from ctui.logtext import CUT_MARK
+
+    p = tmp_path / "log"
+    with open(p, "wb") as fh:  # sparse: 500 MB and no newline anywhere
+        fh.truncate(500 << 20)
+        fh.seek((500 << 20) - 3)
+        fh.write(b"end")
+    tracemalloc.start()
+    try:
+        (line,) = follow(p, lambda: True, poll=0.01)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert line.endswith(CUT_MARK) and len(line) <= 16384
+    assert peak < 8 << 20, peak  # about a read's worth, not the 500 MB line
