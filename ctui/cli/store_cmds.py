@@ -301,6 +301,7 @@ def show(
         ("note", doc.get("note")),
         ("reproduces", doc.get("reproduces")),
         ("verdict", doc.get("verdict")),
+        ("output metrics", _ignored_line(doc)),
         ("run folder", str(run_dir)),
     ]
     for k, v in rows:
@@ -309,6 +310,8 @@ def show(
     con.print(info)
     for title, field in (("params", "params"), ("metrics", "metrics")):
         values = doc.get(field) or {}
+        if field == "metrics" and doc.get("metrics_from") == "output":
+            title = "metrics (read from the job's output)"
         if values:
             t = Table(title=title, title_justify="left", box=None, show_header=False)
             from_dvc = set(doc.get("dvc_params") or []) if field == "params" else set()
@@ -325,6 +328,14 @@ def show(
         con.print(Text("last log lines:", style="dim"))
         for line in doc["log_tail"]:
             con.print(Text(line))
+
+
+def _ignored_line(doc: dict[str, Any]) -> str | None:
+    """How many matches of the output's metric patterns were not numbers."""
+    n = doc.get("output_metrics_ignored")
+    if not n:
+        return None
+    return f"{n} match{'es' if n != 1 else ''} ignored (not a number)"
 
 
 def _mlflow_line(doc: dict[str, Any]) -> str | None:

@@ -127,7 +127,8 @@ class RunEnd:
         try:  # a job that logged no metrics: those read from its output
             from ctui.output_metrics import finish_fields
 
-            fields.update(finish_fields(self.run_dir, fields.get("metrics") or {}))
+            ignored = int(getattr(self, "output_ignored", 0) or 0)
+            fields.update(finish_fields(self.run_dir, fields.get("metrics") or {}, ignored))
         except Exception:
             _print_exc()
         try:  # DVC plots into the run folder, the `dvc exp run` experiment's name

@@ -3,10 +3,11 @@
 Started by `launch.start_supervisor` in its own session, it claims the run (records its pid and
 start time, compare-and-set on `status == running`), captures the run's manifest (code, data,
 the job's interpreter, compute: what the job is about to run on), starts the job through the
-run's backend,
-samples resources every `[monitor] interval` seconds into `resources.jsonl`, and when the job
-ends records exit code, end, duration, status, peaks, final metrics and — for a failed run —
-the last lines of the log. Then it starts the next queued run if a slot freed.
+run's backend, relays its output into the log (`ctui.jobs.output`: arrival times, streams and
+the metrics read from it), samples resources every `[monitor] interval` seconds into
+`resources.jsonl`, and when the job ends records exit code, end, duration, status, peaks,
+final metrics and — for a failed run — the last lines of the log. Then it starts the next
+queued run if a slot freed.
 
 SIGTERM (sent by `ctui stop`) stops the job: SIGTERM to its process group (or the container),
 SIGKILL after the grace period; the run ends `cancelled`. SIGHUP and SIGINT are ignored.
@@ -42,6 +43,7 @@ from ctui.project import Project
 from ctui.store import FINAL, Store
 
 if TYPE_CHECKING:
+    from ctui.jobs.output import OutputWriter
     from ctui.monitor.process import ProcessTreeSampler
 
 #: how often supervisor.json's mtime is refreshed while the job runs
@@ -62,6 +64,8 @@ class Supervisor(RunEnd):
         self._isolated: str | None = None  # the run's own worktree (`isolate = "worktree"`)
         self._keep_worktree = False
         self._beat = time.monotonic()
+        self.output: OutputWriter | None = None  # the log's writer (`ctui.jobs.output`)
+        self.output_ignored = 0  # matches in the output that were not numbers
 
     # -- store helpers ---------------------------------------------------------------------
     def _update(self, fields: dict[str, Any]) -> dict[str, Any] | None:
@@ -80,8 +84,64 @@ class Supervisor(RunEnd):
 
     def _note(self, text: str) -> None:
         """A line from ctui itself in the job log (why it could not start, that it was stopped)."""
+        if self.output is not None:
+            self.output.note(text)  # stream `c` in output.idx
+            return
         with contextlib.suppress(OSError), open(self.spec.log_path, "ab") as fh:
             fh.write(f"[ctui] {text}\n".encode())
+
+    # -- the job's output ------------------------------------------------------------------
+    def _open_output(self) -> None:
+        """The log's writer for this process (the job's streams and these notes), with the
+        parser of the metrics in the output unless the job turned it off."""
+        from ctui.jobs.output import open_writer
+        from ctui.output_metrics import OUTPUT_METRICS_FILE, OutputParser
+
+        parser = None
+        try:
+            config = self._output_metrics_config()
+            if config.enabled:
+                parser = OutputParser(config, self.run_dir / OUTPUT_METRICS_FILE)
+        except Exception:
+            _print_exc()
+        try:
+            self.output = open_writer(self.spec.log_path, parser)
+        except OSError:
+            _print_exc()  # the backend says what is wrong with the log when it starts
+
+    def _output_metrics_config(self) -> Any:
+        from ctui.output_metrics import OutputMetricsConfig
+
+        raw = self.spec.options.get("output_metrics")
+        if raw is not None:
+            return OutputMetricsConfig.from_options(raw)
+        # a run launched without it in its spec: the job's config as it is now
+        from ctui.config import load_config
+
+        try:
+            return load_config(self.project.root).job(self.spec.job).output_metrics
+        except Exception:
+            return OutputMetricsConfig()
+
+    def _end_output(self) -> None:
+        """The job is over: the rest of its output into the log and the metrics read from it
+        written, before its end (final metrics, the log's tail) is read."""
+        from ctui.jobs.output import DRAIN_S, close_writer
+
+        drain = getattr(self.execution, "drain_output", None)
+        try:
+            if drain is not None and not drain():
+                self._note(
+                    f"stopped relaying the job's output {DRAIN_S:g} s after it exited: a "
+                    "process it started still holds its stdout or stderr open"
+                )
+        except Exception:
+            _print_exc()
+        if self.output is not None:
+            parser = self.output.parser
+            close_writer(self.spec.log_path)
+            self.output_ignored = parser.ignored if parser is not None else 0
+            self.output = None
 
     # -- main ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -100,6 +160,7 @@ class Supervisor(RunEnd):
                     drop_sealed(self.run_id)  # nobody will start it: its secrets go too
             return 0
         self._reserve()
+        self._open_output()
         me_info = {"pid": me.pid, "create_time": ctime, "host": socket.gethostname()}
         try:  # not essential: the store has the pid, the start time and the host
             data = orjson.dumps({**me_info, "started": time.time()})
@@ -117,10 +178,12 @@ class Supervisor(RunEnd):
             self._guard()
         except StartError as exc:
             self._note(f"could not start: {exc.message}")
+            self._end_output()
             return self._finish(None, error=exc.message, started=time.time())
         except Exception as exc:
             self._note(f"could not start: {exc}")
             _print_exc()
+            self._end_output()
             return self._finish(None, error=f"could not start: {exc}", started=time.time())
         started = time.time()
         from ctui.monitor.process import ProcessTreeSampler
@@ -130,6 +193,7 @@ class Supervisor(RunEnd):
         first = procs.sample()
         self._update({"started": started, **self.execution.info()})
         code = self._watch(procs, first)
+        self._end_output()
         return self._finish(code, started=started)
 
     def _guard(self) -> None:

@@ -205,15 +205,23 @@ class DockerExecution(Guarded, Execution):
         self._wait_thread.start()
 
     def _stream_logs(self, log_path: str) -> None:
+        """The container's stdout and stderr, demultiplexed, into the log's writer (its
+        streams in `output.idx`, the metrics read from them)."""
+        from ctui.jobs.output import writer_for
+
         c = client(timeout=None)
-        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        writer = writer_for(log_path)
         try:
-            for chunk in c.api.logs(self.container.id, stream=True, follow=True):
-                os.write(fd, chunk)
+            logs = c.api.logs(self.container.id, stream=True, follow=True, demux=True)
+            for out, err in logs:
+                if out:
+                    writer.write(out, "o")
+                if err:
+                    writer.write(err, "e")
         except Exception as exc:  # the engine went away mid-run: say so in the log
-            os.write(fd, f"\n[ctui] log stream from Docker ended: {_short(exc)}\n".encode())
+            writer.write(b"\n", "c")
+            writer.note(f"log stream from Docker ended: {_short(exc)}")
         finally:
-            os.close(fd)
             with contextlib.suppress(Exception):
                 c.close()
 

@@ -1,8 +1,10 @@
 """Local backend: the job is a child of the supervisor, in its own process group, and never
 outlives the supervisor.
 
-The child writes stdout+stderr straight into the log file descriptor (no copying through
-Python), so a job printing as fast as it can is not slowed down by ctui.
+The child's stdout and stderr are two pipes that the supervisor relays into the log
+(`ctui.jobs.output`: the bytes unchanged, their arrival times and streams in `output.idx`, the
+metrics read from them on the way). Wide pipe buffers and 64 KiB reads keep a job printing as
+fast as it can from being slowed down by ctui.
 
 **A job dies with its supervisor.** Only the supervisor can record a job's exit code, its
 metrics and its end: a job left running without it is unsupervised (nobody can collect its
@@ -48,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from ctui.jobs.backends.base import Backend, Execution, LaunchSpec, StartError
 
 if TYPE_CHECKING:
+    from ctui.jobs.output import Relay
     from ctui.project import Project
 
 #: seconds between SIGTERM and SIGKILL when the watchdog stops an orphaned job
@@ -110,9 +113,11 @@ class Guarded:
 
 
 class LocalExecution(Guarded, Execution):
-    def __init__(self, proc: subprocess.Popen[bytes]):
+    def __init__(self, proc: subprocess.Popen[bytes], relay: Relay | None = None):
         self.proc = proc
         self.pgid = proc.pid  # start_new_session=True: the child leads its own group
+        self.relay = relay
+        self.drained: bool | None = None  # whether the relay saw the pipes close
 
     def watched(self) -> list[str]:
         return ["--pgid", str(self.pgid)]
@@ -131,6 +136,16 @@ class LocalExecution(Guarded, Execution):
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def drain_output(self) -> bool:
+        """The job has exited: the rest of its output into the log (once). False when a
+        process it started kept the pipes open and the relay stopped without the end."""
+        if self.drained is None:
+            self.drained = self.relay.drain() if self.relay is not None else True
+        return self.drained
+
+    def close(self) -> None:
+        self.drain_output()
 
     def stop(self, grace: float) -> None:
         _signal_group(self.pgid, signal.SIGTERM)
@@ -242,17 +257,19 @@ class LocalBackend(Backend):
     def start(self, spec: LaunchSpec) -> Execution:
         if not spec.argv:
             raise StartError("the job's command is empty")
+        from ctui.jobs.output import Relay, writer_for
+
         env = dict(os.environ)
         env.update(spec.env)
-        fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        writer = writer_for(spec.log_path)
         try:
             proc = subprocess.Popen(
                 spec.argv,
                 cwd=spec.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
                 preexec_fn=_bind_to_parent(),  # noqa: PLW1509 - one prctl, no Python state
@@ -266,9 +283,13 @@ class LocalBackend(Backend):
                 _why_not_started(exc, spec.argv[0]),
                 hint="check the job's `command` in ctui.toml",
             ) from None
-        finally:
-            os.close(fd)
-        return LocalExecution(proc)
+        pipes = []
+        for pipe, stream in ((proc.stdout, "o"), (proc.stderr, "e")):
+            assert pipe is not None
+            pipes.append((os.dup(pipe.fileno()), stream))  # the relay's own, closed by it
+            pipe.close()
+        proc.stdout = proc.stderr = None
+        return LocalExecution(proc, Relay(writer, pipes))
 
 
 BACKEND = LocalBackend()
