@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ctui.cli import common
-from ctui.errors import CtuiError, ExitCode
+from ctui.errors import ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
+    from ctui.cli.log_cmds import logs
+
     app.command("run")(run)
     app.command("stop")(stop)
     app.command("ps")(ps)
@@ -293,57 +295,6 @@ def queue(
             Text(params),
         )
     common.console().print(table)
-
-
-# -- logs -----------------------------------------------------------------------------------
-
-
-def logs(
-    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id or unique prefix.")],
-    follow_: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
-    ] = False,
-    lines: Annotated[
-        int | None, typer.Option("--lines", "-n", help="Only the last N lines.")
-    ] = None,
-) -> None:
-    """Print a run's log (stdout+stderr of the job)."""
-    from ctui.logs import tail
-    from ctui.store import open_store
-
-    project = common.project()
-    store = open_store(project)
-    run_id = store.resolve(run_ref)
-    path = project.run_dir(run_id) / "output.log"
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        size = 0
-        if not follow_:
-            raise CtuiError(f"run {run_id} has no log file ({path})") from None
-    if lines is not None:
-        out = sys.stdout
-        for line in tail(path, lines, end=size):
-            out.write(line + "\n")
-        out.flush()
-    else:
-        _copy(path, size)
-    if follow_:
-        follow_run(project, run_id, offset=size)
-
-
-def _copy(path: Any, size: int) -> None:
-    """The first `size` bytes of the log to stdout, in large blocks."""
-    out = sys.stdout.buffer
-    left = size
-    with open(path, "rb") as fh:
-        while left > 0:
-            block = fh.read(min(left, 1 << 20))
-            if not block:
-                break
-            out.write(block)
-            left -= len(block)
-    out.flush()
 
 
 # -- jobs -----------------------------------------------------------------------------------
