@@ -28,7 +28,7 @@ def after_run(project: Project, store: Store, run_id: str) -> None:
 
 def gate_run(project: Project, store: Store, run_id: str) -> dict[str, Any] | None:
     """Evaluate, record the `gate` field, promote a run that passed (never a reproduction),
-    notify `rejected` for a triggered run that failed. Returns the gate field, or None when
+    notify `rejected` for a run a trigger launched (not `manual`) that failed. Returns the gate field, or None when
     the job has no gate."""
     from ctui.config import load_config
     from ctui.gate import actions
@@ -69,7 +69,7 @@ def gate_run(project: Project, store: Store, run_id: str) -> dict[str, Any] | No
         gate["promoted"] = True
         store.update_run(run_id, {"gate": gate})
         break
-    if not gate["passed"] and run.get("trigger"):
+    if not gate["passed"] and run.get("trigger") not in (None, "", "manual"):
         context = {
             "event": "rejected",
             "job": job,
