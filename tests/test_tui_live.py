@@ -15,6 +15,7 @@ from ctui.project import Project
 from ctui.store import Store
 from ctui.tui.screens.live_run import LiveRunScreen, status_line
 from ctui.tui.widgets.jsonl_tail import JsonlTail
+from ctui.tui.widgets.log_prompt import SearchPrompt
 from ctui.tui.widgets.log_view import LogView
 from ctui.tui.widgets.metrics_pane import MetricsPane
 from ctui.tui.widgets.resources import ResourcesPane
@@ -170,19 +171,27 @@ async def test_reattach_to_a_finished_run_shows_everything(project: Project) -> 
         assert log.line_text(40) == "ERROR: [bold]out of patience[/bold]"
         # search: `/`, a term, enter; `n` for the next match, `N` back
         await pilot.press("slash")
-        search = live.query_one("#live-search", Input)
-        assert search.display and search.has_focus
+        prompt = app.screen
+        assert isinstance(prompt, SearchPrompt)
+        search = prompt.query_one(Input)
+        assert search.has_focus
         top = int(log.scroll_y)
-        await pilot.press(*"[step 1")  # lines 10-19 say [step 100] … [step 190]
+        await pilot.press(*"[step 1")  # lines 10-19 say [step 100] … [step 190]; 1 [step 10]
         assert search.value == "[step 1"
         await pilot.press("enter")
         first = max(10, top + 1)
         await wait_for(pilot, lambda: log._match_line == first)
+        assert app.screen is live
         assert "[step 1" in log.line_text(first)
+        assert log.match_count == 11  # [step 10] too
         await pilot.press("n")
         await wait_for(pilot, lambda: log._match_line == first + 1)
         await pilot.press("N")
         await wait_for(pilot, lambda: log._match_line == first)
+        assert log.match_position == first - 8  # after line 1's [step 10]
+        assert f"{first - 8}/11" in str(log.border_subtitle)
+        assert "following" not in str(log.border_subtitle)  # a finished run: "run ended"
+        assert "run ended" in str(log.border_subtitle)
         assert log.follow is False
         await pilot.press("f")
         assert log.follow is True

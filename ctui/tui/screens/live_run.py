@@ -20,10 +20,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Static
 
 from ctui.errors import CtuiError, UnknownRunError
 from ctui.format import duration, run_duration
+from ctui.output_metrics import OUTPUT_METRICS_FILE
 from ctui.status import STATUS_LOOK
 from ctui.store import ACTIVE, FINAL
 from ctui.tui.widgets.jsonl_tail import JsonlTail
@@ -101,9 +102,6 @@ class LiveRunScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="live.back"),
         Binding("f", "toggle_follow", "Follow", id="live.follow"),
-        Binding("slash", "search", "Search", id="live.search"),
-        Binding("n", "find_next", "Next match", id="live.next_match"),
-        Binding("N", "find_previous", "Prev match", id="live.previous_match"),
         Binding("s", "stop", "Stop run", id="live.stop"),
     ]
 
@@ -132,10 +130,13 @@ class LiveRunScreen(Screen[None]):
         self._stamp: tuple[int, int] | None = None
         self._looked = False  # the store was read at least once
         self.polls = 0  # polls applied so far
-        self._term = ""
         run_dir = project.run_dir(run_id)
         self._resources = JsonlTail(run_dir / "resources.jsonl", history=120)
         self._metrics = JsonlTail(run_dir / "metrics.jsonl", history=2000)
+        # a job that only prints its metrics: the points read from its output
+        self._parsed = JsonlTail(run_dir / OUTPUT_METRICS_FILE, history=2000)
+        #: where the metrics pane's points come from: None (none yet), "own", "output"
+        self.metrics_from: str | None = None
 
     def compose(self) -> ComposeResult:
         self._layout_for(self.app.size.width)  # before the first layout, not after it
@@ -152,11 +153,9 @@ class LiveRunScreen(Screen[None]):
                 metrics = MetricsPane(id="live-metrics")
                 metrics.border_title = "metrics"
                 yield metrics
-        yield Input(placeholder="search the log (lower case: any case)", id="live-search")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#live-search").display = False
         self._layout_for(self.size.width)
         self.query_one(LogView).focus()
         self.call_after_refresh(self.painted.set)
@@ -205,17 +204,25 @@ class LiveRunScreen(Screen[None]):
         except Exception as exc:  # noqa: BLE001 - a bad read must not stop the view
             error = f"{type(exc).__name__}: {exc}"
         samples = self._resources.read_new()
-        points = self._metrics.read_new()
+        points, source = self._read_metrics()
         try:
-            self.app.call_from_thread(self._apply, run, samples, points, error)
+            self.app.call_from_thread(self._apply, run, samples, (points, source), error)
         except RuntimeError:
             pass  # the app is closing
+
+    def _read_metrics(self) -> tuple[list[dict[str, Any]], str | None]:
+        """New metric points: the run's own (`metrics.jsonl`) once it has any, else those
+        read from its output (a job that only prints them)."""
+        own = self._metrics.read_new()
+        if own or self.metrics_from == "own":
+            return own, "own"
+        return self._parsed.read_new(), "output"
 
     def _apply(
         self,
         run: dict[str, Any] | None,
         samples: list[dict[str, Any]],
-        points: list[dict[str, Any]],
+        metrics: tuple[list[dict[str, Any]], str | None],
         error: str | None,
     ) -> None:
         if not self.is_attached:
@@ -231,8 +238,17 @@ class LiveRunScreen(Screen[None]):
             self.query_one("#live-status", Static).update(Text(f"✗ {error}", style="red"))
         if samples:
             self.query_one(ResourcesPane).add_samples(samples)
+        points, source = metrics
         if points:
-            self.query_one(MetricsPane).add_points(points)
+            pane = self.query_one(MetricsPane)
+            if source != self.metrics_from:  # the run's own metrics replace the parsed ones
+                pane.history.clear()
+                pane.latest.clear()
+                self.metrics_from = source
+                pane.border_title = "metrics" if source == "own" else "metrics (from output)"
+            pane.add_points(points)
+        if self.finished:
+            self.query_one(LogView).ended = True  # no more "following" once the run is over
         # the next poll only once this one is done: polls never pile up
         starting = self.launch_error is None and is_starting(self.run)
         self.set_timer(STARTING_POLL_S if starting else POLL_S, self.poll)
@@ -265,45 +281,11 @@ class LiveRunScreen(Screen[None]):
 
     # -- actions ---------------------------------------------------------------------------
     def action_back(self) -> None:
-        search = self.query_one("#live-search", Input)
-        if search.display:
-            search.display = False
-            self.query_one(LogView).focus()
-            return
         self.dismiss(None)
 
     def action_toggle_follow(self) -> None:
         log = self.query_one(LogView)
         log.follow = not log.follow
-
-    def action_search(self) -> None:
-        search = self.query_one("#live-search", Input)
-        search.display = True
-        search.focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "live-search":
-            return
-        self._term = event.value.strip()
-        event.input.display = False
-        log = self.query_one(LogView)
-        log.focus()
-        if self._term:
-            log.find(self._term)
-        else:
-            log.clear_search()
-
-    def action_find_next(self) -> None:
-        if self._term:
-            self.query_one(LogView).find(self._term)
-
-    def action_find_previous(self) -> None:
-        if self._term:
-            self.query_one(LogView).find(self._term, backwards=True)
-
-    def on_log_view_search_result(self, event: LogView.SearchResult) -> None:
-        if event.line is None:
-            self.notify(f"no more matches for {event.term!r}", timeout=2)
 
     def action_stop(self) -> None:
         if self.run is None:

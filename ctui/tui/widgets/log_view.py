@@ -1,27 +1,26 @@
 """A log pane for files of any size: shows the last page at once, scrolls anywhere, follows.
 
 How it stays fast (toolong's approach):
-- a reader thread reads the tail from the end first (the last page paints before anything
-  is indexed), then indexes the byte offset of every line (`LineIndex`), then polls the
-  file size and indexes only the appended bytes;
+- a reader thread (`log_reader`) reads the tail first (the last page paints before anything
+  is indexed), then indexes every line's offset, then follows the file; searches and rank
+  filters are scanned there too (`log_search`), never on the UI thread;
 - `render_line` reads only the visible lines (`os.pread`), keeping rendered lines in an LRU;
-- the thread hands each batch of new lines to the UI with `call_from_thread`, which waits
-  until the UI took it: one pending batch at most, never a message per line.
+- each line is drawn like a terminal would (`log_lines`): `\\r` rewrites it, so a progress
+  bar shows its last state, and the unterminated last line (a bar mid-update) is redrawn as
+  bytes arrive.
 
-Log text is never parsed as markup; ANSI colours are rendered (or dropped) by
-`Text.from_ansi`, a line at a time.
+Keys: `/` search (`n` `N` next/previous, `&` only matching lines), `t` times, `T` jump to a
+time, `[` `]` ranks, `*` all ranks. Log text is never parsed as markup.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import threading
-import time
 from array import array
+from bisect import bisect_left
 from pathlib import Path
+from typing import Any
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -35,21 +34,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from ctui.tui.widgets.line_index import CHUNK, LineIndex, read_tail_index, scan
+from ctui.logtext import IDX_NAME, LogIndex
+from ctui.tui.widgets.line_index import LineIndex
+from ctui.tui.widgets.log_lines import MAX_LINE_BYTES, read_raw, render_raw, time_cell
+from ctui.tui.widgets.log_nav import LogNavigation
+from ctui.tui.widgets.log_reader import run_reader
+from ctui.tui.widgets.log_search import LogQuery, ViewDelta, ViewSpec, drop_from, rows_for
 
-#: control characters dropped from plain lines (tab is expanded before)
-_CONTROL = {c: None for c in [*range(0, 32), 127]}
-#: at most this much of one line is read and shown
-MAX_LINE_BYTES = 16 * 1024
-#: how often a followed file is polled for new bytes
-POLL_S = 0.1
-#: new bytes indexed per batch while following
-APPEND_CHUNK = 8 * 1024 * 1024
-#: how often a search reads while scanning backwards
-SEARCH_WINDOW = 4 * 1024 * 1024
+__all__ = ["MAX_LINE_BYTES", "LogQuery", "LogView"]
+
+_STDERR = Style(dim=True)
 
 
-class LogView(ScrollView, can_focus=True):
+class LogView(LogNavigation, ScrollView, can_focus=True):
     """Shows a (possibly huge, possibly growing) text file."""
 
     DEFAULT_CSS = """
@@ -64,22 +61,40 @@ class LogView(ScrollView, can_focus=True):
     LogView > .log-view--match-line {
         background: $accent 25%;
     }
+    LogView > .log-view--time {
+        color: $text-muted;
+    }
     """
-    COMPONENT_CLASSES = {"log-view--match", "log-view--match-line"}
+    COMPONENT_CLASSES = {"log-view--match", "log-view--match-line", "log-view--time"}
 
     BINDINGS = [
-        Binding("up", "scroll_up", "Up", show=False, id="log.up"),
-        Binding("down", "scroll_down", "Down", show=False, id="log.down"),
+        Binding("up,k", "scroll_up", "Up", show=False, id="log.up"),
+        Binding("down,j", "scroll_down", "Down", show=False, id="log.down"),
         Binding("pageup", "page_up", "Page up", show=False, id="log.page_up"),
         Binding("pagedown", "page_down", "Page down", show=False, id="log.page_down"),
+        Binding("ctrl+u", "half_page(-1)", "Half page up", show=False, id="log.half_up"),
+        Binding("ctrl+d", "half_page(1)", "Half page down", show=False, id="log.half_down"),
         Binding("home,g", "scroll_home", "Top", show=False, id="log.top"),
         Binding("end,G", "scroll_end", "Bottom", show=False, id="log.bottom"),
         Binding("left", "scroll_left", "Left", show=False, id="log.left"),
         Binding("right", "scroll_right", "Right", show=False, id="log.right"),
+        Binding("slash", "search", "Search", id="log.search"),
+        Binding("n", "find(False)", "Next match", show=False, id="log.next_match"),
+        Binding("N", "find(True)", "Prev match", show=False, id="log.previous_match"),
+        Binding("ampersand", "toggle_filter", "Only matches", show=False, id="log.filter"),
+        Binding("t", "toggle_times", "Times", id="log.times"),
+        Binding("T", "jump_to_time", "Go to time", show=False, id="log.jump_time"),
+        Binding("right_square_bracket", "rank(1)", "Next rank", show=False, id="log.next_rank"),
+        Binding("left_square_bracket", "rank(-1)", "Prev rank", show=False, id="log.prev_rank"),
+        Binding("asterisk", "all_ranks", "All ranks", show=False, id="log.all_ranks"),
     ]
 
     #: keep the last line in view as the file grows
     follow: reactive[bool] = reactive(True)
+    #: the run behind the log has ended: the pane says so instead of "following"
+    ended: reactive[bool] = reactive(False)
+    #: the time column (from output.idx)
+    show_times: reactive[bool] = reactive(False)
 
     class Indexed(Message):
         """The full line index is ready (`line_count` lines)."""
@@ -90,7 +105,7 @@ class LogView(ScrollView, can_focus=True):
             self.line_count = line_count
 
     class SearchResult(Message):
-        """A search finished: `line` is the matching line, or None when nothing matched."""
+        """A search step ended: `line` is the matching line, or None when nothing matched."""
 
         def __init__(self, log_view: LogView, term: str, line: int | None) -> None:
             super().__init__()
@@ -110,21 +125,39 @@ class LogView(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.path: Path | None = Path(path) if path is not None else None
         self._index = LineIndex()
+        self._lines = 0
         self._fd: int | None = None
         self._fd_lock = threading.Lock()
         self._cache: LRUCache[int, tuple[tuple[int, int], Strip, Strip]] = LRUCache(2048)
         self._base_style: Style | None = None
         self._max_width = 0
         self._width_pending = False
-        self._progress: float | None = None
-        self._term: str | None = None
+        self._progress: tuple[str, float] | None = None
+        #: the reader sleeps on it between polls; set it to have a new spec seen at once
+        self.wake = threading.Event()
+        self.times: LogIndex | None = None
+        self.times_lock = threading.Lock()
+        # what is asked of the reader, and what it answered
+        self._spec = ViewSpec()
+        self._scan_gen = 0  # moves when the scan must be done again (search, ranks)
+        self._view_gen = -1  # the scan the arrays below come from
+        self._matches = array("Q")
+        self._ranks: dict[int, array] = {}
+        self._rows: array | None = None
         self._match_line: int | None = None
+        self._pending: tuple[str, int] | None = None  # ("find", ±1) / ("rank", ±1) when ready
         self.set_reactive(LogView.follow, follow)
 
     # -- public ----------------------------------------------------------------------------
     @property
     def line_count(self) -> int:
-        return self._index.line_count
+        """Lines in the file (all of them, whatever a filter shows)."""
+        return self._lines
+
+    @property
+    def row_count(self) -> int:
+        """Lines the pane shows (the filtered ones when a filter is on)."""
+        return len(self._rows) if self._rows is not None else self._lines
 
     @property
     def indexed(self) -> bool:
@@ -135,15 +168,45 @@ class LogView(ScrollView, can_focus=True):
     def bytes_indexed(self) -> int:
         return self._index.size
 
+    @property
+    def search_query(self) -> LogQuery | None:
+        return self._spec.query
+
+    @property
+    def spec(self) -> ViewSpec:
+        return self._spec
+
+    @property
+    def match_count(self) -> int | None:
+        """Lines holding a match of the search (None: no search, or not scanned yet)."""
+        ready = self._spec.query is not None and self._view_gen == self._scan_gen
+        return len(self._matches) if ready else None
+
+    @property
+    def match_position(self) -> int | None:
+        """1 for the first match, … (None: the view is on no match)."""
+        line, matches = self._match_line, self._matches
+        if line is None:
+            return None
+        at = bisect_left(matches, line)
+        return at + 1 if at < len(matches) and matches[at] == line else None
+
+    @property
+    def ranks(self) -> list[int]:
+        return sorted(self._ranks)
+
     def line_text(self, line: int) -> str:
-        """The plain text of one line (ANSI codes removed), read from the file."""
-        return self._read_line(line)[0].plain
+        """The text of one line as shown (drawn like a terminal, ANSI codes removed)."""
+        return self._read_line(line).plain
+
+    def row_line(self, row: int) -> int:
+        return int(self._rows[row]) if self._rows is not None else row
 
     def visible_lines(self) -> list[str]:
-        """The plain text of the lines on screen now (for tests and copying)."""
+        """The text of the lines on screen now (for tests and copying)."""
         top = int(self.scroll_y)
-        end = min(self.line_count, top + self.scrollable_content_region.height)
-        return [self.line_text(i) for i in range(top, end)]
+        end = min(self.row_count, top + self.scrollable_content_region.height)
+        return [self.line_text(self.row_line(i)) for i in range(top, end)]
 
     def open(self, path: Path | str) -> None:
         """Show another file (closing the current one)."""
@@ -152,140 +215,83 @@ class LogView(ScrollView, can_focus=True):
         self._reader()
 
     def find(self, term: str, *, backwards: bool = False) -> None:
-        """Search from the line after (or before) the top visible line; answers SearchResult.
-
-        A term in lower case matches any case. Runs in a thread: a 1 GB log is fine.
-        """
+        """Go to the next (previous) line matching `term` from the top visible line (or the
+        current match); answers SearchResult. The file is scanned in the reader thread."""
         if not term:
             return
-        if term != self._term:
-            self._term = term
-            self._cache.clear()
-        start_line = self._match_line if self._match_line is not None else int(self.scroll_y)
-        self._search(term, start_line, backwards)
+        query = self._spec.query
+        if query is None or query.term != term:
+            regex, case = (query.regex, query.match_case) if query else (False, False)
+            self.search(LogQuery(term, regex, case))
+        self._step(-1 if backwards else 1)
+
+    def search(self, query: LogQuery | None, *, filter: bool | None = None) -> None:
+        """Ask for a search (None: none), optionally only its matching lines shown."""
+        keep = self._spec.filter if filter is None else filter
+        self._match_line = None
+        spec = self._spec
+        self._set_spec(ViewSpec(query, keep and query is not None, spec.rank, spec.ranks))
 
     def clear_search(self) -> None:
-        self._term = None
-        self._match_line = None
-        self._cache.clear()
-        self.refresh()
+        self.search(None)
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_mount(self) -> None:
         if self.path is not None:
             self._reader()
-
-    def on_unmount(self) -> None:
-        self._close_fd()
+        self._update_subtitle()
 
     def _reset(self) -> None:
         self.workers.cancel_group(self, "log-reader")
-        self._close_fd()
         self._index = LineIndex()
+        self._lines = 0
         self._cache.clear()
         self._max_width = 0
         self._match_line = None
+        self._view_gen = -1
+        self._scan_gen += 1
+        self._matches, self._ranks, self._rows = array("Q"), {}, None
         self.virtual_size = Size(0, 0)
         self.refresh()
 
-    def _close_fd(self) -> None:
-        with self._fd_lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    # -- the reader thread -----------------------------------------------------------------
+    # -- the reader thread (see log_reader) ------------------------------------------------
     @work(thread=True, exclusive=True, group="log-reader")
     def _reader(self) -> None:
-        worker = get_current_worker()
         path = self.path
         assert path is not None
-        fd = None
-        while fd is None:  # a job that has just been launched may not have its log yet
-            if worker.is_cancelled:
-                return
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                time.sleep(POLL_S * 2)
+        self.times = LogIndex(path.with_name(IDX_NAME)) if path.name == "output.log" else None
+        run_reader(self, path, self._hand_over, get_current_worker())
+
+    def _hand_over(self, fn: Any, *args: Any) -> None:
+        # Blocks until the UI ran `fn`: at most one batch is ever waiting (backpressure).
+        self.app.call_from_thread(fn, *args)
+
+    def scan_request(self) -> tuple[int, ViewSpec]:
+        return self._scan_gen, self._spec
+
+    def set_fd(self, fd: int | None) -> None:
         with self._fd_lock:
             self._fd = fd
-        try:
-            self._read_loop(worker, path, fd)
-        except RuntimeError:  # the app is closing: call_from_thread has nobody to call
-            return
-        except OSError:
-            return
-
-    def _read_loop(self, worker, path: Path, fd: int) -> None:  # type: ignore[no-untyped-def]
-        size = os.fstat(fd).st_size
-        tail = read_tail_index(fd, size)
-        painted = threading.Event()
-        self._hand_over(worker, self._install, tail, painted)
-        # Let the last page reach the screen before the full scan competes for the CPU.
-        painted.wait(0.5)
-        if tail.complete:
-            index_size = tail.size
-        else:
-            full = LineIndex()
-            pos, last_note = 0, 0.0
-            while pos < size:
-                if worker.is_cancelled:
-                    return
-                end = min(size, pos + CHUNK)
-                full.extend(scan(fd, pos, end), end)
-                pos = end
-                time.sleep(0.001)  # a breath for the UI thread between chunks
-                now = time.monotonic()
-                if now - last_note > 0.25:
-                    last_note = now
-                    self._hand_over(worker, self._note_progress, pos / size)
-            self._hand_over(worker, self._install, full)
-            index_size = full.size
-        while not worker.is_cancelled:
-            try:
-                st = os.stat(path)
-                size = st.st_size
-                replaced = st.st_ino != os.fstat(fd).st_ino  # rotated: a new file at the path
-            except FileNotFoundError:
-                size, replaced = index_size, False
-            if size < index_size or replaced:  # truncated or replaced: start again
-                with self._fd_lock:
-                    os.close(fd)
-                    fd = os.open(path, os.O_RDONLY)
-                    self._fd = fd
-                fresh = LineIndex()
-                fresh.extend(scan(fd, 0, size), size)
-                self._hand_over(worker, self._install, fresh)
-                index_size = size
-            elif size > index_size:
-                end = min(size, index_size + APPEND_CHUNK)
-                starts = scan(fd, index_size, end)
-                self._hand_over(worker, self._append, starts, end)
-                index_size = end
-                if end < size:
-                    continue  # more waiting: no sleep
-            time.sleep(POLL_S)
-
-    def _hand_over(self, worker, fn, *args) -> None:  # type: ignore[no-untyped-def]
-        # Blocks until the UI ran `fn`: at most one batch is ever waiting (backpressure).
-        if not worker.is_cancelled:
-            self.app.call_from_thread(fn, *args)
 
     # -- applied on the UI thread ----------------------------------------------------------
-    def _install(self, index: LineIndex, painted: threading.Event | None = None) -> None:
+    def install(self, index: LineIndex, painted: threading.Event | None = None) -> None:
         old = self._index
         shift = 0
         if index.complete and not old.complete and old.size == index.size:
             shift = index.line_count - old.line_count
         self._index = index
+        self._lines = index.line_count
         self._cache.clear()
-        self._progress = None if index.complete else 0.0
+        self._progress = None if index.complete else ("indexing", 0.0)
         if self._match_line is not None:
             self._match_line += shift
+        if self._spec.scans:  # line numbers moved: the reader scans again
+            self._view_gen = -1
+            self._matches, self._ranks = array("Q"), {}
+            self._rows = array("Q") if self._spec.filtered else None
         self._update_virtual_size()
         if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+            self._to_end()
         elif shift:
             self.scroll_to(y=self.scroll_y + shift, animate=False, immediate=True, force=True)
         self._update_subtitle()
@@ -294,150 +300,100 @@ class LogView(ScrollView, can_focus=True):
         if index.complete:
             self.post_message(self.Indexed(self, index.line_count))
 
-    def _append(self, starts: array, size: int) -> None:
-        index = self._index
-        last = index.line_count - 1
-        index.extend(starts, size)
-        if last >= 0:  # a partial last line may have grown
+    def append(self, line_count: int, delta: ViewDelta | None, gen: int) -> None:
+        last = self._lines - 1
+        self._lines = line_count
+        if last >= 0:  # a partial last line may have grown (a progress bar mid-update)
             self._cache.discard(last)
+        if delta is not None and gen == self._view_gen:
+            self._apply_delta(delta)
         self._update_virtual_size()
         if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+            self._to_end()
         self.refresh()
         self._update_subtitle()
 
-    def _note_progress(self, fraction: float) -> None:
-        self._progress = fraction
+    def _apply_delta(self, delta: ViewDelta) -> None:
+        drop_from(self._matches, delta.start)
+        self._matches.extend(delta.matches)
+        for lines in self._ranks.values():
+            drop_from(lines, delta.start)
+        for rank, lines in delta.ranks.items():
+            self._ranks.setdefault(rank, array("Q")).extend(lines)
+        if self._rows is not None:
+            drop_from(self._rows, delta.start)
+            self._rows.extend(rows_for(self._spec, delta.matches, delta.ranks) or ())
+
+    def install_view(self, gen: int, spec: ViewSpec, delta: ViewDelta | None) -> None:
+        if gen != self._scan_gen:
+            return  # asked for another meanwhile
+        top = self._top_line()
+        self._view_gen = gen
+        self._progress = None
+        self._matches = delta.matches if delta is not None else array("Q")
+        self._ranks = delta.ranks if delta is not None else {}
+        if delta is not None and spec == self._spec:
+            self._rows = delta.rows
+        else:
+            self._rows = rows_for(self._spec, self._matches, self._ranks)
+        self._view_changed(top)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            getattr(self, f"_{pending[0]}_step")(pending[1])
+
+    def note_progress(self, what: str, fraction: float | None) -> None:
+        self._progress = (what, fraction) if fraction is not None else None
         self._update_subtitle()
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(max(self._max_width, 1), self._index.line_count)
+        self.virtual_size = Size(max(self._max_width, 1), self.row_count)
 
     def _update_subtitle(self) -> None:
-        parts = [f"{self.line_count:,} lines" if self.indexed else "last lines"]
+        spec = self._spec
+        parts = [f"{self._lines:,} lines" if self.indexed else "last lines"]
+        if spec.rank is not None:
+            parts.append(f"rank {spec.rank}")
+        if spec.query is not None:
+            count, here = self.match_count, self.match_position
+            shown = f"{here or '–'}/{count:,}" if count is not None else "…"
+            only = " only matches" if spec.filter else ""
+            parts.append(f"{spec.query.describe()} {shown}{only}")
         if self._progress is not None:
-            parts.append(f"indexing {self._progress:.0%}")
-        parts.append("following" if self.follow else "paused")
+            parts.append(f"{self._progress[0]} {self._progress[1]:.0%}")
+        if self.ended:
+            parts.append("run ended")
+        else:
+            parts.append("following" if self.follow else "paused")
         self.border_subtitle = " · ".join(parts)
-
-    def on_resize(self) -> None:
-        if self.follow:  # the size changed under a followed log: keep its end in view
-            self.call_after_refresh(self._to_end)
-
-    def _to_end(self) -> None:
-        self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
 
     def watch_follow(self, follow: bool) -> None:
         if follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+            self._to_end()
         self._update_subtitle()
 
-    # -- scrolling by hand pauses follow ---------------------------------------------------
-    def action_scroll_up(self) -> None:
-        self.follow = False
-        super().action_scroll_up()
+    def watch_ended(self) -> None:
+        self._update_subtitle()
 
-    def action_page_up(self) -> None:
-        self.follow = False
-        super().action_page_up()
-
-    def action_scroll_home(self) -> None:
-        self.follow = False
-        super().action_scroll_home()
-
-    def action_scroll_end(self) -> None:
-        self.follow = True
-        super().action_scroll_end()
-
-    def _on_mouse_scroll_up(self, event) -> None:  # type: ignore[no-untyped-def]
-        self.follow = False
-        super()._on_mouse_scroll_up(event)
-
-    # -- search ----------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="log-search")
-    def _search(self, term: str, start_line: int, backwards: bool) -> None:
-        index = self._index
-        flags = re.IGNORECASE if term == term.lower() else 0
-        pattern = re.compile(re.escape(term.encode()), flags)
-        found: int | None = None
-        with self._fd_lock:
-            fd = self._fd
-            if fd is not None:
-                fd = os.dup(fd)
-        if fd is not None and index.line_count:
-            try:
-                found = self._search_fd(fd, index, pattern, start_line, backwards)
-            finally:
-                os.close(fd)
-        try:
-            self.app.call_from_thread(self._show_match, term, found)
-        except RuntimeError:
-            pass
-
-    @staticmethod
-    def _search_fd(
-        fd: int, index: LineIndex, pattern: re.Pattern[bytes], start_line: int, backwards: bool
-    ) -> int | None:
-        size = index.size
-        if not backwards:
-            pos = index.span(min(start_line + 1, index.line_count - 1))[0]
-            if start_line + 1 >= index.line_count:
-                return None
-            while pos < size:
-                end = min(size, pos + SEARCH_WINDOW)
-                buf = os.pread(fd, end - pos, pos)
-                m = pattern.search(buf)
-                if m:
-                    return index.line_at(pos + m.start())
-                if end >= size:
-                    return None
-                # overlap windows by a line so a match across the boundary is not missed
-                nl = buf.rfind(b"\n")
-                pos = pos + nl + 1 if nl > 0 else end
-            return None
-        if start_line <= 0:
-            return None
-        end = index.span(start_line)[0]
-        origin = index.origin
-        while end > origin:
-            # windows start on a line start, so no match is cut in two
-            pos = index.starts[index.line_at(max(origin, end - SEARCH_WINDOW))]
-            buf = os.pread(fd, end - pos, pos)
-            last = None
-            for m in pattern.finditer(buf):
-                last = m
-            if last is not None:
-                return index.line_at(pos + last.start())
-            end = pos
-        return None
-
-    def _show_match(self, term: str, line: int | None) -> None:
-        if line is not None:
-            self.follow = False
-            self._match_line = line
-            self._cache.clear()
-            height = self.scrollable_content_region.height
-            self.scroll_to(y=max(0, line - height // 3), animate=False, immediate=True, force=True)
-            self.refresh()
-        self.post_message(self.SearchResult(self, term, line))
+    def watch_show_times(self) -> None:
+        self._cache.clear()
+        self._max_width = 0
+        self.refresh()
 
     # -- rendering -------------------------------------------------------------------------
-    def _read_line(self, line: int) -> tuple[Text, bool]:
+    def _raw(self, line: int) -> tuple[bytes, int]:
         start, end = self._index.span(line)
-        n = min(end - start, MAX_LINE_BYTES)
         with self._fd_lock:
-            fd = self._fd
-            raw = os.pread(fd, n, start) if fd is not None and n > 0 else b""
-        truncated = end - start > MAX_LINE_BYTES
-        textline = raw.rstrip(b"\r").decode("utf-8", "replace")
-        if "\x1b" in textline:
-            text = Text.from_ansi(textline, no_wrap=True)
-        else:
-            text = Text(textline.replace("\r", ""), no_wrap=True)
-        text.expand_tabs()
-        if truncated:
-            text.append(f" … (+{end - start - n:,} bytes)", style="dim")
-        return text, truncated
+            return read_raw(self._fd, start, end)
+
+    def _read_line(self, line: int) -> Text:
+        raw, cut = self._raw(line)
+        shown, ansi = render_raw(raw)
+        text = Text.from_ansi(shown, no_wrap=True) if ansi else Text(shown, no_wrap=True)
+        if ansi:
+            text.expand_tabs()
+        if cut:
+            text.append(f" … (+{cut:,} bytes)", style="dim")
+        return text
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -446,13 +402,14 @@ class LogView(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        line = scroll_y + y
+        row = scroll_y + y
         width = self.scrollable_content_region.width
         base = self._base_style
         if base is None:  # computing it walks the DOM: once, not once per line
             base = self._base_style = self.rich_style
-        if line >= self._index.line_count:
+        if row >= self.row_count:
             return Strip.blank(width, base)
+        line = self.row_line(row)
         # The cache holds the line as painted (cropped to the view): a repaint that only
         # scrolls creates no new strips.
         key = (scroll_x, width)
@@ -465,36 +422,32 @@ class LogView(ScrollView, can_focus=True):
         return painted
 
     def _render_full_line(self, line: int) -> Strip:
-        plain = None if self._term or line == self._match_line else self._plain_line(line)
-        if plain is not None:  # the common case, without rich's Text machinery
-            strip = Strip([Segment(plain)], cell_len(plain))
-            self._note_width(strip.cell_length)
-            return strip
-        text, _ = self._read_line(line)
-        if self._term:
-            match_style = self.get_component_rich_style("log-view--match", partial=True)
-            exact = self._term != self._term.lower()
-            text.highlight_words([self._term], match_style, case_sensitive=exact)
-        if line == self._match_line:
-            text.stylize(self.get_component_rich_style("log-view--match-line", partial=True))
-        segments = list(text.render(self.app.console))
-        segments = [s for s in segments if s.text != "\n"]
+        when, stream = None, None
+        times = self.times
+        if times is not None and len(times):
+            with self.times_lock:
+                when, stream = times.at(self._index.span(line)[0])
+        query = self._spec.query
+        raw, cut = self._raw(line)
+        shown, ansi = render_raw(raw)
+        if not (ansi or cut or query or line == self._match_line):
+            segments = [Segment(shown)]  # the common case, without rich's Text machinery
+        else:
+            text = self._read_line(line)
+            if query is not None:
+                match_style = self.get_component_rich_style("log-view--match", partial=True)
+                text.highlight_regex(query.text_pattern(), match_style)
+            if line == self._match_line:
+                text.stylize(self.get_component_rich_style("log-view--match-line", partial=True))
+            segments = [s for s in text.render(self.app.console) if s.text != "\n"]
+        if stream == "e":  # stderr: dimmed
+            segments = list(Segment.apply_style(segments, post_style=_STDERR))
+        if self.show_times:
+            style = self.get_component_rich_style("log-view--time", partial=True)
+            segments.insert(0, Segment(time_cell(when), style))
         strip = Strip(segments)
         self._note_width(strip.cell_length)
         return strip
-
-    def _plain_line(self, line: int) -> str | None:
-        """A line with no ANSI codes and not cut short, as safe plain text; else None."""
-        start, end = self._index.span(line)
-        if end - start > MAX_LINE_BYTES:
-            return None
-        with self._fd_lock:
-            fd = self._fd
-            raw = os.pread(fd, end - start, start) if fd is not None and end > start else b""
-        if b"\x1b" in raw:
-            return None
-        # tabs expanded; other control characters (a bell, a backspace) never reach the terminal
-        return raw.decode("utf-8", "replace").expandtabs().translate(_CONTROL)
 
     def _note_width(self, width: int) -> None:
         if width > self._max_width:
