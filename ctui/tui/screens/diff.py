@@ -37,6 +37,26 @@ def reproduce_lines(docs: list[Run]) -> list[str]:
     return lines
 
 
+def champion_line(project: Project, store: Any, docs: list[Run]) -> str | None:
+    """ "challenger vs champion: acc +0.012, gate passed" when one of two runs of a job is
+    that job's champion (the other is the challenger); None otherwise."""
+    from ctui.tui.gate_view import challenger_gate, challenger_line, champion_map, gate_rules
+
+    if len(docs) != 2 or docs[0].get("job") != docs[1].get("job"):
+        return None
+    job = str(docs[0].get("job") or "")
+    try:
+        champion = champion_map(store).get(job)
+    except (CtuiError, OSError):
+        return None
+    ids = [d.get("id") for d in docs]
+    if champion not in ids or ids[0] == ids[1]:
+        return None
+    champ, challenger = (docs[0], docs[1]) if ids[0] == champion else (docs[1], docs[0])
+    gate = challenger_gate(project, store, challenger)
+    return challenger_line(champ, challenger, gate_rules(project, job), gate)
+
+
 def _loaded(view: dict[str, Any], objects: Any, load: Any) -> dict[str, Any]:
     try:
         return dict(load(view, objects))
@@ -63,6 +83,8 @@ class DiffScreen(Screen[None]):
         self.docs: list[Run] = []
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        #: "challenger vs champion: …" when one side is its job's champion
+        self.champion_line: str | None = None
 
     @property
     def is_pair(self) -> bool:
@@ -72,6 +94,7 @@ class DiffScreen(Screen[None]):
         yield Static("", id="diff-title")
         yield Static(Text("comparing…"), id="diff-verdict")
         yield Static("", id="diff-repro")
+        yield Static("", id="diff-champion")
         if self.is_pair:
             yield Static("", id="diff-columns")
             yield DiffView(id="diff-view")
@@ -81,6 +104,7 @@ class DiffScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#diff-repro").display = False
+        self.query_one("#diff-champion").display = False
         self._body().loading = True
         self.load()
 
@@ -108,9 +132,10 @@ class DiffScreen(Screen[None]):
                 result = diff_runs(views[0], views[1], objects=objects, repo=self.project.root)
                 # loaded sections give the unchanged keys of changed sections, for context
                 loaded = [_loaded(v, objects, load_sections) for v in views]
-                payload: tuple[Any, ...] = (docs, result, loaded)
+                line = champion_line(self.project, store, docs)
+                payload: tuple[Any, ...] = (docs, result, loaded, line)
             else:
-                payload = (docs, compare_many(views), views)
+                payload = (docs, compare_many(views), views, None)
         except CtuiError as exc:
             self.app.call_from_thread(self._show_error, exc.message, exc.hint)
             return
@@ -128,10 +153,16 @@ class DiffScreen(Screen[None]):
         self.query_one("#diff-verdict", Static).update(text)
         self._body().loading = False
 
-    def _show(self, docs: list[Run], result: dict[str, Any], views: list[Any]) -> None:
+    def _show(
+        self, docs: list[Run], result: dict[str, Any], views: list[Any], line: str | None
+    ) -> None:
         self.docs = docs
         self.result = result
         self.error = None
+        self.champion_line = line
+        gate_widget = self.query_one("#diff-champion", Static)
+        gate_widget.display = bool(line)
+        gate_widget.update(Text(f"★ {line}" if line else ""))
         body = self._body()
         body.loading = False
         self.query_one("#diff-title", Static).update(

@@ -40,6 +40,7 @@ from ctui.tui.data import (
     resource_series,
     status_look,
 )
+from ctui.tui.gate_view import champion_status, champion_text, gate_text
 from ctui.tui.screens import PlainNotify
 from ctui.tui.widgets.metric_chart import AXIS_WIDTH, MetricChart
 
@@ -70,6 +71,8 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         self.clock = clock
         self.run_doc: Run = {"id": run_id}
         self.run_dir: Path = project.run_dir(run_id)
+        #: where the run stands with its job's champion (read in a worker), see champion_status
+        self.champion: dict[str, Any] | None = None
 
     def now(self) -> float:
         import time
@@ -115,6 +118,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             self.notify(str(exc), severity="error")
         self._show_bar()
         self.query_one("#overview-body", Static).update(self._overview())
+        self._load_champion()
         self._load_metrics()
         self._load_manifest()
         self._load_resources()
@@ -131,6 +135,8 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         bar.append(str(run.get("job") or ""))
         bar.append("  ")
         bar.append(f"{symbol} {run.get('status', '?')}", style=style)
+        if self.champion and self.champion["is_champion"]:
+            bar.append("  ★ champion", style="bold yellow")
         self.query_one("#detail-bar", Static).update(bar)
 
     def _overview(self) -> Group:
@@ -186,6 +192,9 @@ class RunDetailScreen(PlainNotify, Screen[None]):
                 bits.append(f"GPU mem {bytes_(peaks['max_gpu_mem'])}")
             row("peaks", "  ".join(bits))
         parts: list[Any] = [grid]
+        if run.get("gate") is not None or self.champion is not None:
+            parts += [Text(""), Text("gate", style="bold underline"), gate_text(run.get("gate"))]
+            parts.append(champion_text(self.champion, str(run.get("job") or ""), now))
         for title, values in (("params", run.get("params")), ("final metrics", run.get("metrics"))):
             if values:
                 table = Table.grid(padding=(0, 2))
@@ -198,6 +207,19 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             parts += [Text(""), Text("last lines of the log", style="bold")]
             parts += [Text(str(line), style="dim") for line in run["log_tail"][-10:]]
         return Group(*parts)
+
+    @work(thread=True, exclusive=True, group="detail-champion", exit_on_error=False)
+    def _load_champion(self) -> None:
+        try:
+            status = champion_status(Store(self.project.store_file), self.run_doc)
+        except (CtuiError, OSError):
+            return
+        self.app.call_from_thread(self._show_champion, status)
+
+    def _show_champion(self, status: dict[str, Any] | None) -> None:
+        self.champion = status
+        self._show_bar()
+        self.query_one("#overview-body", Static).update(self._overview())
 
     @work(thread=True, exclusive=True, group="detail-metrics", exit_on_error=False)
     def _load_metrics(self) -> None:

@@ -30,13 +30,14 @@ from ctui.tui.data import (
     pick_extra_keys,
 )
 from ctui.tui.screens import PlainNotify
+from ctui.tui.screens.runs_gate import GateActions
 from ctui.tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
     from ctui.project import Project
 
 
-class RunsScreen(PlainNotify, Screen[None]):
+class RunsScreen(GateActions, PlainNotify, Screen[None]):
     """All runs of the project. Bindings carry ids so a user keymap can rebind them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -49,6 +50,8 @@ class RunsScreen(PlainNotify, Screen[None]):
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("t", "triggers", "Triggers", id="runs.triggers"),
         Binding("R", "reproduce", "Reproduce", show=False, id="runs.reproduce"),
+        Binding("C", "champion_diff", "Vs champion", show=False, id="runs.champion_diff"),
+        Binding("P", "promote", "Promote", show=False, id="runs.promote"),
         Binding("greater_than_sign", "sort_column(1)", "Sort →", show=False, id="runs.sort_next"),
         Binding("less_than_sign", "sort_column(-1)", "Sort ←", show=False, id="runs.sort_prev"),
         Binding("r", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
@@ -73,6 +76,7 @@ class RunsScreen(PlainNotify, Screen[None]):
         self.sort_desc = True
         self.extra_keys: list[str] | None = None
         self.columns: list[Column] = []
+        self.champions: dict[str, str] = {}
         self._stamp: tuple[int, int] | None = None
         self._polls = 0
 
@@ -111,6 +115,7 @@ class RunsScreen(PlainNotify, Screen[None]):
         self._rebuild_columns()
         self._apply()
         self.table.focus()
+        self._load_champions()
         self._warm_sort_keys()
         self.set_timer(self.poll_interval, self._poll)
         self.set_interval(30, self.table.retick)
@@ -163,6 +168,7 @@ class RunsScreen(PlainNotify, Screen[None]):
     @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
     def _poll_store(self) -> None:
         runs: list[Run] | None = None
+        champions: dict[str, str] | None = None
         error: str | None = None
         try:
             if any_active(self.all_runs):
@@ -172,22 +178,27 @@ class RunsScreen(PlainNotify, Screen[None]):
             stamp = self.store.stamp()
             if stamp != self._stamp:
                 runs = self.store.runs()
+                champions = self.read_champions()
                 self._stamp = stamp
         except CtuiError as exc:
             error = str(exc)
         except OSError as exc:
             error = f"cannot read the run store: {exc}"
         try:
-            self.app.call_from_thread(self._polled, runs, error)
+            self.app.call_from_thread(self._polled, runs, error, champions)
         except RuntimeError:
             pass  # the app is shutting down
 
-    def _polled(self, runs: list[Run] | None, error: str | None) -> None:
+    def _polled(
+        self, runs: list[Run] | None, error: str | None, champions: dict[str, str] | None = None
+    ) -> None:
         self._polls += 1
         if error:
             self.notify(error, severity="error", timeout=5)
         if runs is not None:
             self.all_runs = runs
+            if champions is not None:
+                self.show_champions(champions)
             self._rebuild_columns()
             self._apply()
             self._warm_sort_keys()

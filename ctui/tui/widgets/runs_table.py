@@ -23,9 +23,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ctui.tui.data import Clock, Column, Run, cell
+from ctui.tui.gate_view import row_mark
 
 SEP = " "
 MARK_WIDTH = 2  # "● " in front of marked rows, so marks read without colour
+#: one more cell when the project uses a gate: ★ the job's champion, a dim ✗ a rejected run
+GATE_WIDTH = 1
 
 
 class RunsTable(ScrollView, can_focus=True):
@@ -72,6 +75,8 @@ class RunsTable(ScrollView, can_focus=True):
         self.columns: list[Column] = []
         self.rows: list[Run] = []
         self.marked: set[str] = set()
+        self.champions: frozenset[str] = frozenset()
+        self.show_gate = False
         self.sort_key = "started"
         self.sort_desc = True
         self._generation = 0
@@ -82,8 +87,22 @@ class RunsTable(ScrollView, can_focus=True):
     # -- data ----------------------------------------------------------------------------
     def set_columns(self, columns: list[Column]) -> None:
         self.columns = list(columns)
-        self._line_width = MARK_WIDTH + sum(c.width for c in columns) + len(SEP) * len(columns)
+        self._line_width = (
+            self._prefix_width + sum(c.width for c in columns) + len(SEP) * len(columns)
+        )
         self._invalidate()
+
+    @property
+    def _prefix_width(self) -> int:
+        return MARK_WIDTH + (GATE_WIDTH if self.show_gate else 0)
+
+    def set_champions(self, run_ids: set[str] | frozenset[str], *, show: bool) -> None:
+        """The champions' run ids (one per job), and whether the gate column is drawn."""
+        run_ids = frozenset(run_ids)
+        if run_ids == self.champions and show == self.show_gate:
+            return
+        self.champions, self.show_gate = run_ids, show
+        self.set_columns(self.columns)
 
     def set_rows(self, rows: list[Run], *, keep_cursor: bool = True) -> None:
         """Replace the rows (already filtered and sorted); the cursor stays on its run."""
@@ -202,7 +221,7 @@ class RunsTable(ScrollView, can_focus=True):
             return strip
         base = self.get_component_rich_style("runs-table--header")
         sort_style = self.get_component_rich_style("runs-table--sort")
-        segments = [Segment(" " * MARK_WIDTH, base)]
+        segments = [Segment(" " * self._prefix_width, base)]
         for col in self.columns:
             label = col.label
             style = base
@@ -233,7 +252,12 @@ class RunsTable(ScrollView, can_focus=True):
         elif is_cursor:
             base = base + Style(reverse=True)
         now = self.clock()
-        segments = [Segment("● " if is_marked else "  ", base)]
+        segments = [Segment("●" if is_marked else " ", base)]
+        if self.show_gate:
+            symbol, style = row_mark(run, self.champions)
+            mark_style = base + Style.parse(style) if style else base
+            segments.append(Segment(symbol, mark_style + base if is_cursor else mark_style))
+        segments.append(Segment(" ", base))
         for col in self.columns:
             text, style = cell(run, col.key, now)
             cell_style = base + Style.parse(style) if style else base
