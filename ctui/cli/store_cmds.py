@@ -301,6 +301,7 @@ def show(
         ("note", doc.get("note")),
         ("reproduces", doc.get("reproduces")),
         ("verdict", doc.get("verdict")),
+        ("metrics from", _FROM.get(doc.get("metrics_from") or "", doc.get("metrics_from"))),
         ("output metrics", _ignored_line(doc)),
         ("run folder", str(run_dir)),
     ]
@@ -310,8 +311,6 @@ def show(
     con.print(info)
     for title, field in (("params", "params"), ("metrics", "metrics")):
         values = doc.get(field) or {}
-        if field == "metrics" and doc.get("metrics_from") == "output":
-            title = "metrics (read from the job's output)"
         if values:
             t = Table(title=title, title_justify="left", box=None, show_header=False)
             from_dvc = set(doc.get("dvc_params") or []) if field == "params" else set()
@@ -328,6 +327,10 @@ def show(
         con.print(Text("last log lines:", style="dim"))
         for line in doc["log_tail"]:
             con.print(Text(line))
+
+
+#: where a run's final metrics came from, when not from the run itself
+_FROM = {"output": "the job's output (read from its log)"}
 
 
 def _ignored_line(doc: dict[str, Any]) -> str | None:
