@@ -149,7 +149,7 @@ def _print_one(doc: dict[str, Any]) -> None:
         return
     line = Text(f"{doc['job']}: champion ", style="bold")
     line.append(doc["id"], style="bold green")
-    line.append(f"  since {fmt.iso(doc.get('since'))}")
+    line.append(f"  since {_when(doc.get('since'))}")
     promotion = doc.get("promotion") or {}
     if promotion.get("by"):
         line.append(f"  by {promotion['by']}", style="dim")
@@ -184,7 +184,7 @@ def _print_all(rows: list[dict[str, Any]]) -> None:
         table.add_row(
             Text(r["job"]),
             Text(r["id"] or "—"),
-            fmt.timestamp(r.get("since")) if r.get("since") else "—",
+            Text(fmt.timestamp(r.get("since")) if r.get("since") else "—"),
             Text(str(promotion.get("by") or "")),
         )
     con.print(table)
@@ -193,24 +193,29 @@ def _print_all(rows: list[dict[str, Any]]) -> None:
 def _print_history(past: list[dict[str, Any]], job: str | None) -> None:
     from rich.text import Text
 
-    from ctui import format as fmt
-
     con = common.console()
     if not past:
         con.print(Text(f"no promotions{f' of {job}' if job else ''} yet", style="dim"))
         return
     con.print(Text("history (oldest first):", style="bold"))
     for p in past:
-        line = Text(f"{fmt.iso(p.get('at'))}  ")
+        line = Text(f"  {_when(p.get('at'))}  ")
         line.append(f"{p.get('by', '?'):<8}", style=_BY_STYLE.get(str(p.get("by")), ""))
         if job is None:
             line.append(f" {p.get('job')}")
         line.append(f" {p.get('previous') or '(none)'} → {p.get('run')}")
-        if p.get("reason"):
-            line.append(f"  {p['reason']}", style="dim")
         con.print(line)
+        if p.get("reason"):
+            con.print(Text(f"      {p['reason']}", style="dim"))
         for note in _after_notes(p):
-            con.print(Text(f"    {note}"))
+            con.print(Text(f"      {note}"))
+
+
+def _when(t: Any) -> str:
+    """Local time, to the second: `2026-12-02 02:32:24`."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "—"
 
 
 _BY_STYLE = {"gate": "green", "manual": "cyan", "rollback": "yellow"}
@@ -260,7 +265,9 @@ def promote(
     project = common.project()
     store = common.store()
     run_id = store.resolve(run)
-    record = ch.promote(project, store, run_id, by="manual", reason=reason or "by hand")
+    record = ch.promote(
+        project, store, run_id, by="manual", reason=reason or "by hand (ctui promote)"
+    )
     rolled_back = bool(record.get("rolled_back"))
     if as_json:
         common.emit_json(record)
