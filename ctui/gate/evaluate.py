@@ -28,9 +28,10 @@ def after_run(project: Project, store: Store, run_id: str) -> None:
 
 def gate_run(project: Project, store: Store, run_id: str) -> dict[str, Any] | None:
     """Evaluate, record the `gate` field, promote a run that passed (never a reproduction),
-    notify `rejected` for a run a trigger launched (not `manual`) that failed. Returns the gate field, or None when
-    the job has no gate."""
+    notify `rejected` for a run a trigger launched (not `manual`) that failed. Returns the
+    gate field, or None when the job has no gate."""
     from ctui.config import load_config
+    from ctui.errors import CtuiError
     from ctui.gate import actions
     from ctui.gate.champion import ChampionChanged, champion_to_beat, promote
     from ctui.gate.rules import evaluate
@@ -65,6 +66,10 @@ def gate_run(project: Project, store: Store, run_id: str) -> dict[str, Any] | No
         except ChampionChanged:
             if attempt + 1 < TRIES:
                 continue  # decide again against the new champion
+            _not_promoted(store, run_id, gate, "the champion kept changing meanwhile")
+            raise
+        except CtuiError as exc:  # the run changed meanwhile (removed, say)
+            _not_promoted(store, run_id, gate, exc.message)
             raise
         gate["promoted"] = True
         store.update_run(run_id, {"gate": gate})
@@ -82,6 +87,11 @@ def gate_run(project: Project, store: Store, run_id: str) -> dict[str, Any] | No
         except Exception:
             traceback.print_exc(file=sys.stderr)
     return gate
+
+
+def _not_promoted(store: Store, run_id: str, gate: dict[str, Any], why: str) -> None:
+    gate["verdict"] = f"passed, not promoted: {why}"
+    store.update_run(run_id, {"gate": gate})
 
 
 def _reproduction(verdict: str, original: str) -> str:
