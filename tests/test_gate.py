@@ -342,3 +342,33 @@ def test_check_compares_the_champion_with_the_one_it_replaced(tmp_path):
     with pytest.raises(CtuiError, match="job 'plain' has no gate"):
         ch.check(project, store, "p")
     assert gate_run(project, store, "p") is None and "gate" not in store.get_run("p")
+
+
+def test_a_promotion_in_between_makes_the_gate_decide_again(tmp_path, monkeypatch):
+    (tmp_path / "ctui.toml").write_text(
+        '[jobs.train]\ncommand = "true"\n[jobs.train.gate]\nrules = ["metric.acc > champion.acc"]\n'
+    )
+    store = _store(
+        tmp_path,
+        _run("a", metrics={"acc": 0.5}),
+        _run("b", metrics={"acc": 0.9}),
+        _run("c", metrics={"acc": 0.7}),
+    )
+    project: Any = _Project(tmp_path)
+    assert gate_run(project, store, "a")["promoted"]  # type: ignore[index]
+    real = ch.promote
+    calls: list[str] = []
+
+    def racing(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(args[2])
+        if len(calls) == 1:  # another writer promotes b after c was judged against a
+            real(project, store, "b", by="manual")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ch, "promote", racing)
+    gate = gate_run(project, store, "c")
+    assert calls == ["c"]  # tried once against a, then judged again against b: failed
+    assert gate is not None and not gate["passed"] and gate["champion"] == "b"
+    assert gate["verdict"] == "not promoted: metric.acc 0.7 > champion.acc 0.9 failed"
+    assert ch.champion_of(store, "train") == "b"
+    assert [p["run"] for p in ch.history(store)] == ["a", "b"]
