@@ -115,13 +115,33 @@ def logs(
     run_ids = list(dict.fromkeys(store.resolve(ref) for ref in run_refs))
     opts.prefix_ids = len(run_ids) > 1
     logs_of = [_RunLog.open(project, run_id, opts, follow_=follow_) for run_id in run_ids]
+    if follow_:  # what is there up to its last ended line; the line being written follows
+        logs_of[0].size = _line_start(logs_of[0].path, logs_of[0].size)
     out = _Out(opts)
-    sizes = [log.size for log in logs_of]
     for log in logs_of:
         out.lines(log, _existing(log, opts))
     if follow_:
-        _follow(project, logs_of[0], out, offset=sizes[0])
+        _follow(project, logs_of[0], out, offset=logs_of[0].size)
     out.finish(len(logs_of))
+
+
+#: how far back from the end a line still being written is looked for its start
+_LINE_BACK = 1 << 20
+
+
+def _line_start(path: Path, size: int) -> int:
+    """The offset just after the last newline before `size` (at most `_LINE_BACK` back: a
+    longer line being written is followed from there)."""
+    if size == 0:
+        return 0
+    start = max(0, size - _LINE_BACK)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(size - start)
+    nl = data.rfind(b"\n")
+    if nl >= 0:
+        return start + nl + 1
+    return start
 
 
 @dataclass
@@ -264,7 +284,7 @@ class _Out:
         write(self._prefix(log, offset) + text + "\n")
 
     def _prefix(self, log: _RunLog, offset: int) -> str:
-        prefix = f"{log.run_id[:8]}: " if self.opts.prefix_ids else ""
+        prefix = f"{log.run_id}: " if self.opts.prefix_ids else ""
         if self.opts.timestamps:
             when = log.at(offset)[0]
             prefix += _stamp(when) if when is not None else " " * _TIME_WIDTH
