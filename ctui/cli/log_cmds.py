@@ -17,6 +17,7 @@ import typer
 
 from ctui.cli import common
 from ctui.errors import CtuiError, ExitCode
+from ctui.logtext import plain, rank_of
 
 if TYPE_CHECKING:
     from ctui.logtext import LogIndex
@@ -229,13 +230,19 @@ class _RunLog:
 def _existing(log: _RunLog, opts: _Options) -> Iterable[tuple[int, int, str]]:
     """`(line_no, offset, text)` of the log's lines to show before following (line_no 0
     where it is not known: `-n` alone reads only the end)."""
-    from ctui.logs import read_lines, tail_lines
+    from ctui.logs import read_lines, rendered_lines, tail_lines
 
     if opts.lines is not None and not opts.filtering:
         return ((0, off, text) for off, text in tail_lines(log.path, opts.lines, end=log.size))
-    numbered = (
-        (no, off, text) for no, (off, text) in enumerate(read_lines(log.path, 0, log.size), 1)
-    )
+    numbered: Iterable[tuple[int, int, str]]
+    if log.index is None:  # offsets are only needed to look times and streams up
+        numbered = (
+            (no, 0, text) for no, text in enumerate(rendered_lines(log.path, 0, log.size), 1)
+        )
+    else:
+        numbered = (
+            (no, off, text) for no, (off, text) in enumerate(read_lines(log.path, 0, log.size), 1)
+        )
     if opts.lines is None:
         return numbered
     return deque(
@@ -244,17 +251,12 @@ def _existing(log: _RunLog, opts: _Options) -> Iterable[tuple[int, int, str]]:
 
 
 def _wanted(log: _RunLog, opts: _Options, offset: int, text: str) -> bool:
-    if opts.rank is not None:
-        from ctui.logtext import rank_of
-
-        if rank_of(text) != opts.rank:
-            return False
+    if opts.rank is not None and rank_of(text) != opts.rank:
+        return False
     if opts.stream is not None and log.at(offset)[1] != opts.stream:
         return False
     if opts.pattern is not None:
-        from ctui.logtext import plain
-
-        return opts.pattern.search(plain(text)) is not None
+        return opts.pattern.search(plain(text) if "\x1b" in text else text) is not None
     return True
 
 
@@ -336,8 +338,6 @@ def _stamp(when: float) -> str:
 def _fit(text: str, width: int) -> str:
     """A partial line cut to the terminal's width (a wrapped line could not be rewritten
     in place); colours dropped when it must be cut."""
-    from ctui.logtext import plain
-
     if len(text) <= width:
         return text
     bare = plain(text)
