@@ -19,7 +19,7 @@ from ctui.tui.widgets.log_prompt import SearchPrompt
 from ctui.tui.widgets.log_view import LogView
 from ctui.tui.widgets.metrics_pane import MetricsPane
 from ctui.tui.widgets.resources import ResourcesPane
-from tests.tui_live_helpers import ScreenApp, status_of, wait_for, write_config
+from tests.tui_live_helpers import PY, ScreenApp, status_of, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -270,3 +270,40 @@ def test_snapshot_live_view_of_a_finished_run(  # type: ignore[no-untyped-def]
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(120, 34), run_before=settle)
+
+
+# prints its metrics (read from the output by ctui), then, once let go, logs one with ctui.track
+PRINTS_METRICS = (
+    "import sys, time; from pathlib import Path; from ctui import track\n"
+    "for i in range(5): print(f'step={i} loss={1 / (i + 1):.3f}', flush=True)\n"
+    "while not Path(sys.argv[1]).exists(): time.sleep(0.02)\n"
+    "track.log_metric('acc', 0.9, 7)\n"
+)
+
+
+async def test_metrics_read_from_the_output_until_the_job_logs_its_own(
+    project: Project, tmp_path: Path
+) -> None:
+    (project.root / "printer.py").write_text(PRINTS_METRICS)
+    gate = tmp_path / "gate"
+    (project.root / "ctui.toml").write_text(
+        f"[jobs.printer]\ncommand = {json.dumps(f'{PY} printer.py {gate}')}\n"
+    )
+    run_id = launch(project, "printer")
+    try:
+        app = ScreenApp(lambda: LiveRunScreen(project, run_id))
+        async with app.run_test(size=(120, 36)) as pilot:
+            live = app.screen
+            assert isinstance(live, LiveRunScreen)
+            metrics = live.query_one(MetricsPane)
+            await wait_for(pilot, lambda: metrics.latest.get("loss", (None,))[0] == 0.2)
+            assert live.metrics_from == "output"
+            assert metrics.border_title == "metrics (from output)"
+            gate.touch()  # the job's own metric: the pane shows the run's metrics.jsonl
+            await wait_for(pilot, lambda: "acc" in metrics.latest)
+            assert live.metrics_from == "own" and "loss" not in metrics.latest
+            assert metrics.border_title == "metrics"
+            await wait_for(pilot, lambda: live.finished)
+            assert "run ended" in str(live.query_one(LogView).border_subtitle)
+    finally:
+        gate.touch()
