@@ -319,16 +319,21 @@ def test_follow_in_a_pipe_prints_only_ended_lines(lp):
     log = lp.run_dir(run_id) / "output.log"
     wait_for(lambda: log.exists() and b"15/30" in log.read_bytes(), timeout=60)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CTUI_", "MLFLOW_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ctui", "logs", "-f", run_id],
-        cwd=lp.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ctui", "logs", "-f", run_id, *args],
+            cwd=lp.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for args in ([], ["--grep", "done"])
+    ]
     (lp.root / "release").write_text("go\n")
-    stdout, stderr = proc.communicate(timeout=90)
-    assert proc.returncode == 0, stderr
+    (stdout, stderr), (grepped, counted) = (p.communicate(timeout=90) for p in procs)
+    assert [p.returncode for p in procs] == [0, 0], (stderr, counted)
+    assert grepped == b"epoch 0 done\nepoch 1 done\n"  # filtered while following
+    assert counted.strip().endswith(b"2 matching lines")
     assert b"\r" not in stdout and b"\x1b[K" not in stdout
     lines = [x for x in stdout.decode().splitlines() if not x.startswith("[ctui]")]
     assert [BAR_END.match(x) is not None for x in lines] == [True, False, True, False], lines

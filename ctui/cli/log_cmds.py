@@ -265,7 +265,7 @@ class _Out:
     opts: _Options
     matches: int = 0
     found: list[dict[str, Any]] = field(default_factory=list)
-    _partial: bool = False  # a `\r`-updated line is on the terminal, not ended
+    partial_shown: bool = False  # a `\r`-updated line is on the terminal, not ended
 
     def lines(self, log: _RunLog, lines: Iterable[tuple[int, int, str]]) -> None:
         if not self.opts.by_line and self.opts.lines is None:
@@ -311,13 +311,13 @@ class _Out:
                     shown = _fit(self._prefix(log, offset) + text, width)
                     write("\r" + shown + "\x1b[K")
                     sys.stdout.flush()
-                    self._partial = True
+                    self.partial_shown = True
                 continue
             if self.opts.filtering and not _wanted(log, self.opts, offset, text):
                 continue
-            if self._partial:
+            if self.partial_shown:
                 write("\r\x1b[K")
-                self._partial = False
+                self.partial_shown = False
             self._one(log, 0, offset, text, write)
             sys.stdout.flush()
 
@@ -354,6 +354,8 @@ def _follow(project: Project, log: _RunLog, out: _Out, *, offset: int) -> None:
         out.follow(log, follow_lines(log.path, _is_over(project, log.run_id), offset=offset), tty)
         final = _wait_for_mlflow(project, log.run_id)
     except KeyboardInterrupt:
+        if out.partial_shown:  # end the line a bar was being drawn on
+            sys.stdout.write("\n")
         sys.stdout.flush()
         common.err_console().print(
             f"stopped following; the run keeps going (ctui stop {log.run_id} stops it)"
