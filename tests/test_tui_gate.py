@@ -10,6 +10,7 @@ stay frozen for the snapshots. `P` calls the real `ctui.gate.champion.promote`.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -271,7 +272,6 @@ async def test_C_diffs_the_selected_run_against_its_champion(gate_project: Proje
 
 # -- promote -----------------------------------------------------------------------------------
 async def test_P_asks_then_promotes_the_selected_run(gate_project: Project) -> None:
-    pytest.importorskip("ctui.gate.champion")
     app = make_app(gate_project)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: table(app).champions)
@@ -298,7 +298,6 @@ async def test_P_asks_then_promotes_the_selected_run(gate_project: Project) -> N
 
 
 async def test_P_on_a_failed_run_says_why_and_changes_nothing(gate_project: Project) -> None:
-    pytest.importorskip("ctui.gate.champion")
     app = make_app(gate_project)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: table(app).champions)
@@ -308,6 +307,50 @@ async def test_P_on_a_failed_run_says_why_and_changes_nothing(gate_project: Proj
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert any(FAILED in m or "failed" in m for m in errors), errors
         assert champion_in_store(gate_project) == CHAMPION
+
+
+def add_on_promote(project: Project, command: str, failure: str = "keep") -> None:
+    config = project.root / "ctui.toml"
+    q = "'" * 3  # a TOML literal string: the command keeps its quotes
+    text = f'on_promote = {q}{command}{q}\non_promote_failure = "{failure}"\n'
+    config.write_text(config.read_text() + text)
+
+
+async def promote_with_p(pilot: Any, run_id: str) -> None:
+    await wait_for(pilot, lambda: table(pilot.app).champions)
+    await put_cursor_on(pilot, run_id)
+    await pilot.press("P")
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, ConfirmScreen)
+    await pilot.press("y")
+
+
+def note(app: CtuiApp, part: str) -> Any:
+    return next((n for n in app._notifications if part in n.message), None)
+
+
+async def test_P_runs_on_promote_with_the_run_id(gate_project: Project, tmp_path: Path) -> None:
+    out = tmp_path / "promoted.txt"
+    script = "import os, sys; open(sys.argv[1], 'w').write(os.environ['CTUI_RUN_ID'])"
+    add_on_promote(gate_project, f'{sys.executable} -c "{script}" {out}')
+    app = make_app(gate_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await promote_with_p(pilot, REJECTED)
+        await wait_for(pilot, lambda: note(app, "on_promote ran"))
+        assert out.read_text() == REJECTED
+        assert champion_in_store(gate_project) == REJECTED
+        assert note(app, "on_promote ran").severity == "information"
+
+
+async def test_P_with_a_failing_on_promote_warns(gate_project: Project) -> None:
+    add_on_promote(gate_project, f"{sys.executable} -c 'raise SystemExit(3)'", "rollback")
+    app = make_app(gate_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await promote_with_p(pilot, REJECTED)
+        await wait_for(pilot, lambda: note(app, "rolled back"))
+        assert note(app, "rolled back").severity == "warning"
+        assert champion_in_store(gate_project) == CHAMPION  # rolled back to the champion
+        await wait_for(pilot, lambda: table(app).champions == {CHAMPION})
 
 
 # -- snapshots at 80×24 ------------------------------------------------------------------------

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from ctui.format import number
+from ctui.store import Store
 from ctui.tui.data import Run, fmt_ago, fmt_time
 
 if TYPE_CHECKING:
     from ctui.project import Project
-    from ctui.store import Store
 
 CHAMPION_MARK = ("★", "bold yellow")
 REJECTED_MARK = ("✗", "dim")
@@ -27,6 +27,19 @@ NO_MARK = (" ", "")
 #: `metric.acc`, `champion.val.loss` in a rule: the metric names a gate looks at
 _NAME = r"[A-Za-z_][\w\-/]*"
 _RULE_METRIC = re.compile(rf"(?<![\w.])(?:metric|champion)\.({_NAME}(?:\.{_NAME})*)")
+
+
+class StoreSnapshot(Store):
+    """The store as one read of its file left it: `runs()`, `get_run`, the champions and
+    the other readers all answer from that one parse (a screen that needs the runs *and*
+    the champions reads a 10,000-run file once, not twice). For reading only."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.path)
+        self._data = store.read_all()
+
+    def read_all(self) -> dict[str, Any]:
+        return self._data
 
 
 def champion_map(store: Store) -> dict[str, str]:

@@ -120,11 +120,12 @@ class DiffScreen(Screen[None]):
         from ctui.diff import compare_many, diff_runs, load_sections, run_view
         from ctui.objects import ObjectStore
         from ctui.store import Store
+        from ctui.tui.gate_view import StoreSnapshot
 
         try:
             if len(self.run_ids) < 2:
                 raise CtuiError("pick at least two runs to compare", hint="mark runs with space")
-            store = Store(self.project.store_file)
+            store = StoreSnapshot(Store(self.project.store_file))  # one read for every run
             objects = ObjectStore(self.project.objects_dir)
             docs = [store.get_run(store.resolve(r)) for r in self.run_ids]
             views = [run_view(d, objects) for d in docs]

@@ -40,7 +40,7 @@ from ctui.tui.data import (
     resource_series,
     status_look,
 )
-from ctui.tui.gate_view import champion_status, champion_text, gate_text
+from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
 from ctui.tui.screens import PlainNotify
 from ctui.tui.widgets.metric_chart import AXIS_WIDTH, MetricChart
 
@@ -71,7 +71,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         self.clock = clock
         self.run_doc: Run = {"id": run_id}
         self.run_dir: Path = project.run_dir(run_id)
-        #: where the run stands with its job's champion (read in a worker), see champion_status
+        #: where the run stands with its job's champion, see champion_status
         self.champion: dict[str, Any] | None = None
 
     def now(self) -> float:
@@ -113,12 +113,13 @@ class RunDetailScreen(PlainNotify, Screen[None]):
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> None:
         try:
-            self.run_doc = Store(self.project.store_file).get_run(self.run_id)
+            store = StoreSnapshot(Store(self.project.store_file))  # one read for both
+            self.run_doc = store.get_run(self.run_id)
+            self.champion = champion_status(store, self.run_doc)
         except CtuiError as exc:
             self.notify(str(exc), severity="error")
         self._show_bar()
         self.query_one("#overview-body", Static).update(self._overview())
-        self._load_champion()
         self._load_metrics()
         self._load_manifest()
         self._load_resources()
@@ -207,19 +208,6 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             parts += [Text(""), Text("last lines of the log", style="bold")]
             parts += [Text(str(line), style="dim") for line in run["log_tail"][-10:]]
         return Group(*parts)
-
-    @work(thread=True, exclusive=True, group="detail-champion", exit_on_error=False)
-    def _load_champion(self) -> None:
-        try:
-            status = champion_status(Store(self.project.store_file), self.run_doc)
-        except (CtuiError, OSError):
-            return
-        self.app.call_from_thread(self._show_champion, status)
-
-    def _show_champion(self, status: dict[str, Any] | None) -> None:
-        self.champion = status
-        self._show_bar()
-        self.query_one("#overview-body", Static).update(self._overview())
 
     @work(thread=True, exclusive=True, group="detail-metrics", exit_on_error=False)
     def _load_metrics(self) -> None:

@@ -109,13 +109,13 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         # The first load is synchronous: one orjson parse, so the first frame has rows.
         try:
             self._stamp = self.store.stamp()
-            self.all_runs = self.store.runs()
+            self.all_runs, self.champions = self.read_runs()
         except CtuiError as exc:
             self.notify(str(exc), title="cannot read the run store", severity="error")
         self._rebuild_columns()
+        self.show_champions(self.champions)
         self._apply()
         self.table.focus()
-        self._load_champions()
         self._warm_sort_keys()
         self.set_timer(self.poll_interval, self._poll)
         self.set_interval(30, self.table.retick)
@@ -177,8 +177,7 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
                     refresh(self.project)
             stamp = self.store.stamp()
             if stamp != self._stamp:
-                runs = self.store.runs()
-                champions = self.read_champions()
+                runs, champions = self.read_runs()
                 self._stamp = stamp
         except CtuiError as exc:
             error = str(exc)

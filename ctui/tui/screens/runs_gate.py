@@ -10,7 +10,7 @@ from textual import work
 
 from ctui.errors import CtuiError
 from ctui.tui.data import Run, optional
-from ctui.tui.gate_view import champion_map, shows_marks
+from ctui.tui.gate_view import StoreSnapshot, champion_map, shows_marks
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -37,21 +37,10 @@ class GateActions:
         def reload(self) -> None: ...
         def _cursor_run(self) -> Run | None: ...
 
-    def read_champions(self) -> dict[str, str] | None:
-        """job → champion run id (one store read; from a worker thread), None when unreadable."""
-        try:
-            return champion_map(self.store)
-        except (CtuiError, OSError):
-            return None
-
-    @work(thread=True, exclusive=True, group="runs-champions", exit_on_error=False)
-    def _load_champions(self) -> None:
-        champions = self.read_champions()
-        if champions is not None:
-            try:
-                self.app.call_from_thread(self.show_champions, champions)
-            except RuntimeError:
-                pass  # the app is shutting down
+    def read_runs(self) -> tuple[list[Run], dict[str, str]]:
+        """Every run and job → champion run id, from one read of the store."""
+        snapshot = StoreSnapshot(self.store)
+        return snapshot.runs(), champion_map(snapshot)
 
     def show_champions(self, champions: dict[str, str]) -> None:
         self.champions = champions
@@ -92,6 +81,9 @@ class GateActions:
         current = self.champions.get(job)
         detail = f"job {job}: " + (f"replaces champion {current}" if current else "first champion")
         detail += "; the job's on_promote command runs, if it has one"
+        gate = run.get("gate")
+        if isinstance(gate, dict) and gate.get("passed") is False and gate.get("verdict"):
+            detail += f". The gate said: {gate['verdict']}"
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -130,6 +122,14 @@ def promotion_message(record: Any, run_id: str) -> tuple[str, str]:
     if isinstance(hook, dict) and hook.get("ok") is False:
         msg += f"; on_promote failed: {hook.get('error') or hook.get('exit_code')}"
         severity = "warning"
+    elif isinstance(hook, dict):
+        msg += "; on_promote ran"
+    registered = record.get("registered")
+    if isinstance(registered, dict) and registered.get("ok") is False:
+        msg += f"; registering the model failed: {registered.get('error')}"
+        severity = "warning"
+    elif isinstance(registered, dict) and registered.get("version") is not None:
+        msg += f"; registered {registered.get('name')} version {registered['version']}"
     if record.get("rolled_back"):
         msg = f"run {run_id} was promoted, then rolled back: on_promote failed"
         severity = "warning"
