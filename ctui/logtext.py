@@ -52,8 +52,12 @@ def _cap(text: str) -> str:
 
 def _overlay(raw: str) -> str:
     """Plain text with carriage returns: each segment overwrites the start of the last."""
+    segments = raw.split("\r")
+    last = segments[-1] or next((seg for seg in reversed(segments) if seg), "")
+    if len(last) >= max(map(len, segments)):  # the usual bar: the last state covers the rest
+        return last
     cur = ""
-    for seg in raw.split("\r"):
+    for seg in segments:
         if len(seg) >= len(cur):
             cur = seg
         elif seg:
