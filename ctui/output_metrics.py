@@ -121,7 +121,7 @@ _DICT_ITEM = re.compile(
     rf"""\s*(?P<q>['"]?)(?P<key>[A-Za-z_][\w./-]*)(?P=q)\s*:\s*(?P<val>{_NAN}|{_NUM})\s*"""
 )
 #: chunks without any of these hold no built-in shape (most lines of a plain log)
-_HINT = re.compile(rb"[=:{\[]|(?i:epoch|step|iter)")
+HINT = re.compile(rb"[=:{\[]|(?i:epoch|step|iter)")
 #: keys that are never metrics
 _NOT_METRICS = frozenset(
     ("version", "ver", "pid", "ppid", "tid", "port", "line", "lineno", "rank", "local_rank",
@@ -150,7 +150,7 @@ def _number(text: str) -> int | float | None:
 
 
 class OutputParser:
-    """Lines of output in (`feed`), metric points out to `output_metrics.jsonl`, written in
+    """Lines of output in (`text`), metric points out to `output_metrics.jsonl`, written in
     batches. `ignored` counts matches whose value was not a number; `last` the last value of
     each metric."""
 
@@ -161,33 +161,12 @@ class OutputParser:
         self.ignored = 0
         self.last: dict[str, int | float] = {}
         self.step: int | None = None
-        self._assemblers: dict[str, Any] = {}
         self._buffer: list[bytes] = []
         self._flushed = time.monotonic()
 
-    # -- input ------------------------------------------------------------------------------
-    def feed(self, data: bytes, stream: str, when: float) -> None:
-        """Bytes of one stream (`o`, `e`) as they arrived at `when`."""
-        from ctui.logtext import LineAssembler
-
-        asm = self._assemblers.get(stream)
-        if asm is None:
-            asm = self._assemblers[stream] = LineAssembler()
-        if self.builtin and not _HINT.search(data):
-            # no shape in this chunk: only its first line (the end of one begun before) and
-            # its last, unterminated one need the assembler
-            first, last = data.find(b"\n"), data.rfind(b"\n")
-            if first >= 0:
-                lines = asm.feed(data[: first + 1])
-                asm = self._assemblers[stream] = LineAssembler()
-                lines += asm.feed(data[last + 1 :])
-                self.lines(lines, when)
-                return
-        self.lines(asm.feed(data), when)
-
-    def lines(self, lines: list[str], when: float) -> None:
-        if lines:
-            self.text("\n".join(lines), when)
+    # -- input: lines (`ctui.jobs.output.LineFeed` assembles them from the job's streams) ---
+    def tick(self) -> None:
+        """The points so far are written when due."""
         if time.monotonic() - self._flushed >= FLUSH_S or len(self._buffer) >= FLUSH_POINTS:
             self.flush()
 
@@ -312,14 +291,7 @@ class OutputParser:
         except OSError:
             pass  # a full disk: the points are lost, the job goes on
 
-    def close(self, when: float | None = None) -> None:
-        """The end of the output: its unterminated last lines count too."""
-        when = time.time() if when is None else when
-        for asm in self._assemblers.values():
-            rest = asm.flush()
-            if rest:
-                self.text("\n".join(rest), when)
-        self._assemblers = {}
+    def close(self) -> None:
         self.flush()
 
 

@@ -11,6 +11,7 @@ from cli_helpers import ctui, one_line_error
 from jobs_helpers import write_config
 
 from ctui.errors import ConfigError, ExitCode
+from ctui.jobs.output import PER_SHAPE, LineFeed
 from ctui.output_metrics import (
     OutputMetricsConfig,
     OutputParser,
@@ -28,10 +29,11 @@ def parse(text: str | bytes, config: OutputMetricsConfig | None = None, chunk: i
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "output_metrics.jsonl"
         p = OutputParser(config or OutputMetricsConfig(), path)
+        feed = LineFeed(p)
         step = chunk or len(data) or 1
         for i in range(0, len(data), step):
-            p.feed(data[i : i + step], "o", 100.0)
-        p.close(101.0)
+            feed.feed(data[i : i + step], "o", 100.0)
+        feed.close()
         recs = [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
     assert all(r["src"] == "output" and isinstance(r["time"], float) for r in recs)
     return [(r["name"], r["value"], r["step"]) for r in recs], p
@@ -152,9 +154,10 @@ def test_a_plain_chunk_between_two_halves_of_a_line():
 
     with tempfile.TemporaryDirectory() as tmp:
         p = OutputParser(cfg, Path(tmp) / "m.jsonl")
+        feed = LineFeed(p)
         for d in data:
-            p.feed(d, "o", 1.0)
-        p.close()
+            feed.feed(d, "o", 1.0)
+        feed.close()
     assert p.last == {"loss": 0.5, "acc": 0.9}
 
 
@@ -163,11 +166,38 @@ def test_streams_are_assembled_apart():
 
     with tempfile.TemporaryDirectory() as tmp:
         p = OutputParser(OutputMetricsConfig(), Path(tmp) / "m.jsonl")
-        p.feed(b"loss=", "o", 1.0)
-        p.feed(b"warning: x\n", "e", 1.0)
-        p.feed(b"0.5\n", "o", 1.0)
-        p.close()
+        feed = LineFeed(p)
+        feed.feed(b"loss=", "o", 1.0)
+        feed.feed(b"warning: x\n", "e", 1.0)
+        feed.feed(b"0.5\n", "o", 1.0)
+        feed.close()
     assert p.last == {"loss": 0.5}
+
+
+def test_a_flood_is_thinned_but_keeps_rare_lines_and_exact_last_values():
+    flood = [f"step {i} loss={i / 1000:.3f}\n" for i in range(5000)]
+    mid = "Epoch 7 val_acc=0.93\n"
+    points, p = parse("".join(flood[:2500]) + mid + "".join(flood[2500:]))
+    losses = [(v, s) for n, v, s in points if n == "loss"]
+    # one period: the first lines of the shape and its latest, in order, steps their own
+    assert len(losses) == PER_SHAPE
+    assert losses[: PER_SHAPE - 1] == [(i / 1000, i) for i in range(PER_SHAPE - 1)]
+    assert losses[-1] == (4.999, 4999)
+    assert ("val_acc", 0.93, 7) in points  # a line of its own shape is always read
+    assert p.last == {"loss": 4.999, "val_acc": 0.93}
+
+
+def test_lines_of_later_periods_are_read_again():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = OutputParser(OutputMetricsConfig(), Path(tmp) / "m.jsonl")
+        feed = LineFeed(p)
+        for t in range(10):  # a line a second: every one is read
+            feed.feed(f"loss={t}\n".encode(), "o", 100.0 + t)
+        feed.close()
+        values = [orjson.loads(x)["value"] for x in (Path(tmp) / "m.jsonl").read_bytes().split()]
+    assert values == list(range(10))
 
 
 # -- the job's own patterns -------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ctui.logtext import LineAssembler
     from ctui.output_metrics import OutputParser
 
 IDX_FILE = "output.idx"
@@ -35,6 +36,116 @@ READ_SIZE = 64 << 10
 PIPE_SIZE = 1 << 20
 #: after the job's exit, how long its pipes may stay open (a process it started holds them)
 DRAIN_S = 2.0
+#: in a flood, lines of one shape are read at most `PER_SHAPE` a period (the latest always),
+#: and at most `PER_PERIOD` lines in all
+PERIOD_S = 0.2
+PER_SHAPE = 8
+PER_PERIOD = 200
+
+
+class LineFeed:
+    """A job's streams, as lines (`ctui.logtext.LineAssembler`, one per stream), to the
+    metrics parser, a period (`PERIOD_S`) at a time.
+
+    Every line is read at ordinary rates. In a flood (a job printing tens of thousands of
+    lines a second) the lines of one shape — the same text but for its digits, `step 12
+    loss=0.5` — are read up to `PER_SHAPE` a period: the first ones and always the latest,
+    so the histories are thinned but each ends on its exact last value, a line of a shape not
+    seen in the period is read at once, and the supervisor's CPU stays bounded. Lines are
+    read in the order they came (the step of a line holds for the lines after it).
+    """
+
+    def __init__(self, parser: OutputParser):
+        self.parser = parser
+        self._asm: dict[str, LineAssembler] = {}
+        self._start: float | None = None  # when the current period began
+        self._kept: dict[bytes, list[tuple[int, float, str]]] = {}
+        self._count = 0
+        self._seq = 0
+
+    def feed(self, data: bytes, stream: str, when: float) -> None:
+        """Bytes of one stream (`o`, `e`) as they arrived at `when`."""
+        from ctui.logtext import LineAssembler
+        from ctui.output_metrics import HINT
+
+        asm = self._asm.get(stream)
+        if asm is None:
+            asm = self._asm[stream] = LineAssembler()
+        if self.parser.builtin and not HINT.search(data):
+            # no shape in this chunk: only its first line (the end of one begun before) and
+            # its last, unterminated one need the assembler
+            first, last = data.find(b"\n"), data.rfind(b"\n")
+            if first >= 0:
+                lines = asm.feed(data[: first + 1])
+                asm = self._asm[stream] = LineAssembler()
+                self._take(lines + asm.feed(data[last + 1 :]), when)
+                return
+        self._take(asm.feed(data), when)
+
+    def _take(self, lines: list[str], when: float) -> None:
+        if self._start is None:
+            self._start = when
+        elif when - self._start >= PERIOD_S:
+            self._read()
+            self._start = when
+        if not lines:
+            return
+        # the shapes of the lines: their bytes but for the digits (two C calls for them all)
+        keys = "\n".join(lines).encode("utf-8", "replace").translate(None, b"0123456789")
+        shapes = keys.split(b"\n")
+        base = self._seq
+        self._seq += len(lines)
+        last = dict(zip(shapes, range(len(shapes)), strict=True))  # each shape's last line
+        kept_of = self._kept
+        if all(self._full(kept_of.get(shape)) for shape in last):
+            # a flood: each shape here keeps only its latest line
+            for shape, i in last.items():
+                kept = kept_of.get(shape)
+                if kept is not None:
+                    kept[-1] = (base + i, when, lines[i])
+            return
+        for i, (line, shape) in enumerate(zip(lines, shapes, strict=True)):
+            kept = kept_of.get(shape)
+            if kept is None:
+                if self._count < PER_PERIOD:
+                    kept_of[shape] = [(base + i, when, line)]
+                    self._count += 1
+            elif len(kept) < PER_SHAPE:
+                kept.append((base + i, when, line))
+                self._count += 1
+            else:
+                kept[-1] = (base + i, when, line)
+
+    def _full(self, kept: list[tuple[int, float, str]] | None) -> bool:
+        """Whether a shape keeps no more lines this period (only its latest replaced)."""
+        return len(kept) >= PER_SHAPE if kept is not None else self._count >= PER_PERIOD
+
+    def _read(self) -> None:
+        """The lines kept in this period to the parser, in the order they came."""
+        kept = sorted(x for lines in self._kept.values() for x in lines)
+        self._kept, self._count = {}, 0
+        i = 0
+        while i < len(kept):  # one block per arrival time
+            j = i + 1
+            while j < len(kept) and kept[j][1] == kept[i][1]:
+                j += 1
+            self.parser.text("\n".join(x[2] for x in kept[i:j]), kept[i][1])
+            i = j
+
+    def tick(self, now: float) -> None:
+        if self._start is not None and now - self._start >= PERIOD_S:
+            self._read()
+            self._start = None
+        self.parser.tick()
+
+    def close(self) -> None:
+        """The end of the output: unterminated last lines count too."""
+        now = time.time()
+        for asm in self._asm.values():
+            self._take(asm.flush(), now)
+        self._asm = {}
+        self._read()
+        self.parser.close()
 
 
 class OutputWriter:
@@ -43,7 +154,7 @@ class OutputWriter:
 
     def __init__(self, log_path: str | os.PathLike[str], parser: OutputParser | None = None):
         self.log_path = str(log_path)
-        self.parser = parser
+        self.feed = None if parser is None else LineFeed(parser)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         self._fd: int | None = os.open(self.log_path, flags, 0o644)
         self._idx: int | None = None
@@ -73,11 +184,11 @@ class OutputWriter:
                 self.lost += len(data) - done
             if done:
                 self._record(fd, done, stream, when)
-            if self.parser is not None and stream != "c":
+            if self.feed is not None and stream != "c":
                 try:
-                    self.parser.feed(data, stream, when)
+                    self.feed.feed(data, stream, when)
                 except Exception:
-                    self.parser = None  # the log goes on without metrics
+                    self.feed = None  # the log goes on without metrics
                     from ctui.jobs.finish import _print_exc
 
                     _print_exc()
@@ -100,16 +211,16 @@ class OutputWriter:
 
     def tick(self) -> None:
         """Time passes: the metrics read so far are written when due."""
-        if self.parser is not None:
+        if self.feed is not None:
             with self._lock, contextlib.suppress(Exception):
-                self.parser.lines([], time.time())
+                self.feed.tick(time.time())
 
     def close(self) -> None:
         with self._lock:
-            parser, self.parser = self.parser, None
-            if parser is not None:
+            feed, self.feed = self.feed, None
+            if feed is not None:
                 try:
-                    parser.close()
+                    feed.close()
                 except Exception:
                     from ctui.jobs.finish import _print_exc
 

@@ -138,9 +138,9 @@ class Supervisor(RunEnd):
         except Exception:
             _print_exc()
         if self.output is not None:
-            parser = self.output.parser
+            feed = self.output.feed
             close_writer(self.spec.log_path)
-            self.output_ignored = parser.ignored if parser is not None else 0
+            self.output_ignored = feed.parser.ignored if feed is not None else 0
             self.output = None
 
     # -- main ------------------------------------------------------------------------------
