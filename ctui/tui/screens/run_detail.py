@@ -42,7 +42,8 @@ from ctui.tui.data import (
 )
 from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
 from ctui.tui.screens import PlainNotify
-from ctui.tui.widgets.metric_chart import AXIS_WIDTH, MetricChart
+from ctui.tui.widgets.metric_chart import MetricChart
+from ctui.tui.widgets.plot_axis import PlotXAxis
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -355,30 +356,6 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             self.notify("the live view is not available yet", severity="warning")
             return
         self.app.push_screen(screen(self.project, self.run_id, clock=self.clock))
-
-
-class PlotXAxis(Widget):
-    """The x axis under a plot's chart: the lowest x, the x field's name, the highest x,
-    lined up with the chart body (right of MetricChart's y axis)."""
-
-    DEFAULT_CSS = """
-    PlotXAxis {
-        height: 1;
-        color: $text-muted;
-        margin-bottom: 1;
-    }
-    """
-
-    def __init__(self, lo: float, hi: float, label: str, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.lo, self.hi, self.label = lo, hi, label
-
-    def render(self) -> Text:
-        width = max(0, self.size.width - AXIS_WIDTH)
-        lo, hi = number(self.lo), number(self.hi)
-        gap = max(1, width - len(lo) - len(hi))
-        middle = f"{self.label} →"[:gap].center(gap)
-        return Text(" " * (AXIS_WIDTH - 1) + "└" + lo + middle + hi, no_wrap=True, overflow="crop")
 
 
 def _fill(node: TreeNode[Any], value: Any) -> None:
