@@ -164,6 +164,9 @@ def test_challenger_line_uses_rule_metrics_else_run_metrics() -> None:
     assert line == "challenger vs champion: acc +0.012, gate passed"
     line = challenger_line(champ, chall, [], None)
     assert line == "challenger vs champion: acc +0.012, f1 +0.1, loss +0, no gate verdict"
+    champ["id"] = "NOW"
+    line = challenger_line(champ, chall, ["metric.f1 > 0"], {"passed": False, "champion": "OLD"})
+    assert line == "challenger vs champion: f1 +0.1, gate failed against OLD"
 
 
 # -- runs table ----------------------------------------------------------------------------------
@@ -305,7 +308,8 @@ async def test_P_on_a_failed_run_says_why_and_changes_nothing(gate_project: Proj
         await pilot.press("P", "y")
         await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications))
         errors = [n.message for n in app._notifications if n.severity == "error"]
-        assert any(FAILED in m or "failed" in m for m in errors), errors
+        why = f"run {FAILED} is failed: only a succeeded run can be promoted"
+        assert any(m.startswith(why) for m in errors), errors
         assert champion_in_store(gate_project) == CHAMPION
 
 

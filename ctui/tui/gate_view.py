@@ -176,7 +176,11 @@ def challenger_line(
     if not isinstance(gate, dict):
         parts.append("no gate verdict")
     else:
-        parts.append("gate passed" if gate.get("passed") else "gate failed")
+        verdict = "gate passed" if gate.get("passed") else "gate failed"
+        against = gate.get("champion")
+        if against and against != champion.get("id"):  # judged against an earlier champion
+            verdict += f" against {against}"
+        parts.append(verdict)
     return "challenger vs champion: " + ", ".join(parts)
 
 
