@@ -65,6 +65,11 @@ def tail_lines(
     return out
 
 
+def raw_tail(path: str | os.PathLike[str], n: int, *, end: int | None = None) -> list[bytes]:
+    """The last `n` lines' bytes as written: for JSONL files, never rendered or cut."""
+    return [line for _, line in _tail(path, n, end=end, max_bytes=TAIL_MAX_BYTES)[0]]
+
+
 #: UTF-8 continuation bytes: a window cut inside a character starts with some
 _CONTINUATION = bytes(range(0x80, 0xC0))
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ctui.logs import tail
+from ctui.logs import raw_tail
 from ctui.tui.data import parse_jsonl
 
 
@@ -30,7 +30,7 @@ class JsonlTail:
         if self.offset is None or size < self.offset:  # first read, or the file was replaced
             self.offset = size
             self._pending = b""
-            return parse_jsonl(line.encode() for line in tail(self.path, self.history, end=size))
+            return parse_jsonl(raw_tail(self.path, self.history, end=size))
         if size == self.offset:
             return []
         with open(self.path, "rb") as fh:
