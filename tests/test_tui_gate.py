@@ -357,6 +357,20 @@ async def test_P_with_a_failing_on_promote_warns(gate_project: Project) -> None:
         await wait_for(pilot, lambda: table(app).champions == {CHAMPION})
 
 
+async def test_a_promotion_from_the_cli_moves_the_star(gate_project: Project) -> None:
+    """`ctui promote` in another process: the open runs table follows within a poll."""
+    from cli_helpers import ctui
+
+    app = CtuiApp(gate_project, clock=lambda: FROZEN_NOW, poll_interval=0.1, keymap={})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).champions == {CHAMPION})
+        out = ctui(gate_project.root, "promote", SECOND)
+        assert out.returncode == 0, out.stderr
+        await wait_for(pilot, lambda: table(app).champions == {SECOND})
+        assert row_text(app, SECOND).startswith(" ★ ")
+        assert not row_text(app, CHAMPION).startswith(" ★ ")
+
+
 # -- snapshots at 80×24 ------------------------------------------------------------------------
 async def _champions_shown(pilot: Any) -> None:
     await wait_for(pilot, lambda: table(pilot.app).champions)
