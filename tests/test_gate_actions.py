@@ -34,6 +34,7 @@ with open(out, "a") as fh:
         "job": os.environ.get("CTUI_JOB"),
         "previous": os.environ.get("CTUI_PREVIOUS_RUN"),
         "event": os.environ.get("CTUI_EVENT"),
+        "param": os.environ.get("CTUI_PARAM_LR"),
         "stdin": sys.stdin.read() if not sys.stdin.isatty() else "",
         "cwd": os.getcwd(),
     }) + "\\n")
@@ -74,7 +75,10 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_on_promote_runs_with_placeholders_env_and_a_redacted_log(project, scripts) -> None:
+def test_on_promote_runs_with_placeholders_env_and_a_redacted_log(
+    project, scripts, monkeypatch
+) -> None:
+    monkeypatch.setenv("CTUI_PARAM_LR", "0.1")  # a job's variable in the caller's env
     config = _config(
         project.root, f'on_promote = "{PY} record.py --model {{run_dir}}/model.pkl {{previous}}"'
     )
@@ -86,7 +90,7 @@ def test_on_promote_runs_with_placeholders_env_and_a_redacted_log(project, scrip
     assert out["registered"] is None
     (seen,) = _records(scripts)
     assert seen["run_id"] == "r-new" and seen["job"] == "train" and seen["previous"] == "r-old"
-    assert Path(seen["cwd"]) == project.root
+    assert Path(seen["cwd"]) == project.root and seen["param"] is None
     log = Path(rec["log"])
     assert log == run_dir / "on_promote.log"
     text = log.read_text()
@@ -181,28 +185,33 @@ def test_notify_failure_and_hang_are_logged_not_raised(project, scripts, monkeyp
 
 
 def _mlflow_run(uri: str, with_model: bool = True) -> str:
-    """A finished MLflow run holding `model/MLmodel` (what a job's `log_model` leaves)."""
-    import mlflow
+    """A finished MLflow run holding `model/MLmodel` (what a job's `log_model` leaves); no
+    global MLflow state set."""
+    from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run() as run:
-        if with_model:
-            mlflow.log_text("flavors: {}\n", "model/MLmodel")
-        else:
-            mlflow.log_text("x", "other/file.txt")
+    cl = MlflowClient(uri)
+    exp = cl.get_experiment_by_name("gate") or cl.get_experiment(cl.create_experiment("gate"))
+    run = cl.create_run(exp.experiment_id)
+    if with_model:
+        cl.log_text(run.info.run_id, "flavors: {}\n", "model/MLmodel")
+    else:
+        cl.log_text(run.info.run_id, "x", "other/file.txt")
+    cl.set_terminated(run.info.run_id)
     return str(run.info.run_id)
 
 
 def test_register_moves_the_champion_alias_and_reuses_a_version_on_rollback(
     project, monkeypatch
 ) -> None:
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     from ctui.integrations import mlflow_registry
 
-    uri = f"sqlite:///{project.root}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    config = _config(project.root, 'register = "clf"')
+    uri = f"sqlite:///{project.root}/models.db"  # not MLflow's default (./mlflow.db)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    config = _config(project.root, 'register = "clf"', f'[mlflow]\ntracking_uri = "{uri}"\n')
     store = Store(project.store_file)
     ids = {}
     for name in ("a", "b"):
@@ -212,7 +221,8 @@ def test_register_moves_the_champion_alias_and_reuses_a_version_on_rollback(
         {"id": "nomodel", "job": "train", "mlflow": {"run_id": _mlflow_run(uri, False)}}
     )
     store.insert_run({"id": "noml", "job": "train"})
-    cl = MlflowClient(uri)
+    cl = MlflowClient(uri, registry_uri=uri)
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
 
     first = actions.after_promotion(project, config, _promotion("a", None))["registered"]
     assert first["ok"] is True and first["version"] == "1" and first["previous_version"] is None
@@ -224,6 +234,9 @@ def test_register_moves_the_champion_alias_and_reuses_a_version_on_rollback(
     assert back["ok"] and back["version"] == "1" and back["reused"] is True
     assert cl.get_model_version_by_alias("clf", "champion").run_id == ids["a"]
     assert len(cl.search_model_versions("name = 'clf'")) == 2
+    # MLflow's global URIs are as they were (a TUI talks to other stores after)
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before != (uri, uri)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
     missing = mlflow_registry.register(project, config, "nomodel", "clf")
     assert missing["ok"] is False and "has no artifact 'model'" in missing["error"]

@@ -41,7 +41,8 @@ import json, os, sys, time
 mode = open("on_promote.mode").read().strip()
 with open("on_promote.jsonl", "a") as fh:
     fh.write(json.dumps({"run_id": os.environ["CTUI_RUN_ID"], "argv": sys.argv[1:],
-                         "previous": os.environ["CTUI_PREVIOUS_RUN"], "mode": mode}) + "\\n")
+                         "previous": os.environ["CTUI_PREVIOUS_RUN"], "mode": mode,
+                         "model": os.environ.get("CTUI_MODEL_VERSION")}) + "\\n")
 print("on_promote", mode, flush=True)
 if mode == "hang":
     time.sleep(600)
@@ -146,7 +147,8 @@ def _alias(root: Path) -> tuple[str, str]:
     """(version, MLflow run id) the registry's `clf@champion` points at."""
     from mlflow.tracking import MlflowClient
 
-    mv = MlflowClient(f"sqlite:///{root}/mlflow.db").get_model_version_by_alias("clf", "champion")
+    uri = f"sqlite:///{root}/mlflow.db"
+    mv = MlflowClient(uri, registry_uri=uri).get_model_version_by_alias("clf", "champion")
     return str(mv.version), str(mv.run_id)
 
 
@@ -215,6 +217,7 @@ def test_retrain_gate_promote_deploy_and_roll_back(project) -> None:
         "argv": [better, first],
         "previous": first,
         "mode": "ok",
+        "model": p2["registered"]["version"],
     }
     assert p2["registered"]["ok"] is True and p2["registered"]["previous_version"] == "1"
     assert _alias(root) == (p2["registered"]["version"], _run(root, better)["mlflow"]["run_id"])

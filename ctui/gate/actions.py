@@ -16,6 +16,7 @@ import shlex
 import signal
 import string
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,6 +127,9 @@ def run_command(
                 error = f"timed out after {timeout:g} s: killed"
             finally:
                 _signal_group(proc.pid, signal.SIGKILL)
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
     except FileNotFoundError:
         error = f"command not found: {argv[0]}"
     except OSError as exc:
@@ -150,9 +154,24 @@ def _gate_of(config: Config, job: str) -> Any:
     return getattr(jc, "gate", None) if jc is not None else None
 
 
+#: variables that describe one run or one event: never inherited from whoever called ctui
+_SCOPED = (
+    "CTUI_RUN_ID",
+    "CTUI_RUN_DIR",
+    "CTUI_JOB",
+    "CTUI_PREVIOUS_RUN",
+    "CTUI_PROMOTION",
+    "CTUI_MODEL_NAME",
+    "CTUI_MODEL_VERSION",
+    "CTUI_EVENT",
+)
+
+
 def _base_env() -> dict[str, str]:
-    """ctui's environment without the CTUI_ variables of whoever launched it."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CTUI_")}
+    """ctui's environment (CTUI_STORE and the like stay) without another run's variables."""
+    return {
+        k: v for k, v in os.environ.items() if k not in _SCOPED and not k.startswith("CTUI_PARAM_")
+    }
 
 
 def run_on_promote(
@@ -252,7 +271,9 @@ def notify(project: Project, config: Config, event: str, context: dict[str, Any]
             _notify_log(project, {**entry, "ok": False, "error": str(exc)})
             return
         timeout = float(getattr(nc, "timeout", None) or DEFAULT_NOTIFY_TIMEOUT)
-        out = Path(project.state_dir) / f"notify.{os.getpid()}.out"
+        fd, name = tempfile.mkstemp(prefix="notify.", suffix=".out", dir=project.state_dir)
+        os.close(fd)
+        out = Path(name)
         ran = run_command(
             argv,
             cwd=Path(project.root),

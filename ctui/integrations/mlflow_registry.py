@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ctui.store import Store
@@ -63,11 +65,10 @@ def register(
         return out
     uri = _tracking_uri(project, config, run)
     out["source"] = source = f"runs:/{mlflow_run}/{artifact}"
-    from ctui.integrations.mlflow_client import client
     from ctui.integrations.mlflow_uri import safe_uri
 
     try:
-        cl = client(uri)
+        cl = _client(uri)
         if not cl.list_artifacts(mlflow_run, artifact):
             out["error"] = (
                 f"MLflow run {mlflow_run} of run {run_id} has no artifact {artifact!r} "
@@ -113,17 +114,55 @@ def _quote(name: str) -> str:
     return name.replace("'", "\\'")
 
 
-def _new_version(uri: str, source: str, name: str, run_id: str) -> str:
-    """`mlflow.register_model` against `uri` (MLflow's own resolution of a runs:/ URI)."""
-    import mlflow
+def _client(uri: str) -> Any:
+    """A client whose registry is the tracking store at `uri` (not MLflow's global one)."""
+    from mlflow.tracking import MlflowClient
 
-    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    from ctui.integrations.mlflow_client import client
+    from ctui.integrations.mlflow_uri import use_credentials
+
+    client(uri)  # MLflow's INFO lines quieted; credentials in MLflow's own variables
+    plain = use_credentials(uri)
+    return MlflowClient(tracking_uri=plain, registry_uri=plain)
+
+
+_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextlib.contextmanager
+def _pointed_at(uri: str) -> Iterator[None]:
+    """MLflow's global tracking and registry URIs set to `uri` for a fluent call, then put
+    back as they were (a long-lived process, the TUI, may talk to other stores after)."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved = (
+        getattr(tracking_utils, "_tracking_uri", None),
+        getattr(registry_utils, "_registry_uri", None),
+        {k: os.environ.get(k) for k in _URI_VARS},
+    )
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # "Created version '2' of model…"
-            mv = mlflow.register_model(source, name, tags={RUN_TAG: run_id})
+        yield
     finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+        tracking_utils._tracking_uri = saved[0]
+        registry_utils._registry_uri = saved[1]
+        for key, value in saved[2].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _new_version(uri: str, source: str, name: str, run_id: str) -> str:
+    """`mlflow.register_model` against `uri` (MLflow's own resolution of a runs:/ URI: the
+    run's artifacts, or the model MLflow 3 logged from that run)."""
+    import mlflow
+
+    from ctui.integrations.mlflow_uri import use_credentials
+
+    with _pointed_at(use_credentials(uri)), contextlib.redirect_stderr(io.StringIO()):
+        mv = mlflow.register_model(source, name, tags={RUN_TAG: run_id})  # "Created version…"
     return str(mv.version)
