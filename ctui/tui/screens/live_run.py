@@ -130,6 +130,7 @@ class LiveRunScreen(Screen[None]):
         self._stamp: tuple[int, int] | None = None
         self._looked = False  # the store was read at least once
         self.polls = 0  # polls applied so far
+        self._status_shown = ""  # the status line's text now on screen
         run_dir = project.run_dir(run_id)
         self._resources = JsonlTail(run_dir / "resources.jsonl", history=120)
         self._metrics = JsonlTail(run_dir / "metrics.jsonl", history=2000)
@@ -235,6 +236,7 @@ class LiveRunScreen(Screen[None]):
         elif self.run is not None and error is None:  # re-drawn each poll: the time moves
             self._show_status()
         elif error:
+            self._status_shown = ""
             self.query_one("#live-status", Static).update(Text(f"✗ {error}", style="red"))
         if samples:
             self.query_one(ResourcesPane).add_samples(samples)
@@ -255,7 +257,13 @@ class LiveRunScreen(Screen[None]):
 
     def _show_status(self) -> None:
         assert self.run is not None
-        self.query_one("#live-status", Static).update(status_line(self.run, now=self.clock()))
+        text = status_line(self.run, now=self.clock())
+        if text.plain == self._status_shown:
+            return  # redrawn each poll: most polls change nothing
+        # the same number of lines: a repaint, not a layout of the whole screen
+        same_height = text.plain.count("\n") == self._status_shown.count("\n")
+        self._status_shown = text.plain
+        self.query_one("#live-status", Static).update(text, layout=not same_height)
 
     # -- told by the launcher --------------------------------------------------------------
     def launched(self, doc: dict[str, Any]) -> None:
@@ -270,6 +278,7 @@ class LiveRunScreen(Screen[None]):
         """`launch_run` raised: say so instead of `starting…` (and stop looking for the run)."""
         self.starting = False
         self.launch_error = message
+        self._status_shown = ""
         if self.is_attached:
             self.query_one("#live-status", Static).update(
                 Text(f"✗ launch failed: {message}", style="bold red")

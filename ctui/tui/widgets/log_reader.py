@@ -31,6 +31,9 @@ POLL_S = 0.1
 APPEND_CHUNK = 8 * 1024 * 1024
 #: how often progress is told while indexing or scanning
 NOTE_S = 0.25
+#: a log that keeps growing is handed to the pane at most this often (a frame each time):
+#: a burst after a quiet spell shows within POLL_S, a flood repaints 4 times a second
+MIN_APPEND_S = 0.25
 
 
 class LogSink(Protocol):
@@ -63,6 +66,7 @@ class Reader:
         self.scanned = 0  # lines scanned for it (complete lines only: a partial one again)
         self.rank_names: dict[bytes, int | None] = {}
         self.fd = -1
+        self._last_append = 0.0
         self._last_note = 0.0
 
     def run(self) -> None:
@@ -145,6 +149,8 @@ class Reader:
             return False
         if size <= index.size:
             return False
+        if time.monotonic() - self._last_append < MIN_APPEND_S:
+            return False  # a flood: the next batch waits for its turn
         end = min(size, index.size + APPEND_CHUNK)
         index.extend(scan(fd, index.size, end), end)
         self._refresh_times()
@@ -156,7 +162,9 @@ class Reader:
             )
             self.scanned = len(index.starts) - 1
         self.hand(self.sink.append, index.line_count, delta, self.scan_gen)
-        return end < size
+        more = end < size  # a backlog is read on at once
+        self._last_append = 0.0 if more else time.monotonic()
+        return more
 
     def _sync_view(self, fd: int) -> None:
         """Scan the whole file again when the pane asked for another search or rank view."""

@@ -343,7 +343,17 @@ class LogView(LogNavigation, LogRendering, ScrollView, can_focus=True):
         self._update_subtitle()
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(max(self._max_width, 1), self.row_count)
+        size = Size(max(self._max_width, 1), self.row_count)
+        if size == self.virtual_size:
+            return
+        if size.width != self.virtual_size.width:  # a horizontal scrollbar may come or go
+            self.virtual_size = size
+            return
+        # More lines only: the scrollbar and a repaint, not a layout of the whole screen
+        # (the virtual_size reactive asks for one: a full frame at each batch of a flood).
+        self.set_reactive(LogView.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
 
     def _update_subtitle(self) -> None:
         spec = self._spec
