@@ -238,6 +238,13 @@ def test_register_moves_the_champion_alias_and_reuses_a_version_on_rollback(
     assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before != (uri, uri)
     assert "MLFLOW_TRACKING_URI" not in os.environ
 
+    # a rollback after a failed on_promote puts the alias back without a new version
+    rollback = {**_promotion("b", "a"), "by": "rollback"}
+    assert actions.after_rollback(project, config, rollback)["registered"]["version"] == "2"
+    assert str(cl.get_model_version_by_alias("clf", "champion").version) == "2"
+    back = actions.after_rollback(project, config, {**rollback, "run": "a"})["registered"]
+    assert back["ok"] and back["version"] == "1" and back["reused"] is True
+
     missing = mlflow_registry.register(project, config, "nomodel", "clf")
     assert missing["ok"] is False and "has no artifact 'model'" in missing["error"]
     none = mlflow_registry.register(project, config, "noml", "clf")

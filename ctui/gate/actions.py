@@ -242,6 +242,28 @@ def after_promotion(project: Project, config: Config, promotion: dict[str, Any])
     return out
 
 
+def after_rollback(project: Project, config: Config, promotion: dict[str, Any]) -> dict[str, Any]:
+    """For the record of a rollback that follows a failed `on_promote`: the registry alias
+    back on the previous champion's version (found, not registered again); `on_promote` is
+    not run again. The fields to merge (`registered`). Never raises."""
+    gate = _gate_of(config, str(promotion.get("job")))
+    if gate is None or not getattr(gate, "register", None):
+        return {"registered": None}
+    try:
+        from ctui.integrations import mlflow_registry
+
+        reg = mlflow_registry.register(
+            project,
+            config,
+            str(promotion["run"]),
+            str(gate.register),
+            str(getattr(gate, "register_artifact", None) or "model"),
+        )
+    except Exception as exc:
+        reg = {"ok": False, "name": str(gate.register), "error": f"{type(exc).__name__}: {exc}"}
+    return {"registered": reg}
+
+
 def _notify_log(project: Project, entry: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):
         path = Path(project.state_dir) / NOTIFY_LOG
