@@ -132,7 +132,19 @@ def scan_view(
         base = starts[first]
         # a window never holds more than 2 windows' worth (one huge line: its start)
         buf = os.pread(fd, min(_line_end(index, stop - 1) - base, 2 * WINDOW), base)
-        if pattern is not None:
+        if spec.query is not None and not spec.query.regex:  # a literal: bytes.find, in C
+            needle = spec.query.term.encode("utf-8", "replace")
+            hay = buf if spec.query.exact else buf.lower()
+            _find_literal(
+                hay,
+                needle if spec.query.exact else needle.lower(),
+                base,
+                starts,
+                first,
+                stop,
+                delta.matches,
+            )
+        elif pattern is not None:
             _find_matches(buf, base, pattern, starts, first, stop, delta.matches)
         if want_ranks:
             _find_ranks(buf, base, starts, first, stop, names, delta.ranks)
@@ -167,6 +179,21 @@ def _find_matches(
         pos = starts[line + 1] - base  # one hit a line is enough: go on from the next
         if m.end() == m.start() and pos <= m.start():
             pos = m.start() + 1
+
+
+def _find_literal(
+    hay: bytes, needle: bytes, base: int, starts: array, first: int, stop: int, out: array
+) -> None:
+    pos, line = 0, first
+    while True:
+        at = hay.find(needle, pos)
+        if at < 0:
+            return
+        line = bisect_right(starts, base + at, line, stop) - 1
+        out.append(line)
+        if line + 1 >= stop:
+            return
+        pos = starts[line + 1] - base  # one hit a line is enough: go on from the next
 
 
 def _find_ranks(
