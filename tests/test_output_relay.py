@@ -271,3 +271,33 @@ def test_a_process_left_holding_the_pipes_does_not_hold_the_run(jp):
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def spans_of(jp: Any, run_id: str) -> dict[str, bytes]:
+    """The bytes of each stream, as output.idx says where they are in output.log."""
+    data = (jp.run_dir(run_id) / "output.log").read_bytes()
+    recs = idx(jp, run_id)
+    out: dict[str, bytes] = {}
+    for (a, _, stream), (b, _, _) in zip(recs, [*recs[1:], (len(data), 0.0, "")], strict=True):
+        out[stream] = out.get(stream, b"") + data[a:b]
+    return out
+
+
+def test_a_docker_jobs_streams_and_metrics(jp):
+    from test_docker_backend import _PROBLEM, IMAGE
+
+    if _PROBLEM is not None:
+        pytest.skip(_PROBLEM)
+    with open(jp.root / "ctui.toml", "a") as fh:
+        fh.write(
+            f'\n[jobs.dock]\nbackend = "docker"\nimage = "{IMAGE}"\n'
+            "command = \"sh -c 'echo Epoch 1; echo loss=0.5; echo warn >&2; echo acc=0.9'\"\n"
+        )
+    run_id = run(jp, "dock")
+    doc = wait_final(jp, run_id, timeout=60)
+    assert doc["status"] == "succeeded", doc
+    spans = spans_of(jp, run_id)
+    assert spans["e"] == b"warn\n"
+    assert spans["o"] == b"Epoch 1\nloss=0.5\nacc=0.9\n"
+    assert points(jp, run_id) == [("loss", 0.5, 1), ("acc", 0.9, 1)]
+    assert doc["metrics"] == {"loss": 0.5, "acc": 0.9} and doc["metrics_from"] == "output"

@@ -34,6 +34,9 @@ IDX_EVERY_S = 0.5
 READ_SIZE = 64 << 10
 #: the pipes' kernel buffer (a job printing fast keeps writing while the relay catches up)
 PIPE_SIZE = 1 << 20
+#: the relay waits this long between reads unless it is behind: a job writing line by line
+#: costs it a few hundred wake-ups a second, not one per line
+COALESCE_S = 0.005
 #: after the job's exit, how long its pipes may stay open (a process it started holds them)
 DRAIN_S = 2.0
 #: in a flood, lines of one shape are read at most `PER_SHAPE` a period (the latest always),
@@ -280,6 +283,7 @@ class Relay:
             sel.register(fd, selectors.EVENT_READ, stream)
         try:
             while sel.get_map() and not self._stop.is_set():
+                behind = False
                 for key, _ in sel.select(0.25):
                     fd = int(key.fd)
                     try:
@@ -288,11 +292,14 @@ class Relay:
                         data = b""
                     if data:
                         self.writer.write(data, key.data)
+                        behind = behind or len(data) == READ_SIZE
                     else:  # EOF: every writer of this pipe has closed it
                         sel.unregister(fd)
                         with contextlib.suppress(OSError):
                             os.close(fd)
                 self.writer.tick()
+                if not behind:  # let a job writing line by line fill the pipe a little
+                    time.sleep(COALESCE_S)
         finally:
             for key in list(sel.get_map().values()):
                 with contextlib.suppress(OSError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -205,19 +205,15 @@ class DockerExecution(Guarded, Execution):
         self._wait_thread.start()
 
     def _stream_logs(self, log_path: str) -> None:
-        """The container's stdout and stderr, demultiplexed, into the log's writer (its
-        streams in `output.idx`, the metrics read from them)."""
+        """The container's stdout and stderr, told apart, into the log's writer (its streams
+        in `output.idx`, the metrics read from them)."""
         from ctui.jobs.output import writer_for
 
         c = client(timeout=None)
         writer = writer_for(log_path)
         try:
-            logs = c.api.logs(self.container.id, stream=True, follow=True, demux=True)
-            for out, err in logs:
-                if out:
-                    writer.write(out, "o")
-                if err:
-                    writer.write(err, "e")
+            for stream, data in _log_frames(c.api, self.container.id):
+                writer.write(data, "e" if stream == 2 else "o")
         except Exception as exc:  # the engine went away mid-run: say so in the log
             writer.write(b"\n", "c")
             writer.note(f"log stream from Docker ended: {_short(exc)}")
@@ -277,6 +273,34 @@ class DockerExecution(Guarded, Execution):
         self._log_thread.join(timeout=10)
         with contextlib.suppress(Exception):
             self.container.remove(force=True)
+
+
+def _log_frames(api: Any, container_id: str) -> Iterator[tuple[int, bytes]]:
+    """`(stream, data)` frames of a container's log as it runs (1 stdout, 2 stderr). The
+    SDK's `logs()` drops which stream a frame is from (its `demux` is only for attach and
+    exec), so this reads the engine's multiplexed stream itself, as the SDK does inside: an
+    8-byte header (stream, 3 zero bytes, big-endian length), then the data. A job never gets
+    a TTY here (`tty=False`), so the stream is always multiplexed."""
+    import struct
+
+    params = {"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 0, "tail": "all"}
+    res = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
+    api._raise_for_status(res)
+    api._disable_socket_timeout(api._get_raw_response_socket(res))
+    try:
+        while True:
+            header = res.raw.read(8)
+            if len(header) < 8:
+                return
+            stream, length = struct.unpack(">BxxxL", header)
+            if not length:
+                continue
+            data = res.raw.read(length)
+            if not data:
+                return
+            yield stream, data
+    finally:
+        res.close()
 
 
 # -- the backend -------------------------------------------------------------------------------
