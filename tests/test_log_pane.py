@@ -388,3 +388,33 @@ async def test_a_long_redrawn_line_shows_its_last_state_and_memory_stays_bounded
         assert log.line_text(0) == "training 5000/5000 [#########]"
         long = log.line_text(1)
         assert long.startswith("xxxx") and long.endswith("bytes)") and len(long) < 17_000
+
+
+async def test_a_huge_line_without_newline_needs_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    f = tmp_path / "huge.log"
+    # 128 MB of one bar redrawn with \r and never ended by a newline, written by a process
+    code = (
+        "import sys\n"
+        "chunk = ''.join(f'\\rstep {i:07d}/9999999 loss=0.5' for i in range(40000)).encode()\n"
+        "for _ in range(128 * 2**20 // len(chunk)): sys.stdout.buffer.write(chunk)\n"
+        "sys.stdout.buffer.write(b'\\rstep 9999999/9999999 loss=0.1')\n"
+    )
+    with f.open("wb") as out:
+        subprocess.run([PY, "-c", code], stdout=out, check=True)
+    assert f.stat().st_size > 128 * 10**6
+    tracemalloc.start()
+    try:
+        app = PaneApp(f, follow=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            log = app.query_one(LogView)
+            await wait_for(pilot, lambda: log.indexed and log.line_count == 1, timeout=60)
+            await pilot.pause()
+            assert log.visible_lines() == ["step 9999999/9999999 loss=0.1"]
+            log.search(LogQuery("loss=0.1"))
+            await wait_for(pilot, lambda: log.match_count == 1, timeout=60)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB for a 128 MB line"

@@ -130,8 +130,11 @@ def scan_view(
     while first < end:
         stop = _window_end(index, first, end)
         base = starts[first]
-        # a window never holds more than 2 windows' worth (one huge line: its start)
-        buf = os.pread(fd, min(_line_end(index, stop - 1) - base, 2 * WINDOW), base)
+        length = _line_end(index, stop - 1) - base
+        if length <= 2 * WINDOW:
+            buf = os.pread(fd, length, base)
+        else:  # one huge line: its start and its end (what a redrawn bar shows last)
+            buf = os.pread(fd, WINDOW, base) + os.pread(fd, WINDOW, base + length - WINDOW)
         if spec.query is not None and not spec.query.regex:  # a literal: bytes.find, in C
             needle = spec.query.term.encode("utf-8", "replace")
             hay = buf if spec.query.exact else buf.lower()
