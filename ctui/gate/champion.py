@@ -114,6 +114,7 @@ def promote(
                 _log(f"rollback after a failed on_promote: {exc.message}")
             else:
                 promotion = _merge(store, promotion["id"], {"rolled_back": back["id"]})
+                back = _after_rollback(project, store, config, back)
                 _notify(project, config, back, why)
                 return promotion
         else:
@@ -186,6 +187,20 @@ def _after(
     if not known:
         return promotion
     return _merge(store, promotion["id"], known)
+
+
+def _after_rollback(
+    project: Project, store: Store, config: Config, back: dict[str, Any]
+) -> dict[str, Any]:
+    """The registry alias back on the restored champion's version (`on_promote` not rerun)."""
+    from ctui.gate import actions
+
+    try:
+        extra = actions.after_rollback(project, config, back)
+    except Exception:
+        _log_exc("after_rollback")
+        return back
+    return _merge(store, back["id"], extra) if extra.get("registered") is not None else back
 
 
 def _merge(store: Store, promotion_id: str, fields: dict[str, Any]) -> dict[str, Any]:

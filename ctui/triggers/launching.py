@@ -277,6 +277,8 @@ def manual_context(
         "data_hash": "",
         "commit": "",
         "upstream_run": "",
+        "promotion": "",
+        "previous": "",
         "value": "",
         "slot": iso(time.time()),
     }
@@ -300,6 +302,14 @@ def manual_context(
                 if r.get("job") == tc.options.get("after") and r.get("status") == "succeeded"
             ]
             ctx["upstream_run"] = upstream[-1]["id"] if upstream else ""
+        elif tc.on == "promoted":
+            from ctui.triggers.promoted import promotions_of
+
+            done = promotions_of(store.read_all(), str(tc.options.get("after")))
+            if done:
+                ctx["upstream_run"] = done[-1]["run"]
+                ctx["promotion"] = done[-1]["id"]
+                ctx["previous"] = done[-1].get("previous") or ""
     except Exception:  # placeholders are a convenience; a hand-fired run still launches
         pass
     return ctx

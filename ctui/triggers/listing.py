@@ -36,6 +36,8 @@ def rule_text(tc: TriggerConfig) -> str:
     if tc.on == "after":
         status = o.get("status", "succeeded")
         return f"after {o.get('after')} {status if isinstance(status, str) else '/'.join(status)}"
+    if tc.on == "promoted":
+        return f"after {o.get('after')} promoted"
     return tc.on
 
 
