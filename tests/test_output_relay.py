@@ -74,7 +74,18 @@ subprocess.Popen(["sleep", "60"])  # inherits stdout and stderr, outlives the jo
 print("loss=0.5", flush=True)
 """
 
+TQDM = """
+from tqdm import tqdm
+for epoch in range(2):
+    bar = tqdm(range(50), desc=f"epoch {epoch}", mininterval=0)
+    for i in bar:
+        bar.set_postfix(loss=round(1 / (epoch + 1) - i / 1000, 3))
+    bar.close()
+    print(f"Epoch {epoch} done: val_acc={0.8 + epoch / 10:.2f}", flush=True)
+"""
+
 SCRIPTS = {
+    "tq.py": TQDM,
     "hf.py": HF,
     "kv.py": KV,
     "own.py": OWN,
@@ -107,6 +118,9 @@ command = "{PY} tracked.py"
 
 [jobs.bytes]
 command = "{PY} bytes.py"
+
+[jobs.tq]
+command = "{PY} tq.py"
 
 [jobs.grandchild]
 command = "{PY} grandchild.py"
@@ -200,6 +214,19 @@ def test_a_jobs_own_pattern_and_what_it_matched_that_was_no_number(jp):
     assert doc["output_metrics_ignored"] == 1
     shown = ctui(jp.root, "show", run_id).stdout
     assert "1 match ignored (not a number)" in shown
+
+
+def test_a_real_tqdm_bar_counts_in_its_final_state(jp):
+    run_id = run(jp, "tq")
+    doc = wait_final(jp, run_id)
+    assert doc["status"] == "succeeded"
+    # each bar's last state (`epoch 0: 100%|…| 50/50 […, loss=0.951]`, on stderr): its
+    # postfix is a metric at the bar's epoch; its percentages, counts and rates are not
+    # (how stdout and stderr interleave is as the relay read them: each in its own order)
+    got = sorted(points(jp, run_id), key=lambda p: p[0])
+    assert got == [("loss", 0.951, 0), ("loss", 0.451, 1), ("val_acc", 0.8, 0), ("val_acc", 0.9, 1)]
+    assert doc["metrics"] == {"loss": 0.451, "val_acc": 0.9}
+    assert {s for _, _, s in idx(jp, run_id)} == {"e", "o"}
 
 
 def test_output_metrics_off(jp):

@@ -353,6 +353,10 @@ def _record_lost(
             "metrics": last_metrics(run_dir / "metrics.jsonl"),
             "log_tail": log_tail(run_dir / "output.log"),
         }
+        if not results["metrics"]:  # none of its own: those read from its output so far
+            from ctui.output_metrics import finish_fields
+
+            results.update(finish_fields(run_dir, {}))
     except Exception:
         results = {}
 
