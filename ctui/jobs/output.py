@@ -50,12 +50,14 @@ class LineFeed:
     """A job's streams, as lines (`ctui.logtext.LineAssembler`, one per stream), to the
     metrics parser, a period (`PERIOD_S`) at a time.
 
-    Every line is read at ordinary rates. In a flood (a job printing tens of thousands of
-    lines a second) the lines of one shape — the same text but for its digits, `step 12
-    loss=0.5` — are read up to `PER_SHAPE` a period: the first ones and always the latest,
-    so the histories are thinned but each ends on its exact last value, a line of a shape not
-    seen in the period is read at once, and the supervisor's CPU stays bounded. Lines are
-    read in the order they came (the step of a line holds for the lines after it).
+    Every line is read at ordinary rates (up to `PER_SHAPE` lines of one shape a period: 40
+    a second). In a flood (a job printing thousands of lines a second) the lines of one
+    shape — the same text but for its digits, `step 12 loss=0.5` — are read up to `PER_SHAPE`
+    a period: the first ones and always the latest, so the histories are thinned but each
+    ends on its exact last value, a rare line (its own shape) is still read, and the
+    supervisor's CPU stays bounded. Past `PER_PERIOD` lines in a period, only the shapes
+    already seen in it are kept (a flood of lines all different). Lines are read in the order
+    they came (the step of a line holds for the lines after it).
     """
 
     def __init__(self, parser: OutputParser):
