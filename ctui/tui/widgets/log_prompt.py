@@ -31,10 +31,11 @@ class LogPrompt(ModalScreen[str | None]):
         background: $panel;
         padding: 0 1;
     }
-    LogPrompt Input {
+    LogPrompt Input, LogPrompt Input:focus {
         border: none;
         height: 1;
         padding: 0;
+        background: $panel;
     }
     LogPrompt .log-prompt--hint {
         color: $text-muted;
