@@ -265,7 +265,7 @@ class OutputParser:
         if step is not None:
             self.step = step[1]
         for name, value, own_step in points:
-            if name not in self.last and len(self.last) >= MAX_NAMES:
+            if name not in self.last and not self._new_name(name):
                 continue
             self.last[name] = value
             rec = {
@@ -276,6 +276,13 @@ class OutputParser:
                 "src": "output",
             }
             self._buffer.append(orjson.dumps(rec))
+
+    def _new_name(self, name: str) -> bool:
+        """Whether a name not seen yet becomes a metric: not past `MAX_NAMES`, and not one
+        that says its value is a credential (`pin_token=1234` stays out of the store)."""
+        from ctui.manifest.redact import is_secret_param
+
+        return len(self.last) < MAX_NAMES and not is_secret_param(name)
 
     # -- output -----------------------------------------------------------------------------
     def flush(self) -> None:

@@ -135,6 +135,11 @@ def test_noise_in_chunks_of_any_size_reads_the_same():
         assert parse(text, chunk=size)[0] == whole
 
 
+def test_names_that_say_credential_never_become_metrics():
+    points, _ = parse("api_key=123456 db_password=42 max_tokens=512 loss=0.5\n")
+    assert points == [("max_tokens", 512, None), ("loss", 0.5, None)]
+
+
 def test_not_numbers_are_ignored_and_counted():
     points, p = parse("loss=nan acc=0.5\nloss=inf\n{'loss': nan, 'acc': 0.6}\n")
     assert points == [("acc", 0.5, None), ("acc", 0.6, None)]
