@@ -63,11 +63,12 @@ for i in range(60):
 """
 
 # one rank of a 2-rank job: torchrun --tee style prefixes, lines the other rank interleaves
+# (a line a write, as the launcher's relay writes them: print's text and newline can be two)
 RANK = """
-import sys, time
+import os, sys, time
 rank = int(sys.argv[1])
 for i in range(30):
-    print(f"[default{rank}]:step {i} rank {rank} loss={1 / (i + 1):.3f}", flush=True)
+    os.write(1, f"[default{rank}]:step {i} rank {rank} loss={1 / (i + 1):.3f}\\n".encode())
     time.sleep(0.002)
 """
 
