@@ -31,24 +31,77 @@ class Column:
     numeric: bool = False
 
 
-#: the fixed columns, in order; metric and param columns are added after them
-BASE_COLUMNS = (
-    Column("id", "id", 12),
-    Column("job", "job", 8),
+#: the fixed columns, in priority order (the first that fit the width are shown): the run's
+#: handle is drawn frozen on the left; metric columns follow `started`, params `duration`
+HANDLE = Column("id", "run", 13)
+HEAD_COLUMNS = (
     Column("status", "status", 11),
-    Column("started", "started", 8, numeric=True),
-    Column("duration", "duration", 8, numeric=True),
+    Column("job", "job", 8),
+    Column("started", "age", 7, numeric=True),
+)
+TAIL_COLUMNS = (
     Column("trigger", "trigger", 8),
     Column("git", "git", 8),
     Column("data_hash", "data", 8),
+    Column("tags", "tags", 8),
+    Column("note", "note", 12),
 )
+DURATION = Column("duration", "duration", 8, numeric=True)
+#: fields the table may sort by besides metric, param and slurm keys
+SORTABLE = {"id", "seq", "duration", *(c.key for c in HEAD_COLUMNS + TAIL_COLUMNS)}
 
 MAX_TEXT_WIDTH = 16
 
 
-def pick_extra_keys(runs: list[Run], metrics: int = 3, params: int = 2) -> list[str]:
-    """The most common metric and param names of recent runs, as `metric.x` / `param.y` keys."""
-    return [f"metric.{k}" for k in common_keys(runs, "metrics", metrics)] + [
+def key_metrics(runs: list[Run], rules: dict[str, list[str]] | None = None) -> list[str]:
+    """The metrics each job is judged by: those its gate rules name, else those its last run
+    with metrics logged, in their order; jobs whose last run is newest come first."""
+    from ctui.gate.rules import parse_rule
+
+    newest: dict[str, float] = {}
+    logged: dict[str, Run] = {}  # per job, its newest run that logged metrics
+    for run in runs:  # oldest first
+        job = str(run.get("job") or "")
+        newest[job] = float(run.get("created") or 0)
+        if run.get("metrics"):
+            logged[job] = run
+    names: list[str] = []
+    for job in sorted(newest, key=lambda j: -newest[j]):
+        run = logged.get(job, {})
+        named: list[str] = []
+        for text in (rules or {}).get(job, ()):
+            try:
+                refs = parse_rule(text).refs
+            except ValueError:
+                continue
+            named += [r.name for r in refs if r.field == "metrics"]
+        named = named or list(run.get("metrics") or ())
+        names += [n for n in named if n not in names]
+    return names
+
+
+def gate_rules(root: Path) -> dict[str, list[str]]:
+    """job → its gate rules, from the project's config ({} when it has none or does not load)."""
+    from ctui.errors import CtuiError
+
+    try:
+        from ctui.config import load_config
+
+        config = load_config(root)
+    except (CtuiError, OSError, ValueError):
+        return {}
+    return {name: list(job.gate.rules) for name, job in config.jobs.items() if job.gate}
+
+
+def pick_extra_keys(
+    runs: list[Run], metrics: int = 6, params: int = 4, rules: dict[str, list[str]] | None = None
+) -> list[str]:
+    """The jobs' key metrics, then the most common other metrics and params, as keys."""
+    names = key_metrics(runs, rules)
+    for name in common_keys(runs, "metrics", metrics):
+        if len(names) < metrics and name not in names:
+            names.append(name)
+    return [f"metric.{k}" for k in names] + [
         f"param.{k}" for k in common_keys(runs, "params", params)
     ]
 
@@ -64,28 +117,43 @@ def all_extra_keys(runs: Iterable[Run]) -> list[str]:
 
 
 def build_columns(runs: list[Run], extra_keys: list[str]) -> list[Column]:
-    """Base columns sized to the data that varies (job, trigger names), plus extra keys."""
-    jobs = {str(r.get("job") or "") for r in runs}
-    triggers = {str(r.get("trigger") or "") for r in runs}
-    cols: list[Column] = []
-    for col in BASE_COLUMNS:
-        if col.key == "job":
-            col = Column("job", "job", _fit(jobs, col.width))
-        elif col.key == "trigger":
-            col = Column("trigger", "trigger", _fit(triggers, col.width))
-        cols.append(col)
-    if any(r.get("slurm") for r in runs[-2000:]):  # Slurm job id, and why it still waits
-        cols.append(Column("slurm.job_id", "slurm", 16))
+    """Every column in priority order after the handle, sized to recent values (the table
+    shows the first that fit its width)."""
+    recent = runs[-2000:]
+    seqs = [r["seq"] for r in recent if isinstance(r.get("seq"), int)]
+    handle = Column("id", "run", len(f"#{max(seqs)}") + 1 + SHORT_ID if seqs else SHORT_ID)
+    jobs = {str(r.get("job") or "") for r in recent}
+    cols = [handle, *HEAD_COLUMNS]
+    cols[2] = Column("job", "job", _fit(jobs | {"job"}, 3))
+    metrics = [k for k in extra_keys if k.startswith("metric.")]
+    for key in metrics:
+        name = key.partition(".")[2]
+        values = {cell(r, key, 0)[0] for r in recent}
+        cols.append(Column(key, name, _fit(values | {name + " "}, 5), numeric=True))
+    cols.append(DURATION)
     for key in extra_keys:
-        kind, _, name = key.partition(".")
-        label = name
-        if kind == "param":
-            values = {_plain(r.get("params", {}).get(name)) for r in runs[-2000:]}
-            width = _fit(values | {label}, 8)
-            cols.append(Column(key, label, width))
-        else:
-            cols.append(Column(key, label, max(8, min(len(label), MAX_TEXT_WIDTH)), numeric=True))
+        if key.startswith("param."):
+            name = key.partition(".")[2]
+            values = {_plain(r.get("params", {}).get(name)) for r in recent}
+            cols.append(Column(key, name, _fit(values | {name + " "}, 4)))
+    if any(r.get("slurm") for r in recent):  # Slurm job id, and why it still waits
+        cols.append(Column("slurm.job_id", "slurm", 16))
+    triggers = {str(r.get("trigger") or "manual") for r in recent}
+    for col in TAIL_COLUMNS:
+        if col.key == "trigger":
+            col = Column("trigger", "trigger", _fit(triggers, 7))
+        cols.append(col)
     return cols
+
+
+#: characters of the id shown beside the `#seq` handle (its random, distinctive end)
+SHORT_ID = 6
+
+
+def handle_parts(run: Run) -> tuple[str, str]:
+    """(`#42` or "", the id's last characters) — the run's handle in a table."""
+    seq = run.get("seq")
+    return (f"#{seq}" if isinstance(seq, int) else ""), str(run.get("id", ""))[-SHORT_ID:]
 
 
 def _fit(values: Iterable[str], minimum: int) -> int:
@@ -132,7 +200,8 @@ def status_look(status: str) -> tuple[str, str]:
 def cell(run: Run, key: str, now: float) -> tuple[str, str]:
     """(text, rich style) of one table cell. Text is plain: never parsed as markup."""
     if key == "id":
-        return run.get("id", ""), ""
+        seq, short = handle_parts(run)
+        return f"{seq} {short}".strip(), ""
     if key == "status":
         status = str(run.get("status", ""))
         symbol, style = status_look(status)
@@ -160,8 +229,8 @@ def cell(run: Run, key: str, now: float) -> tuple[str, str]:
         if run.get("status") == "queued" and slurm.get("reason"):
             text += f" ({slurm['reason']})"
         return text, "dim"
-    if kind == "tag":
-        return ",".join(run.get("tags") or ()), ""
+    if kind in ("tag", "tags"):
+        return ",".join(run.get("tags") or ()), "dim"
     value = run.get(key)
     return ("" if value is None else str(value)), ""
 

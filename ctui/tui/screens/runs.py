@@ -14,24 +14,29 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from ctui.errors import CtuiError
 from ctui.store import Store
 from ctui.tui.data import (
+    SORTABLE,
     Clock,
     Column,
     Run,
     RunsView,
     any_active,
     build_columns,
+    gate_rules,
     optional,
     pick_extra_keys,
 )
 from ctui.tui.screens import PlainNotify
 from ctui.tui.screens.runs_gate import GateActions
+from ctui.tui.widgets.run_preview import MIN_WIDTH, RunPreview
 from ctui.tui.widgets.runs_table import RunsTable
+from ctui.ui_state import RunsState, load_runs_state, save_runs_state, ui_file
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -49,6 +54,7 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         Binding("l", "live", "Log", id="runs.live"),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("t", "triggers", "Triggers", id="runs.triggers"),
+        Binding("y", "copy_id", "Copy id", show=False, id="runs.copy_id"),
         Binding("R", "reproduce", "Reproduce", show=False, id="runs.reproduce"),
         Binding("C", "champion_diff", "Vs champion", show=False, id="runs.champion_diff"),
         Binding("P", "promote", "Promote", show=False, id="runs.promote"),
@@ -59,8 +65,29 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         Binding("escape", "clear", "Clear", show=False, id="runs.clear"),
     ]
 
+    #: the footer's keys, most wanted first (it shows those that fit)
+    FOOTER_KEYS: ClassVar[tuple[str, ...]] = (
+        "table.select",
+        "runs.filter",
+        "runs.mark",
+        "runs.diff",
+        "runs.launch",
+        "runs.live",
+        "runs.copy_id",
+        "runs.stop",
+        "runs.triggers",
+    )
+
+    DEFAULT_CSS = """
+    #runs-body { height: 1fr; }
+    #runs-body > RunsTable { width: 1fr; }
+    #runs-empty { height: 1fr; padding: 1 2; }
+    """
+
     #: seconds between store polls
     POLL_INTERVAL = 1.0
+    #: seconds between checks that a shown "3m ago" still reads right
+    AGE_TICK = 1.0
 
     def __init__(
         self, project: Project, *, clock: Clock | None = None, poll_interval: float | None = None
@@ -79,6 +106,10 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         self.champions: dict[str, str] = {}
         self._stamp: tuple[int, int] | None = None
         self._polls = 0
+        #: the filter applied when the filter box opened (escape goes back to it)
+        self._filter_before = ""
+        self._ui_file = ui_file(project.store_file)
+        self._rules: dict[str, list[str]] = {}
 
     @property
     def all_runs(self) -> list[Run]:
@@ -92,7 +123,10 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="runs-bar")
-        yield RunsTable(clock=self.clock, id="runs-table")
+        with Horizontal(id="runs-body"):
+            yield RunsTable(clock=self.clock, id="runs-table")
+            yield Static(id="runs-empty", classes="hidden")
+            yield RunPreview(self.project, id="run-preview", classes="hidden")
         yield Static(id="filter-error", classes="hidden")
         yield Input(
             placeholder="filter: status=failed metric.acc>0.9 job=train tag=x",
@@ -112,18 +146,41 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
             self.all_runs, self.champions = self.read_runs()
         except CtuiError as exc:
             self.notify(str(exc), title="cannot read the run store", severity="error")
+        self._rules = gate_rules(self.project.root)
+        self._restore(load_runs_state(self._ui_file))
         self._rebuild_columns()
         self.show_champions(self.champions)
-        self._apply()
+        if not self._apply() and self.filter_text:
+            self.notify(f"the remembered filter no longer applies: {self.filter_text}")
+            self.filter_text = ""
+            self._apply()
         self.table.focus()
         self._warm_sort_keys()
         self.set_timer(self.poll_interval, self._poll)
-        self.set_interval(30, self.table.retick)
+        self.set_interval(self.AGE_TICK, self.table.retick_if_stale)
+
+    # -- remembered state (.ctui/ui.json) ------------------------------------------------------
+    def _restore(self, state: RunsState) -> None:
+        if state.notice:
+            self.notify(f"{state.notice}; using defaults", severity="warning", timeout=6)
+        if state.columns is not None:
+            self.extra_keys = state.columns
+        if state.sort and self._sortable(state.sort):
+            self.sort_key = state.sort
+            if state.descending is not None:
+                self.sort_desc = state.descending
+        self.filter_text = state.filter
+
+    def _remember(self) -> None:
+        state = RunsState(self.sort_key, self.sort_desc, self.extra_keys, self.filter_text.strip())
+        error = save_runs_state(self._ui_file, state)
+        if error:
+            self.notify(error, severity="warning", timeout=5)
 
     # -- data ----------------------------------------------------------------------------
     def _rebuild_columns(self) -> None:
         if self.extra_keys is None:
-            self.extra_keys = pick_extra_keys(self.all_runs)
+            self.extra_keys = pick_extra_keys(self.all_runs, rules=self._rules)
         self.columns = build_columns(self.all_runs, self.extra_keys)
         self.table.set_columns(self.columns)
 
@@ -131,16 +188,46 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         """Filter and sort into the table; False (and a message) on a bad filter."""
         error = self.query_one("#filter-error", Static)
         try:
+            check = optional("ctui.query", "check_filter")
+            if check is not None:
+                check(self.filter_text)
             rows = self.view.rows(self.filter_text, self.sort_key, self.sort_desc)
         except CtuiError as exc:
-            error.update(Text(str(exc)))
+            message = Text("✗ ", style="bold")
+            message.append(exc.message)
+            if exc.hint:
+                message.append(f"\n{exc.hint}", style="dim")
+            error.update(message)
             error.remove_class("hidden")
             return False
         error.add_class("hidden")
         self.table.set_sort(self.sort_key, self.sort_desc)
         self.table.set_rows(rows)
+        self._show_empty(rows)
         self._update_bar()
+        self._preview()
         return True
+
+    def _show_empty(self, rows: list[Run]) -> None:
+        """The empty store says how to start; a filter that matches nothing says so."""
+        hint = self.query_one("#runs-empty", Static)
+        if rows:
+            hint.add_class("hidden")
+            self.table.remove_class("hidden")
+            return
+        text = Text()
+        if not self.all_runs:
+            text.append("No runs yet.\n\n", style="bold")
+            text.append("Press n to launch one of the jobs in ctui.toml, or in a shell:\n\n")
+            text.append("    ctui run JOB", style="bold")
+            text.append("\n\n(ctui jobs lists the jobs; ctui import mlflow brings in old runs)")
+        else:
+            text.append(f"No runs match '{self.filter_text.strip()}' ", style="bold")
+            text.append(f"({len(self.all_runs)} runs in the store).\n\n")
+            text.append("Press / to change the filter, escape to clear it.")
+        hint.update(text)
+        hint.remove_class("hidden")
+        self.table.add_class("hidden")
 
     def _update_bar(self) -> None:
         table = self.table
@@ -195,6 +282,7 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         if error:
             self.notify(error, severity="error", timeout=5)
         if runs is not None:
+            self.query_one(RunPreview).forget()
             self.all_runs = runs
             if champions is not None:
                 self.show_champions(champions)
@@ -214,6 +302,7 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
     # -- filter --------------------------------------------------------------------------
     def action_filter(self) -> None:
         box = self.query_one("#filter-input", Input)
+        self._filter_before = self.filter_text
         box.value = self.filter_text
         box.remove_class("hidden")
         self.set_focus(box)  # now, not after a refresh: the next key must land in the box
@@ -232,9 +321,19 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
 
     @on(Input.Submitted, "#filter-input")
     def _filter_submitted(self, event: Input.Submitted) -> None:
+        previous = self.filter_text
         self.filter_text = event.value
         if self._apply():
             self._close_filter()
+            self._remember()
+        else:
+            self.filter_text = previous  # the error stays under the box, the rows stay
+
+    def _cancel_filter(self) -> None:
+        """Escape in the box: back to the filter applied before it opened."""
+        self.filter_text = self._filter_before
+        self._apply()
+        self._close_filter()
 
     def _close_filter(self) -> None:
         self.query_one("#filter-input", Input).add_class("hidden")
@@ -248,33 +347,64 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         if not self._apply():
             self.filter_text = previous
             return False
+        self._remember()
         return True
 
     def action_clear(self) -> None:
         box = self.query_one("#filter-input", Input)
         if box.has_focus:
-            self._close_filter()
+            self._cancel_filter()
             return
         if self.table.marked:
             self.table.clear_marks()
         elif self.filter_text:
             self.filter_text = ""
             self._apply()
+            self._remember()
         self._update_bar()
 
     # -- sort ----------------------------------------------------------------------------
-    def sort_by(self, key: str, descending: bool | None = None) -> None:
+    def _sortable(self, key: str) -> bool:
+        """A column of the table or a field a run has (`ctui.query.check_sort`)."""
+        if key in [c.key for c in self.columns]:
+            return True
+        check = optional("ctui.query", "check_sort")
+        if check is None:
+            return key in SORTABLE or key.startswith(("metric.", "param."))
+        try:
+            return check(key, self.all_runs) == key
+        except CtuiError:
+            return False
+
+    def sort_by(self, key: str, descending: bool | None = None) -> bool:
+        """Sort by a column (None: keep the direction, or the column's natural one); an
+        unknown key is refused with a message and changes nothing."""
+        if not self._sortable(key):
+            self.notify(f"cannot sort by {key!r}: no such column", severity="warning")
+            return False
         if descending is None:
-            descending = self.sort_desc if key == self.sort_key else key in ("started",)
+            descending = self.sort_desc if key == self.sort_key else self._natural_desc(key)
         self.sort_key, self.sort_desc = key, descending
         self._apply()
+        self._remember()
+        return True
+
+    def _natural_desc(self, key: str) -> bool:
+        """Numbers and times largest/newest first, text A→Z."""
+        return next((c.numeric for c in self.columns if c.key == key), key == "started")
+
+    @on(RunsTable.HeaderClicked)
+    def _header_clicked(self, event: RunsTable.HeaderClicked) -> None:
+        if event.key == self.sort_key:
+            self.sort_by(event.key, not self.sort_desc)
+        else:
+            self.sort_by(event.key, self._natural_desc(event.key))
 
     def action_sort_column(self, step: int) -> None:
         keys = [c.key for c in self.columns]
         i = keys.index(self.sort_key) if self.sort_key in keys else 0
         key = keys[(i + step) % len(keys)]
-        numeric = next((c.numeric for c in self.columns if c.key == key), False)
-        self.sort_by(key, numeric)  # numbers largest first, text A→Z
+        self.sort_by(key, self._natural_desc(key))  # numbers largest first, text A→Z
 
     def action_sort_reverse(self) -> None:
         self.sort_by(self.sort_key, not self.sort_desc)
@@ -284,6 +414,29 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         self.table.toggle_mark()
         self.table.action_cursor(1)
         self._update_bar()
+
+    def action_copy_id(self) -> None:
+        """The selected run's full id to the clipboard (OSC 52: over SSH and tmux too)."""
+        run = self._cursor_run()
+        if run is None:
+            return
+        self.app.copy_to_clipboard(run["id"])
+        self.notify(f"copied run id {run['id']}", timeout=3)
+
+    # -- preview pane (≥ 160 columns) ------------------------------------------------------
+    def on_resize(self) -> None:
+        wide = self.size.width >= MIN_WIDTH
+        self.query_one(RunPreview).set_class(not wide, "hidden")
+        self._preview()
+
+    @on(RunsTable.CursorMoved)
+    def _cursor_moved(self, event: RunsTable.CursorMoved) -> None:
+        self._preview()
+
+    def _preview(self) -> None:
+        preview = self.query_one(RunPreview)
+        if not preview.has_class("hidden"):
+            preview.show(self.table.cursor_run, self.all_runs)
 
     def _cursor_run(self) -> Run | None:
         run = self.table.cursor_run
@@ -430,8 +583,11 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
             if keys is not None:
                 self.extra_keys = keys
                 self._rebuild_columns()
+                if not self._sortable(self.sort_key):
+                    self.sort_key, self.sort_desc = "started", True
                 self._apply()
                 self._warm_sort_keys()
+                self._remember()
 
         self.app.push_screen(
             ColumnsScreen(all_extra_keys(self.all_runs), self.extra_keys or []), chosen

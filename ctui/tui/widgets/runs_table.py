@@ -1,4 +1,8 @@
-"""A runs table that renders only the rows on screen (Textual's line API).
+"""A runs table that renders only the rows on screen (Textual's line API), fitted to its width.
+
+The run's handle (`#42 k3x9q2`) is frozen on the left; the other columns come in priority
+order and the first that fit are shown. `left`/`right` slide the window of columns and the
+sorted column is always inside it. A click on a header sorts by it, on a row selects it.
 
 Textual's DataTable builds every row up front (3.2 s for 10,000 runs); this one keeps the
 rows as a plain Python list and renders a line when it is painted, so the cost follows the
@@ -15,6 +19,7 @@ from typing import Any, ClassVar
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -22,7 +27,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ctui.tui.data import Clock, Column, Run, cell
+from ctui.tui.data import Clock, Column, Run, cell, fmt_ago, handle_parts
 from ctui.tui.gate_view import row_mark
 
 SEP = " "
@@ -48,8 +53,10 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False, id="table.page_down"),
         Binding("home,g", "edge(0)", "First", show=False, id="table.first"),
         Binding("end,G", "edge(1)", "Last", show=False, id="table.last"),
-        Binding("left", "pan(-4)", "Left", show=False, id="table.left"),
-        Binding("right", "pan(4)", "Right", show=False, id="table.right"),
+        Binding("ctrl+u", "half_page(-1)", "Half page up", show=False, id="table.half_up"),
+        Binding("ctrl+d", "half_page(1)", "Half page down", show=False, id="table.half_down"),
+        Binding("left,h", "pan(-1)", "Columns ←", show=False, id="table.left"),
+        Binding("right,l", "pan(1)", "Columns →", show=False, id="table.right"),
         Binding("enter", "select", "Open", id="table.select"),
     ]
 
@@ -60,6 +67,14 @@ class RunsTable(ScrollView, can_focus=True):
             super().__init__()
             self.table = table
             self.run = run
+
+    class HeaderClicked(Message):
+        """A click on a column's header (the screen sorts by it)."""
+
+        def __init__(self, table: RunsTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
 
     class Selected(Message):
         """Enter on a row."""
@@ -83,14 +98,52 @@ class RunsTable(ScrollView, can_focus=True):
         self._cache: OrderedDict[tuple[Any, ...], Strip] = OrderedDict()
         self._cache_size = cache_size
         self._line_width = 0
+        #: the first non-frozen column shown, and the columns shown (after the handle)
+        self._col_offset = 0
+        self.shown_columns: list[Column] = []
+        self._ages: tuple[str, ...] = ()
 
     # -- data ----------------------------------------------------------------------------
     def set_columns(self, columns: list[Column]) -> None:
+        """Every column, the handle first, the rest in priority order."""
         self.columns = list(columns)
-        self._line_width = (
-            self._prefix_width + sum(c.width for c in columns) + len(SEP) * len(columns)
-        )
+        self._layout()
+
+    @property
+    def handle(self) -> Column | None:
+        return self.columns[0] if self.columns else None
+
+    def _layout(self) -> None:
+        """Choose the columns that fit the width, keeping the sorted one in view."""
+        width = self.scrollable_content_region.width or self.size.width or 80
+        rest = self.columns[1:]
+        fixed = self._prefix_width + (self.columns[0].width + len(SEP) if self.columns else 0)
+        keys = [c.key for c in rest]
+        self._col_offset = max(0, min(self._col_offset, len(rest) - 1))
+        shown = self._window(rest, self._col_offset, width - fixed)
+        if self.sort_key in keys and self.sort_key not in [c.key for c in shown]:
+            index = keys.index(self.sort_key)
+            if index < self._col_offset:
+                self._col_offset = index
+            else:
+                while self._col_offset < index and self.sort_key not in [
+                    c.key for c in self._window(rest, self._col_offset, width - fixed)
+                ]:
+                    self._col_offset += 1
+            shown = self._window(rest, self._col_offset, width - fixed)
+        self.shown_columns = shown
+        self._line_width = fixed + sum(c.width + len(SEP) for c in shown)
         self._invalidate()
+
+    @staticmethod
+    def _window(columns: list[Column], start: int, room: int) -> list[Column]:
+        shown = []
+        for col in columns[start:]:
+            if col.width + len(SEP) > room:
+                break
+            shown.append(col)
+            room -= col.width + len(SEP)
+        return shown or columns[start : start + 1]
 
     @property
     def _prefix_width(self) -> int:
@@ -117,8 +170,12 @@ class RunsTable(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
 
     def set_sort(self, key: str, descending: bool) -> None:
+        changed = key != self.sort_key
         self.sort_key, self.sort_desc = key, descending
-        self.refresh()
+        if changed:
+            self._layout()  # the sorted column scrolls into view
+        else:
+            self.refresh()
 
     def toggle_mark(self) -> None:
         run = self.cursor_run
@@ -139,10 +196,25 @@ class RunsTable(ScrollView, can_focus=True):
         """Relative times ("3m ago") moved on: re-render the visible lines."""
         self._invalidate()
 
+    def retick_if_stale(self) -> None:
+        """Re-render when a shown relative time would now read differently (called often)."""
+        top = round(self.scroll_offset.y)
+        now = self.clock()
+        ages = tuple(
+            fmt_ago(r.get("started") or r.get("created"), now)
+            for r in self.rows[top : top + self.page_height]
+        )
+        if ages != self._ages:
+            self._ages = ages
+            self.retick()
+
     def _invalidate(self) -> None:
         self._generation += 1
         self._cache.clear()
-        self.virtual_size = Size(self._line_width, len(self.rows) + 1)
+        self.virtual_size = Size(
+            min(self._line_width, self.scrollable_content_region.width or self._line_width),
+            len(self.rows) + 1,
+        )
         self.refresh()
 
     @property
@@ -193,8 +265,47 @@ class RunsTable(ScrollView, can_focus=True):
     def action_edge(self, end: int) -> None:
         self.move_to(len(self.rows) - 1 if end else 0)
 
+    def action_half_page(self, direction: int) -> None:
+        self.move_to(self.cursor + direction * max(1, self.page_height // 2))
+
     def action_pan(self, delta: int) -> None:
-        self.scroll_to(x=max(0, self.scroll_offset.x + delta), animate=False, immediate=True)
+        """Slide the window of columns (the handle stays)."""
+        last = max(0, len(self.columns) - 2)
+        offset = max(0, min(self._col_offset + delta, last))
+        if offset != self._col_offset:
+            self._col_offset = offset
+            self._relayout_from_offset()
+
+    def _relayout_from_offset(self) -> None:
+        width = self.scrollable_content_region.width or self.size.width or 80
+        fixed = self._prefix_width + (self.columns[0].width + len(SEP) if self.columns else 0)
+        self.shown_columns = self._window(self.columns[1:], self._col_offset, width - fixed)
+        self._line_width = fixed + sum(c.width + len(SEP) for c in self.shown_columns)
+        self._invalidate()
+
+    def column_at(self, x: int) -> Column | None:
+        """The column drawn at content column `x` (the handle included)."""
+        pos = self._prefix_width
+        for col in self.columns[:1] + self.shown_columns:
+            if pos <= x < pos + col.width + len(SEP):
+                return col
+            pos += col.width + len(SEP)
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            col = self.column_at(offset.x)
+            if col is not None:
+                self.post_message(self.HeaderClicked(self, col.key))
+            return
+        index = round(self.scroll_offset.y) + offset.y - 1
+        if 0 <= index < len(self.rows):
+            if index == self.cursor and event.chain == 2:
+                self.action_select()
+            self.move_to(index)
 
     def action_select(self) -> None:
         run = self.cursor_run
@@ -203,7 +314,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     # -- rendering -----------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_y = self.scroll_offset.y
         width = self.scrollable_content_region.width
         if y == 0:
             strip = self._header()
@@ -212,17 +323,17 @@ class RunsTable(ScrollView, can_focus=True):
             if index >= len(self.rows):
                 return Strip.blank(width, self.rich_style)
             strip = self._row(index)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return strip.crop_extend(0, width, self.rich_style)
 
     def _header(self) -> Strip:
-        key = ("header", self._generation, self.sort_key, self.sort_desc)
+        key = ("header", self._generation, self.sort_key, self.sort_desc, self._col_offset)
         strip = self._cache.get(key)
         if strip is not None:
             return strip
         base = self.get_component_rich_style("runs-table--header")
         sort_style = self.get_component_rich_style("runs-table--sort")
         segments = [Segment(" " * self._prefix_width, base)]
-        for col in self.columns:
+        for col in self.columns[:1] + self.shown_columns:
             label = col.label
             style = base
             if col.key == self.sort_key:
@@ -258,7 +369,22 @@ class RunsTable(ScrollView, can_focus=True):
             mark_style = base + Style.parse(style) if style else base
             segments.append(Segment(symbol, mark_style + base if is_cursor else mark_style))
         segments.append(Segment(" ", base))
-        for col in self.columns:
+        handle = self.columns[0] if self.columns else None
+        if handle is not None:
+            seq, short = handle_parts(run)
+            seq_width = max(0, handle.width - len(short) - 1)
+            seq_style = base + Style(bold=True)
+            short_style = base if is_cursor else base + Style(dim=True)
+            if seq_width:
+                segments.append(Segment(_fit(seq, seq_width, True) + " ", seq_style))
+            segments.append(
+                Segment(
+                    _fit(short, handle.width - seq_width - (1 if seq_width else 0), False),
+                    short_style,
+                )
+            )
+            segments.append(Segment(SEP, base))
+        for col in self.shown_columns:
             text, style = cell(run, col.key, now)
             cell_style = base + Style.parse(style) if style else base
             if is_cursor:
@@ -281,6 +407,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.refresh()
 
     def on_resize(self) -> None:
+        self._layout()
         self._scroll_cursor_into_view()
 
 
