@@ -103,3 +103,23 @@ def common_keys(runs: list[dict[str, Any]], field: str, limit: int) -> list[str]
         for k in r.get(field) or ():
             counts[k] = counts.get(k, 0) + 1
     return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def seq(run: dict[str, Any]) -> str:
+    """A run's short handle, `#42` (its `seq`), or "" for a run not numbered yet."""
+    n = run.get("seq")
+    return f"#{n}" if type(n) is int else ""
+
+
+def fit_columns(columns: list[tuple[str, int, int]], width: int, gap: int = 1) -> set[str]:
+    """Which columns fit in `width`: (name, width, priority; lower = kept first). Columns
+    are taken by priority while they fit; priority 0 columns are always kept (so a table
+    can be wider than the terminal only by the columns a person asked for)."""
+    kept: set[str] = set()
+    used = 0
+    for name, w, prio in sorted(columns, key=lambda c: c[2]):
+        need = w + (gap if kept else 0)
+        if prio == 0 or used + need <= width:
+            kept.add(name)
+            used += need
+    return kept

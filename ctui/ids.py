@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from ctui.errors import CtuiError
+from ctui.errors import AmbiguousRunError, CtuiError, UnknownRunError
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case, no i l o u
 
@@ -73,15 +75,79 @@ def check_run_id(value: object, *, where: str = "") -> str:
     )
 
 
+_SEQ_REF = re.compile(r"#\s*(\d+)")
+_BARE_SEQ = re.compile(r"[1-9]\d*")
+
+
 def check_run_ref(ref: str) -> str:
-    """A run reference typed by a person (a full id, a prefix, `@last`, `@last~N`): refuses
-    one that could never name a run (`../x`, `a/b`) with "not a run id", before any lookup."""
+    """A run reference typed by a person (a full id, a prefix, `#42`, `@last`, `@last~N`):
+    refuses one that could never name a run (`../x`, `a/b`) with "not a run id", before any
+    lookup."""
     text = ref.strip()
-    if text.startswith("@last"):
+    if text.startswith(("@last", "#")):
+        if text.startswith("#") and not _SEQ_REF.fullmatch(text):
+            raise CtuiError(f"not a run number: {_shown(text)}", hint="a run number looks like #42")
         return ref
     if text and not is_run_id(text):
         check_run_id(text)
     return ref
+
+
+def resolve_ref(ref: str, runs: Mapping[str, Any] | list[str]) -> str:
+    """The id a person's run reference names, among `runs` (the store's runs table: id →
+    document; or a sorted list of ids, which knows no run numbers).
+
+    - `#42`: the run numbered 42 (its `seq`);
+    - `42` (digits, no leading zero): the run numbered 42 when there is one, else an id prefix
+      (ids start with `0` for decades, so `08jd` stays a prefix);
+    - `@last`, `@last~N`: the newest run, the one N before it;
+    - a full id, or any unique prefix of one, like git.
+    """
+    ref = check_run_ref(ref).strip()
+    if isinstance(runs, Mapping):
+        ids = sorted(runs)
+        seqs = {d.get("seq"): k for k, d in runs.items() if isinstance(d, dict) and d.get("seq")}
+    else:
+        ids, seqs = list(runs), {}
+    seq = _SEQ_REF.fullmatch(ref)
+    if seq is not None:
+        found = seqs.get(int(seq.group(1)))
+        if found is None:
+            top = max((s for s in seqs if type(s) is int), default=None)
+            last = f" (the newest is #{top})" if top is not None else " (no run has a number)"
+            raise UnknownRunError(f"no run #{int(seq.group(1))}{last}", hint=_LIST_HINT)
+        return found
+    if _BARE_SEQ.fullmatch(ref) and int(ref) in seqs:
+        return seqs[int(ref)]
+    if ref.startswith("@last"):
+        back = 0
+        if ref.startswith("@last~"):
+            try:
+                back = int(ref[6:])
+            except ValueError:
+                raise CtuiError(f"bad run reference {ref!r}", hint="use @last or @last~N") from None
+        if back >= len(ids):
+            raise UnknownRunError(f"{ref}: there are only {len(ids)} runs")
+        return ids[-1 - back]
+    if not ref:
+        raise UnknownRunError("empty run id")
+    # ids are sorted, so the matches for a prefix are one contiguous slice
+    lo = bisect.bisect_left(ids, ref)
+    matches = []
+    for i in range(lo, len(ids)):
+        if not ids[i].startswith(ref):
+            break
+        matches.append(ids[i])
+    if ref in matches:
+        return ref
+    if not matches:
+        raise UnknownRunError(f"no run matches {ref!r}", hint=_LIST_HINT)
+    if len(matches) > 1:
+        raise AmbiguousRunError(ref, matches)
+    return matches[0]
+
+
+_LIST_HINT = "`ctui runs` lists the runs (# is the run number)"
 
 
 def _shown(value: object) -> str:
@@ -126,6 +192,7 @@ FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "command": ((list,), "a list of strings"),
     "log_tail": ((list,), "a list of strings"),
     "note": ((str,), "a string"),
+    "seq": ((int,), "a positive integer"),
     **{
         k: ((str,), "a string")
         for k in (

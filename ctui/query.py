@@ -4,7 +4,9 @@
 
 Terms are separated by spaces and all must hold. Operators: `=` `!=` `>` `>=` `<` `<=`
 and `~` (contains, case-insensitive). `a=x,y` means any of x, y. A bare word matches runs
-whose id, job, tags, trigger or note contain it. Numbers compare as numbers.
+whose id, job, tags, trigger or note contain it. Numbers compare as numbers; a field that
+only holds numbers (metrics, times, `seq`) compared with a word is an error, not a silent
+"nothing matches" (`check_filter`). `check_sort` refuses a sort key that names nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _TERM = re.compile(r"^(?P<key>[A-Za-z_][\w.\-/]*)\s*(?P<op>!=|>=|<=|=|>|<|~)(?P<
 #: plain fields of a run document a filter or sort may name
 FIELDS = (
     "id",
+    "seq",
     "job",
     "status",
     "created",
@@ -41,6 +44,9 @@ FIELDS = (
     "verdict",
 )
 ALIASES = {"tag": "tags", "sha": "git", "commit": "git", "data": "data_hash", "exit": "exit_code"}
+#: fields that only ever hold numbers: comparing one with a word is a mistake
+NUMERIC = frozenset({"seq", "created", "started", "ended", "duration", "exit_code"})
+_PREFIXES = ("metric", "metrics", "param", "params", "slurm")
 
 
 def value_of(run: dict[str, Any], key: str) -> Any:
@@ -151,10 +157,7 @@ def parse_filter(text: str | None) -> Filter:
             words.append(tok.lower())
             continue
         key, op, value = m.group("key"), m.group("op"), m.group("value")
-        base = key.split(".", 1)[0]
-        if base not in ("metric", "metrics", "param", "params", "slurm") and (
-            ALIASES.get(key, key) not in FIELDS and key not in ALIASES and key != "tags"
-        ):
+        if not _known_key(key):
             raise CtuiError(f"unknown filter field {key!r}", hint=_HINT)
         if op in ("=", "!=", "~"):
             values = tuple(v for v in value.split(",")) if value else ("",)
@@ -162,8 +165,31 @@ def parse_filter(text: str | None) -> Filter:
             if not value:
                 raise CtuiError(f"filter term {tok!r} needs a value", hint=_HINT)
             values = (value,)
+        if op != "~" and _numeric(key):
+            for v in values:
+                if v and as_number(v) is None:
+                    raise CtuiError(
+                        f"cannot compare {key} with {v!r}: not a number",
+                        hint=f"{key} holds numbers, e.g. {key}{op}0.9",
+                    )
         terms.append(Term(key, op, values))
     return Filter(text, tuple(terms), tuple(words))
+
+
+def check_filter(text: str | None) -> None:
+    """Raise the CtuiError (exit 2, one line) `parse_filter` would, or nothing: for a UI
+    that shows the error under its input and keeps the results it had."""
+    parse_filter(text)
+
+
+def _known_key(key: str) -> bool:
+    if key.split(".", 1)[0] in _PREFIXES and "." in key:
+        return True
+    return ALIASES.get(key, key) in FIELDS or key in ALIASES or key == "tags"
+
+
+def _numeric(key: str) -> bool:
+    return key.startswith(("metric.", "metrics.")) or ALIASES.get(key, key) in NUMERIC
 
 
 _HINT = (
@@ -177,6 +203,42 @@ def filter_runs(runs: Iterable[dict[str, Any]], text: str | Filter | None) -> li
     if not flt:
         return list(runs)
     return [r for r in runs if flt.matches(r)]
+
+
+_SORT_HINT = f"sort keys: {', '.join(FIELDS)}, tag, metric.NAME, param.NAME (prefix - to reverse)"
+
+
+def check_sort(key: str, runs: Iterable[dict[str, Any]] = ()) -> str:
+    """The sort key without its `-`/`+`, if it names something; else a CtuiError (exit 2):
+    an unknown field (the known ones listed), or a metric/param no run in `runs` has."""
+    bare = key.strip().lstrip("-+")
+    if not bare or not _known_key(bare):
+        raise CtuiError(f"unknown sort key {key.strip()!r}", hint=_SORT_HINT)
+    head, _, name = bare.partition(".")
+    if head in _PREFIXES:
+        field = {"metric": "metrics", "param": "params"}.get(head, head)
+        items = list(runs)
+        if items and not any(name in (r.get(field) or {}) for r in items):
+            kind = head.rstrip("s")
+            known = sorted({k for r in items[-2000:] for k in (r.get(field) or {})})
+            shown = ", ".join(known[:12]) + (" …" if len(known) > 12 else "")
+            raise CtuiError(
+                f"no run has {kind} {name!r}",
+                hint=f"{field}: {shown}" if known else f"no run has any {field}",
+            )
+    return bare
+
+
+def missing_keys(flt: Filter, runs: Iterable[dict[str, Any]]) -> list[str]:
+    """The metric/param names a filter's terms use that no run in `runs` has (a typo?)."""
+    items = list(runs)
+    out = []
+    for term in flt.terms:
+        head, _, name = term.key.partition(".")
+        field = {"metric": "metrics", "param": "params"}.get(head.rstrip("s"))
+        if field and not any(name in (r.get(field) or {}) for r in items):
+            out.append(term.key)
+    return list(dict.fromkeys(out))
 
 
 def sort_key(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:

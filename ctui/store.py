@@ -26,19 +26,19 @@ from tinydb.storages import Storage
 
 from ctui.atomic import atomic_write_bytes, file_lock, identity
 from ctui.errors import (
-    AmbiguousRunError,
     BadRunError,
     CtuiError,
     StoreCorruptError,
     UnknownRunError,
     os_error,
 )
-from ctui.ids import check_run_ref
+from ctui.ids import resolve_ref
 from ctui.store_format import (
     ACTIVE,
     CAUSES,
     FINAL,
     FINAL_STATUSES,
+    LAST_SEQ,
     META,
     MIGRATIONS,
     RUNS,
@@ -48,6 +48,7 @@ from ctui.store_format import (
     _RunLines,
     backup_path,
     dump_store,
+    number_runs,
     parse_store_bytes,
     run_problem,
 )
@@ -130,6 +131,7 @@ class OrjsonStorage(Storage):
         if not self.create and not self.path.exists():
             raise CtuiError(f"run store {self.path} does not exist", hint="run `ctui init`")
         data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
+        number_runs(data)
         self.read_checked()  # a file that does not parse is neither written over nor kept
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.path, dump_store(data), keep_previous=self.backup)
@@ -234,19 +236,23 @@ class Store:
         return self._check(run_id, doc) if checked else doc
 
     def resolve(self, ref: str) -> str:
-        """A full id, any unique prefix of one (like git), or `@last` / `@last~N`."""
-        ids = sorted(self.read_all().get(RUNS, {}))
-        return resolve_ref(ref, ids)
+        """A full id, any unique prefix of one (like git), `#42` / `42` (the run's number,
+        `seq`), or `@last` / `@last~N` (see `ctui.ids.resolve_ref`)."""
+        return resolve_ref(ref, self.read_all().get(RUNS, {}))
 
     def insert_run(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Add one run; it gets the project's next number (`doc["seq"]`) in the same write."""
+        doc.pop("seq", None)  # the store numbers runs, never the caller
         with self.locked():
             lines = self._known_good()
-            if lines is not None:  # append one line; the other runs are not parsed
+            last = lines.meta.get(LAST_SEQ) if lines is not None else None
+            if lines is not None and type(last) is int:  # one line in; the others not parsed
                 if lines.find(doc["id"]) is not None:
                     raise CtuiError(f"run id {doc['id']} already exists")
+                doc["seq"] = last + 1
                 line = orjson.dumps(doc["id"]) + b":" + orjson.dumps(doc)
-                raw = lines.raw
-                self._write(raw[: lines.end] + b",\n" + line + raw[lines.end :], self._good)
+                meta = {**lines.meta, LAST_SEQ: last + 1}
+                self._write(lines.with_new_run(line, meta), self._good)
                 return doc
             data, seen = self._storage.read_checked()
             runs = (data := data or {}).setdefault(RUNS, {})
@@ -328,6 +334,7 @@ class Store:
 
     def _write_data(self, data: dict[str, Any], seen: Identity | None) -> None:
         data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
+        number_runs(data)  # a run inserted by this write (any path) gets its number here
         self._write(dump_store(data), seen)
 
     def _write(self, raw: bytes, seen: Identity | None) -> None:
@@ -366,14 +373,21 @@ class Store:
         return len(gone)
 
     def put_runs(self, docs: Iterable[dict[str, Any]], *, replace: bool = False) -> int:
-        """Insert many runs in one write (import, bench); existing ids kept unless `replace`."""
+        """Insert many runs in one write (import, bench); existing ids kept unless `replace`.
+
+        New runs get this project's next numbers (a `seq` they carry is not kept); a
+        replaced run keeps its number."""
         with self.locked():
             data, seen = self._storage.read_checked()
             runs = (data := data or {}).setdefault(RUNS, {})
             n = 0
             for doc in docs:
-                if replace or doc["id"] not in runs:
-                    runs[doc["id"]] = doc
+                old = runs.get(doc["id"])
+                if replace or old is None:
+                    new = {k: v for k, v in doc.items() if k != "seq"}
+                    if old is not None and old.get("seq") is not None:
+                        new["seq"] = old["seq"]
+                    runs[doc["id"]] = new
                     n += 1
             self._write_data(data, seen)
         return n
@@ -410,39 +424,6 @@ class Store:
             if not self.path.exists():
                 created = {"schema": SCHEMA_VERSION, "created": time.time()}
                 self._write_data({META: {"store": created}, RUNS: {}}, None)
-
-
-def resolve_ref(ref: str, ids: list[str]) -> str:
-    """Resolve a run reference against sorted ids (see `Store.resolve`)."""
-    ref = check_run_ref(ref).strip()
-    if ref.startswith("@last"):
-        back = 0
-        if ref.startswith("@last~"):
-            try:
-                back = int(ref[6:])
-            except ValueError:
-                raise CtuiError(f"bad run reference {ref!r}", hint="use @last or @last~N") from None
-        if back >= len(ids):
-            raise UnknownRunError(f"{ref}: there are only {len(ids)} runs")
-        return ids[-1 - back]
-    if not ref:
-        raise UnknownRunError("empty run id")
-    # ids are sorted, so the matches for a prefix are one contiguous slice
-    import bisect
-
-    lo = bisect.bisect_left(ids, ref)
-    matches = []
-    for i in range(lo, len(ids)):
-        if not ids[i].startswith(ref):
-            break
-        matches.append(ids[i])
-    if ref in matches:
-        return ref
-    if not matches:
-        raise UnknownRunError(f"no run matches {ref!r}", hint="`ctui runs` lists the run ids")
-    if len(matches) > 1:
-        raise AmbiguousRunError(ref, matches)
-    return matches[0]
 
 
 def open_store(project: Any) -> Store:

@@ -33,6 +33,57 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: lambda data: data,
 }
 
+#: the `meta.store` field holding the last run number given (`seq`; numbers are never reused)
+LAST_SEQ = "last_seq"
+
+
+def number_runs(data: dict[str, Any]) -> None:
+    """Give every run without a number (`seq`: #1, #2, … per project) the next ones, in
+    `created` order, and keep `meta.store.last_seq` the highest number ever given.
+
+    Called on every parse (so an old store, written before runs had numbers, reads as
+    numbered) and before every full write (so the numbers are kept, and a new run gets
+    its number in the write that inserts it). A number two runs share (a copied document)
+    stays with the older run; the other gets a new one. A wrongly typed `seq` is left for
+    `run_problem` to report.
+    """
+    runs = data.get(RUNS)
+    if not isinstance(runs, dict):
+        return
+    meta = data.setdefault(META, {}).setdefault("store", {})
+    last = meta.get(LAST_SEQ)
+    last = last if type(last) is int and last > 0 else 0
+    todo: list[dict[str, Any]] = []
+    taken: set[int] = set()
+    shared = False
+    for doc in runs.values():
+        seq = doc.get("seq")
+        if seq is None:
+            todo.append(doc)
+        elif type(seq) is int and seq > 0:
+            shared = shared or seq in taken
+            taken.add(seq)
+            last = max(last, seq)
+    if shared:  # rare: decide who keeps a number by age, not by where it sits in the file
+        owners: set[int] = set()
+        for doc in sorted(runs.values(), key=_age):
+            seq = doc.get("seq")
+            if type(seq) is int and seq > 0:
+                if seq in owners:
+                    todo.append(doc)
+                owners.add(seq)
+    for doc in sorted(todo, key=_age):
+        last += 1
+        doc["seq"] = last
+    meta[LAST_SEQ] = last
+
+
+def _age(doc: dict[str, Any]) -> tuple[float, str]:
+    created = doc.get("created")
+    if isinstance(created, int | float) and not isinstance(created, bool):
+        return (float(created), str(doc.get("id")))
+    return (0.0, str(doc.get("id")))
+
 
 def backup_path(path: Path) -> Path:
     """The last good copy: beside the real file (a symlinked store keeps it by its target)."""
@@ -87,6 +138,7 @@ def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
         data = MIGRATIONS[version](data)
         version += 1
         data.setdefault(META, {}).setdefault("store", {})["schema"] = version
+    number_runs(data)
     return data
 
 
@@ -136,8 +188,10 @@ class _RunLines:
     HEAD = b'\n"runs":{\n'
     META_HEAD = b'\n"meta":{\n'
 
-    def __init__(self, raw: bytes, body: int, end: int):
+    def __init__(self, raw: bytes, body: int, end: int, meta: tuple[int, int, dict[str, Any]]):
         self.raw, self.body, self.end = raw, body, end
+        #: where the `meta.store` line's document is (start, end) and what it holds
+        self.meta_at, self.meta_end, self.meta = meta
 
     @classmethod
     def of(cls, raw: bytes) -> _RunLines | None:
@@ -147,7 +201,8 @@ class _RunLines:
         # head (orjson never writes a newline inside a document); its `store` line holds the
         # schema. A run param `"schema":1` elsewhere is never looked at.
         at = raw.find(cls.META_HEAD) + len(cls.META_HEAD)
-        line = raw[at : raw.find(b"\n", at)].removesuffix(b",")
+        line_end = raw.find(b"\n", at)
+        line = raw[at:line_end].removesuffix(b",")
         if at < len(cls.META_HEAD) or not line.startswith(b'"store":'):
             return None
         try:
@@ -161,7 +216,26 @@ class _RunLines:
             return None
         body = start + len(cls.HEAD)
         end = raw.find(b"\n}", body - 1)  # doc lines start with '"': this is the table's end
-        return None if end < 0 else cls(raw, body, end)
+        if end < 0:
+            return None
+        at += len(b'"store":')
+        return cls(raw, body, end, (at, at + len(line) - len(b'"store":'), meta))
+
+    def with_new_run(self, line: bytes, store_meta: dict[str, Any]) -> bytes:
+        """The file with `line` appended to the runs table and the `meta.store` document
+        replaced by `store_meta`, in one piece."""
+        raw = self.raw
+        edits = sorted(
+            [
+                (self.end, self.end, b",\n" + line),
+                (self.meta_at, self.meta_end, orjson.dumps(store_meta)),
+            ]
+        )
+        out, pos = [], 0
+        for start, stop, text in edits:
+            out += [raw[pos:start], text]
+            pos = stop
+        return b"".join([*out, raw[pos:]])
 
     def find(self, run_id: str) -> tuple[int, int, bytes] | None:
         """(line start, line end, key) of a run, or None when it is not in the table."""

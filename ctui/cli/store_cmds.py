@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -139,21 +138,32 @@ def select_runs(
     sort: str | None,
     limit: int | None,
     damaged: dict[str, str] | None = None,
+    counts: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """The runs `ctui runs` shows: filtered, sorted (newest first by default), limited.
 
-    Runs with wrongly typed fields are left out; `damaged` (if given) gets id → problem."""
-    from ctui.query import filter_runs, sort_runs
+    A filter that does not parse or compares a number with a word, and a sort key that
+    names nothing, are a CtuiError (exit 2). Runs with wrongly typed fields are left out;
+    `damaged` (if given) gets id → problem; `counts` gets `total` (runs in the store) and
+    `matched` (runs the filter kept)."""
+    from ctui.query import check_sort, filter_runs, parse_filter, sort_runs
     from ctui.store import Store
 
+    flt = parse_filter(filter_text)  # before any work: a typo costs nothing
     store = Store(project.store_file)
-    docs = _refresh_if_active(project, store.runs())
+    everything = store.runs()
+    if sort:
+        check_sort(sort, everything)
+    docs = _refresh_if_active(project, everything)
     if damaged is not None:
         damaged.update(store.damaged)
-    docs = filter_runs(docs, filter_text)
+    total = len(docs)
+    docs = filter_runs(docs, flt)
+    if counts is not None:
+        counts.update(total=total, matched=len(docs))
     if sort:
-        descending = sort.startswith("-")
-        docs = sort_runs(docs, sort.lstrip("-+"), descending)
+        descending = sort.strip().startswith("-")
+        docs = sort_runs(docs, check_sort(sort), descending)
     else:
         docs.reverse()
     if limit is not None and limit >= 0:
@@ -190,66 +200,59 @@ def runs(
     ] = None,
     columns: Annotated[
         str | None,
-        typer.Option("--columns", "-c", help="Extra columns, comma separated: metric.acc,param.lr"),
+        typer.Option(
+            "--columns",
+            "-c",
+            help="Columns to show whatever the width, comma separated: metric.acc,param.lr",
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run documents as JSON.")
     ] = False,
 ) -> None:
-    """List runs (newest first)."""
+    """List runs (newest first). `#` is the run's number: `ctui show 42` or `#42`."""
     project = common.project()
     damaged: dict[str, str] = {}
     if as_json:
         common.emit_json(select_runs(project, filter_text, sort, limit, damaged))
         _report_damaged(project, damaged)
         return
+    from ctui.cli.runs_table import print_runs_table
+
     shown_limit = 50 if limit is None else limit
-    docs = select_runs(project, filter_text, sort, None, damaged)
+    counts: dict[str, int] = {}
+    docs = select_runs(project, filter_text, sort, None, damaged, counts)
     total = len(docs)
     docs = docs[:shown_limit] if shown_limit >= 0 else docs
-    _print_runs_table(docs, columns)
-    if total > len(docs):
-        common.console().print(f"[dim]… {total - len(docs)} more (use --limit or --filter)[/dim]")
+    if docs:
+        print_runs_table(docs, columns)
+    elif counts.get("total") and (filter_text or "").strip():
+        _say_no_match(filter_text or "", counts["total"], project)
+    elif not counts.get("total") and not damaged:
+        common.console().print("no runs yet — launch one with `ctui run JOB` or try `ctui demo`")
+    if total > len(docs) and docs:
+        from rich.text import Text
+
+        common.console().print(
+            Text(f"… {total - len(docs)} more (use --limit or --filter)", style="dim")
+        )
     _report_damaged(project, damaged)
 
 
-def _print_runs_table(docs: list[dict[str, Any]], columns: str | None) -> None:
-    from rich.table import Table
+def _say_no_match(filter_text: str, total: int, project: Any) -> None:
+    """A filter that parses but keeps nothing: say so on stderr (exit 0), with the metric or
+    param names no run has (a typo?)."""
     from rich.text import Text
 
-    from ctui import format as fmt
+    from ctui.query import missing_keys, parse_filter
+    from ctui.store import Store
 
-    width = common.console().width
-    if columns:
-        extra = [c.strip() for c in columns.split(",") if c.strip()]
-    else:  # as many metric columns as fit beside the fixed ones (none at 80 columns)
-        fit = max(0, min(3, (width - 95) // 9))
-        extra = ["metric." + k for k in fmt.common_keys(docs, "metrics", fit)]
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    fixed = {"id": 12, "status": 11, "started": 8, "git": 7, "data": 8}
-    for name in ("id", "job", "status", "started", "duration", "trigger", "git", "data"):
-        table.add_column(name, no_wrap=True, min_width=fixed.get(name))
-    for name in extra:
-        table.add_column(name.split(".", 1)[-1], justify="right", no_wrap=True)
-    from ctui.query import value_of
-
-    now = time.time()
-    for r in docs:
-        table.add_row(
-            Text(r["id"]),
-            Text(str(r.get("job", ""))),
-            common.status_text(r.get("status", "?")),
-            fmt.timestamp(r.get("started") or r.get("created"), now=now),
-            fmt.duration(fmt.run_duration(r, now=now)),
-            Text(str(r.get("trigger") or "")),
-            Text(str(r.get("git") or "")[:7]),
-            Text(str(r.get("data_hash") or "")[:8]),
-            *(fmt.number(value_of(r, c)) for c in extra),
-        )
-    if not docs:
-        common.console().print("no runs yet — launch one with `ctui run JOB` or try `ctui demo`")
-        return
-    common.console().print(table)
+    line = Text(f"no runs match {filter_text.strip()!r} ({total} run")
+    line.append(f"{'s' if total != 1 else ''} in the store)")
+    missing = missing_keys(parse_filter(filter_text), Store(project.store_file).runs())
+    if missing:
+        line.append(f"; no run has {', '.join(missing)}")
+    common.err_console().print(line, soft_wrap=True)
 
 
 def show(
@@ -272,7 +275,8 @@ def show(
     from ctui import format as fmt
 
     con = common.console()
-    head = Text(f"run {doc['id']}  ", style="bold")
+    number = fmt.seq(doc)
+    head = Text(f"run {doc['id']}" + (f" {number}" if number else "") + "  ", style="bold")
     head.append_text(common.status_text(doc.get("status", "?")))
     head.append(f"  job {doc.get('job')}")
     con.print(head)
@@ -301,6 +305,10 @@ def show(
         ("note", doc.get("note")),
         ("reproduces", doc.get("reproduces")),
         ("verdict", doc.get("verdict")),
+        (
+            "gate",
+            (doc.get("gate") or {}).get("verdict") if isinstance(doc.get("gate"), dict) else None,
+        ),
         ("metrics from", _FROM.get(doc.get("metrics_from") or "", doc.get("metrics_from"))),
         ("output metrics", _ignored_line(doc)),
         ("run folder", str(run_dir)),

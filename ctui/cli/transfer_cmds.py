@@ -168,6 +168,8 @@ def _read_export(fh: Any, source: str) -> list[tuple[dict[str, Any], list[bytes]
             raise CtuiError(f"{where}: not a ctui export record ({exc})", hint=_NOTHING) from None
         if not isinstance(record, dict) or "run" not in record:
             raise CtuiError(f'{where}: not a ctui export record (no "run")', hint=_NOTHING)
+        if isinstance(record["run"], dict):  # its number in the project it came from:
+            record["run"].pop("seq", None)  # this project numbers it anew (Store.put_runs)
         try:
             doc = check_run_doc(record["run"], where=where)
         except CtuiError as exc:
