@@ -77,9 +77,11 @@ def run(
         common.emit_json(doc)
         return
     out = common.err_console() if as_json else common.console()
-    out.print(f"{doc['status']} run [bold]{doc['id']}[/bold] of job {job}")
+    out.print(_launched_line(doc, job))
     if not follow:
-        out.print(f"[dim]follow its log with[/dim] ctui logs -f {doc['id']}")
+        from rich.text import Text
+
+        out.print(Text("follow its log with ", style="dim").append(f"ctui logs -f {doc['id']}"))
         return
     final = follow_run(project, doc["id"])
     if as_json:
@@ -110,9 +112,19 @@ def _run_sweep(
         return
     for doc in docs:
         shown = " ".join(f"{k}={doc['params'][k]}" for k in parse_sweep(sweep))
-        common.console().print(
-            f"{doc['status']} run [bold]{doc['id']}[/bold] of job {job}: {shown}"
-        )
+        common.console().print(_launched_line(doc, job).append(f": {shown}"))
+
+
+def _launched_line(doc: dict[str, Any], job: str) -> Any:
+    """`running run 08jgkcxrd2ta #7 of job train`, never read as markup."""
+    from rich.text import Text
+
+    from ctui import format as fmt
+
+    line = Text(f"{doc['status']} run ")
+    line.append(doc["id"], style="bold")
+    number = fmt.seq(doc)
+    return line.append((f" {number}" if number else "") + f" of job {job}")
 
 
 def _end_note(doc: dict[str, Any]) -> str:
@@ -347,7 +359,7 @@ def top(
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Refresh period (s).")] = 1.0,
 ) -> None:
-    """Live CPU, RAM and GPU of running runs (Ctrl-C to quit)."""
+    """Live CPU, RAM and GPU of running runs (q or Ctrl-C quits)."""
     from ctui.monitor.top import TopView
 
     project = common.project()
@@ -356,12 +368,9 @@ def top(
         if once:
             common.console().print(view.frame())
             return
-        from rich.live import Live
+        from ctui.monitor.top import run_live
 
-        with Live(view.frame(), console=common.console(), auto_refresh=False) as live:
-            while True:
-                time.sleep(interval)
-                live.update(view.frame(), refresh=True)
+        run_live(view, common.console(), interval)
     except KeyboardInterrupt:
         pass
     finally:

@@ -96,16 +96,18 @@ def _prepare_mlflow(project: Any) -> None:
     tracking = mlflow_uri.resolve(project, config)
     if not mlflow_experiment.needs_setup(tracking.uri):
         return
-    common.console().print(f"setting up the MLflow store at {tracking.safe} (once)…")
+    common.console().print(f"setting up the MLflow store at {tracking.safe} (once)…", markup=False)
     name = mlflow_uri.experiment_name(project, config)
     try:
         exp_id = mlflow_experiment.prepare(project, tracking.uri, name)
     except Exception as exc:  # the first run tries again
         from ctui.integrations.mlflow_client import _short
 
-        common.console().print(f"MLflow store not set up: {_short(exc)}")
+        common.console().print(f"MLflow store not set up: {_short(exc)}", markup=False)
         return
-    common.console().print(f"MLflow experiment {name!r} ({exp_id}) at {tracking.safe}")
+    common.console().print(
+        f"MLflow experiment {name!r} ({exp_id}) at {tracking.safe}", markup=False
+    )
 
 
 def _refresh_if_active(project: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -413,7 +415,7 @@ def tag(
 
     doc = store.update_run(run_id, mutate=change)
     assert doc is not None
-    common.console().print(f"{run_id}: tags = {', '.join(doc['tags']) or '(none)'}")
+    common.console().print(f"{run_id}: tags = {', '.join(doc['tags']) or '(none)'}", markup=False)
 
 
 def note(
@@ -484,7 +486,7 @@ def doctor(
     if clean:
         said.append(clean_temp_files(project))
     for message in said:
-        (common.err_console() if as_json else common.console()).print(message)
+        (common.err_console() if as_json else common.console()).print(message, markup=False)
     report = check_store(project)
     if as_json:
         common.emit_json(report)

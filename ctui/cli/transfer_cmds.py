@@ -80,7 +80,7 @@ def export(
         if out:
             fh.close()
     if out:
-        common.err_console().print(f"exported {len(docs)} run(s) to {out}")
+        common.err_console().print(f"exported {len(docs)} run(s) to {out}", markup=False)
 
 
 def import_(

@@ -116,3 +116,70 @@ class TopView:
                 )
             parts.append(gt)
         return Group(*parts)
+
+
+#: keys that end `ctui top` (besides Ctrl-C)
+QUIT_KEYS = frozenset({"q", "Q", "\x1b"})
+
+
+class Keys:
+    """Single key presses from a terminal on stdin (cbreak mode, no echo, restored on exit);
+    with no terminal, `wait` only waits (a pipe or /dev/null never quits `ctui top`)."""
+
+    def __init__(self, stream: Any = None):
+        import sys
+
+        self.stream = stream if stream is not None else sys.stdin
+        self._saved: Any = None
+        self._fd = -1
+
+    def __enter__(self) -> Keys:
+        import termios
+        import tty
+
+        try:
+            if self.stream.isatty():
+                self._fd = self.stream.fileno()
+                self._saved = termios.tcgetattr(self._fd)
+                tty.setcbreak(self._fd)
+        except (OSError, ValueError, termios.error):
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def wait(self, timeout: float) -> str | None:
+        """The key pressed within `timeout` seconds, or None."""
+        if self._saved is None:
+            time.sleep(timeout)
+            return None
+        import os
+        import select
+
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if not ready:
+            return None
+        data = os.read(self._fd, 32)
+        return data.decode(errors="replace")[:1] if data else None
+
+
+def run_live(view: TopView, console: Any, interval: float) -> None:
+    """Redraw `view` every `interval` seconds until `q` (or Esc, or Ctrl-C)."""
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    def frame() -> RenderableType:
+        return Group(view.frame(), Text("q quits", style="dim"))
+
+    with Keys() as keys, Live(frame(), console=console, auto_refresh=False) as live:
+        while True:
+            key = keys.wait(interval)
+            if key in QUIT_KEYS:
+                return
+            live.update(frame(), refresh=True)
