@@ -267,3 +267,22 @@ def test_follow_json_prints_the_synced_run(project: Any, store_uri: str) -> None
     assert out.returncode == 0, out.stderr
     final = orjson.loads(out.stdout[out.stdout.index("{") :])
     assert final["mlflow"]["sync"] == "ok" and final["metrics"]["acc"] == 0.75
+
+
+def test_mlflow_metrics_win_over_those_printed(project: Any, store_uri: str) -> None:
+    """A script that logs to MLflow and also prints `acc=…`: the run's metrics are MLflow's;
+    the numbers read from its output only stand in for a run that logged none."""
+    script = """
+    import mlflow
+    mlflow.set_experiment("ctui-exp")
+    with mlflow.start_run():
+        print("epoch 1 acc=0.10 loss=2.5", flush=True)
+        mlflow.log_metric("acc", 0.9)
+    """
+    _setup(project, script, store_uri)
+    doc, out = _follow(project)
+    doc["cwd"] = project.root
+    _check_linked(store_uri, doc)
+    assert doc["metrics"]["acc"] == 0.9, doc["metrics"]
+    assert doc["metrics"].get("loss") is None, doc["metrics"]
+    assert doc.get("metrics_from") is None

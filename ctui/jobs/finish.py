@@ -163,8 +163,14 @@ class RunEnd:
             # After the final status, so waiting on a run (the TUI, `--follow`, the queue)
             # never waits on MLflow; a failure here leaves `sync = pending` for `ctui sync`.
             try:
-                synced: dict[str, Any] = {"metrics": fields.get("metrics", {})}
+                # metrics read from the output only stand in for a run's own: MLflow's win
+                parsed = fields.get("metrics_from") == "output"
+                synced: dict[str, Any] = {"metrics": {} if parsed else fields.get("metrics", {})}
                 self._mlflow_after(synced)
+                if parsed and synced["metrics"]:
+                    synced["metrics_from"] = None
+                elif parsed:
+                    synced["metrics"] = fields.get("metrics", {})
                 self.store.update_run(self.run_id, synced)
             except Exception:
                 _print_exc()

@@ -305,6 +305,7 @@ def _prepare(
             # a run given its own checkout (reproduce) is isolated already
             "isolate": None if isolated else job.isolate,
             "keep_worktree": job.keep_worktree,
+            "output_metrics": job.output_metrics.to_options(),
         },
     )
     written = _sealed_spec(spec, params, supervised=supervised)

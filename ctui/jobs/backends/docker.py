@@ -239,8 +239,15 @@ class DockerExecution(Guarded, Execution):
                 c.close()
 
     def _note(self, text: str) -> None:
+        from ctui.jobs.output import registered
+
+        line = f"\n[ctui] {text}\n".encode()
+        writer = registered(self._log_path)  # the supervisor's: the note is stream `c`
+        if writer is not None:
+            writer.write(line, "c")
+            return
         with contextlib.suppress(OSError), open(self._log_path, "ab") as fh:
-            fh.write(f"\n[ctui] {text}\n".encode())
+            fh.write(line)
 
     def info(self) -> dict[str, Any]:
         return {"docker": dict(self._info)}
