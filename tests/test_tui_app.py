@@ -55,18 +55,19 @@ async def test_runs_table_lists_runs_newest_first(tui_project: Project) -> None:
         started = [r["started"] for r in rows]
         assert started == sorted(started, reverse=True)
         assert rows[0]["status"] == "running"
-        # the default columns: fixed ones plus the most common metrics and params
+        # the default columns, by priority: the handle, then status, job, age, the key
+        # metrics (those the last run logged), duration, params, then the rest
         keys = [c.key for c in table(app).columns]
-        assert keys[:8] == [
+        assert keys[:7] == [
             "id",
-            "job",
             "status",
+            "job",
             "started",
+            "metric.acc",
+            "metric.loss",
             "duration",
-            "trigger",
-            "git",
-            "data_hash",
         ]
+        assert keys[-5:] == ["trigger", "git", "data_hash", "tags", "note"]
         assert "metric.loss" in keys and "param.lr" in keys
 
 
@@ -109,7 +110,9 @@ async def test_sort_from_the_keyboard(tui_project: Project) -> None:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, RunsScreen)
-        await pilot.press("greater_than_sign")  # started → duration, largest first
+        await pilot.press("greater_than_sign")  # started → acc, largest first
+        assert screen.sort_key == "metric.acc"
+        await pilot.press("greater_than_sign", "greater_than_sign")  # → loss → duration
         assert screen.sort_key == "duration"
         durations = [r["duration"] for r in table(app).rows if r["duration"] is not None]
         assert durations == sorted(durations, reverse=True)
@@ -118,7 +121,7 @@ async def test_sort_from_the_keyboard(tui_project: Project) -> None:
         durations = [r["duration"] for r in table(app).rows if r["duration"] is not None]
         assert durations == sorted(durations)
         assert table(app).rows[-1]["status"] == "running"  # still last when reversed
-        await pilot.press("less_than_sign", "less_than_sign")  # → started → id... → status
+        await pilot.press(*["less_than_sign"] * 5)  # → loss → acc → started → job → status
         assert screen.sort_key == "status"
         assert statuses(app) == sorted(statuses(app))  # text sorts A→Z
 

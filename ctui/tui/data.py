@@ -76,7 +76,7 @@ def key_metrics(runs: list[Run], rules: dict[str, list[str]] | None = None) -> l
                 continue
             named += [r.name for r in refs if r.field == "metrics"]
         named = named or list(run.get("metrics") or ())
-        names += [n for n in named if n not in names]
+        names += [n for n in dict.fromkeys(named) if n not in names]
     return names
 
 

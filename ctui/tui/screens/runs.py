@@ -14,7 +14,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -79,8 +78,7 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
     )
 
     DEFAULT_CSS = """
-    #runs-body { height: 1fr; }
-    #runs-body > RunsTable { width: 1fr; }
+    #run-preview { dock: right; }
     #runs-empty { height: 1fr; padding: 1 2; }
     """
 
@@ -123,10 +121,10 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="runs-bar")
-        with Horizontal(id="runs-body"):
-            yield RunsTable(clock=self.clock, id="runs-table")
-            yield Static(id="runs-empty", classes="hidden")
-            yield RunPreview(self.project, id="run-preview", classes="hidden")
+        # the preview docks right, so the table and the empty-store hint are plain children
+        yield RunPreview(self.project, id="run-preview", classes="hidden")
+        yield RunsTable(clock=self.clock, id="runs-table")
+        yield Static(id="runs-empty", classes="hidden")
         yield Static(id="filter-error", classes="hidden")
         yield Input(
             placeholder="filter: status=failed metric.acc>0.9 job=train tag=x",

@@ -55,8 +55,8 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("end,G", "edge(1)", "Last", show=False, id="table.last"),
         Binding("ctrl+u", "half_page(-1)", "Half page up", show=False, id="table.half_up"),
         Binding("ctrl+d", "half_page(1)", "Half page down", show=False, id="table.half_down"),
-        Binding("left,h", "pan(-1)", "Columns ←", show=False, id="table.left"),
-        Binding("right,l", "pan(1)", "Columns →", show=False, id="table.right"),
+        Binding("left", "pan(-1)", "Columns ←", show=False, id="table.left"),
+        Binding("right", "pan(1)", "Columns →", show=False, id="table.right"),
         Binding("enter", "select", "Open", id="table.select"),
     ]
 
