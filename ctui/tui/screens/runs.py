@@ -33,6 +33,7 @@ from ctui.tui.data import (
 )
 from ctui.tui.screens import PlainNotify
 from ctui.tui.screens.runs_gate import GateActions
+from ctui.tui.screens.runs_plot import PlotActions
 from ctui.tui.widgets.run_preview import MIN_WIDTH, RunPreview
 from ctui.tui.widgets.runs_table import RunsTable
 from ctui.ui_state import RunsState, load_runs_state, save_runs_state, ui_file
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from ctui.project import Project
 
 
-class RunsScreen(GateActions, PlainNotify, Screen[None]):
+class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
     """All runs of the project. Bindings carry ids so a user keymap can rebind them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -49,6 +50,7 @@ class RunsScreen(GateActions, PlainNotify, Screen[None]):
         Binding("slash", "filter", "Filter", priority=True, id="runs.filter"),
         Binding("space", "mark", "Mark", id="runs.mark"),
         Binding("d", "diff", "Diff", id="runs.diff"),
+        Binding("p", "plot", "Plot", id="runs.plot"),
         Binding("n", "launch", "New run", id="runs.launch"),
         Binding("l", "live", "Log", id="runs.live"),
         Binding("s", "stop", "Stop", id="runs.stop"),

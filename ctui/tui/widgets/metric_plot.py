@@ -2,8 +2,7 @@
 series in distinct colours with a legend, TensorBoard-style smoothing and a log scale.
 
 The y range is honest: it never zooms in below a tenth of the values' magnitude, so a change
-of 0.0008 on an accuracy of 0.9 stays a ripple instead of filling the chart with noise (the
-range is printed in the chart's title so nothing is hidden).
+of 0.0008 on an accuracy of 0.9 stays a ripple instead of filling the chart with noise.
 """
 
 from __future__ import annotations
@@ -185,16 +184,7 @@ class MetricPlot(PlotextPlot):
         self.refresh()
 
     def _title(self) -> str:
-        bits = [self.title] if self.title else []
-        if self.smoothing:
-            bits.append(f"smoothing {self.smoothing:g}")
-        if self.log_active:
-            bits.append("log")
-        elif self.log_refused:
-            bits.append(self.log_refused)
-        if not self.series:
-            bits.append("no history recorded")
-        return "  ".join(bits)
+        return self.title if self.series else "no history recorded"
 
     def render(self) -> Any:
         if not self.series:
