@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ctui.config import Config
+    from ctui.gate.config import GateConfig
     from ctui.project import Project
 
 #: placeholders `on_promote` and `[notify] command` may use
@@ -149,9 +150,9 @@ def run_command(
     }
 
 
-def _gate_of(config: Config, job: str) -> Any:
+def _gate_of(config: Config, job: str) -> GateConfig | None:
     jc = config.jobs.get(job)
-    return getattr(jc, "gate", None) if jc is not None else None
+    return jc.gate if jc is not None else None
 
 
 #: variables that describe one run or one event: never inherited from whoever called ctui
@@ -175,7 +176,7 @@ def _base_env() -> dict[str, str]:
 
 
 def run_on_promote(
-    project: Project, gate: Any, promotion: Mapping[str, Any], extra_env: Mapping[str, str]
+    project: Project, gate: GateConfig, promotion: Mapping[str, Any], extra_env: Mapping[str, str]
 ) -> dict[str, Any]:
     run_id = str(promotion["run"])
     run_dir = Path(project.run_dir(run_id))
@@ -197,7 +198,7 @@ def run_on_promote(
         "CTUI_PROMOTION": str(promotion.get("id") or ""),
         **extra_env,
     }
-    timeout = float(getattr(gate, "on_promote_timeout", None) or DEFAULT_ON_PROMOTE_TIMEOUT)
+    timeout = gate.on_promote_timeout or DEFAULT_ON_PROMOTE_TIMEOUT
     ran = run_command(argv, cwd=Path(project.root), env=env, timeout=timeout, log=log)
     return {**result, "argv": [_redacted(a) for a in argv], **ran}
 
@@ -211,23 +212,11 @@ def after_promotion(project: Project, config: Config, promotion: dict[str, Any])
     if gate is None:
         return out
     extra: dict[str, str] = {}
-    if getattr(gate, "register", None):
-        try:
-            from ctui.integrations import mlflow_registry
-
-            reg = mlflow_registry.register(
-                project,
-                config,
-                str(promotion["run"]),
-                str(gate.register),
-                str(getattr(gate, "register_artifact", None) or "model"),
-            )
-        except Exception as exc:  # what follows a promotion never undoes it by raising
-            reg = {"ok": False, "name": str(gate.register), "error": f"{type(exc).__name__}: {exc}"}
-        out["registered"] = reg
+    if gate.register:
+        reg = out["registered"] = _register(project, config, gate, promotion)
         if reg.get("ok"):
             extra = {"CTUI_MODEL_NAME": str(reg["name"]), "CTUI_MODEL_VERSION": str(reg["version"])}
-    if getattr(gate, "on_promote", None):
+    if gate.on_promote:
         try:
             out["on_promote"] = run_on_promote(project, gate, promotion, extra)
         except Exception as exc:
@@ -247,21 +236,25 @@ def after_rollback(project: Project, config: Config, promotion: dict[str, Any]) 
     back on the previous champion's version (found, not registered again); `on_promote` is
     not run again. The fields to merge (`registered`). Never raises."""
     gate = _gate_of(config, str(promotion.get("job")))
-    if gate is None or not getattr(gate, "register", None):
+    if gate is None or not gate.register:
         return {"registered": None}
+    return {"registered": _register(project, config, gate, promotion)}
+
+
+def _register(
+    project: Project, config: Config, gate: GateConfig, promotion: dict[str, Any]
+) -> dict[str, Any]:
+    """The promoted run's model in MLflow's registry, alias `champion` on it (an earlier
+    version of the same run's model is reused). Never raises."""
+    assert gate.register
     try:
         from ctui.integrations import mlflow_registry
 
-        reg = mlflow_registry.register(
-            project,
-            config,
-            str(promotion["run"]),
-            str(gate.register),
-            str(getattr(gate, "register_artifact", None) or "model"),
+        return mlflow_registry.register(
+            project, config, str(promotion["run"]), gate.register, gate.register_artifact or "model"
         )
-    except Exception as exc:
-        reg = {"ok": False, "name": str(gate.register), "error": f"{type(exc).__name__}: {exc}"}
-    return {"registered": reg}
+    except Exception as exc:  # what follows a promotion never undoes it by raising
+        return {"ok": False, "name": gate.register, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _notify_log(project: Project, entry: dict[str, Any]) -> None:
@@ -278,9 +271,8 @@ def notify(project: Project, config: Config, event: str, context: dict[str, Any]
     Every call is one JSON line in `.ctui/notify.log` (with the reason when it failed or
     timed out). Never raises; never waits past `[notify] timeout`."""
     try:
-        nc = getattr(config, "notify", None)
-        command = getattr(nc, "command", None)
-        events = getattr(nc, "on", None) or ["promoted", "rejected"]
+        nc = config.notify
+        command, events = nc.command, nc.on
         if not command or event not in events:
             return
         values = {name: context.get(name, "") for name in NOTIFY_PLACEHOLDERS}
@@ -292,7 +284,7 @@ def notify(project: Project, config: Config, event: str, context: dict[str, Any]
         except ValueError as exc:
             _notify_log(project, {**entry, "ok": False, "error": str(exc)})
             return
-        timeout = float(getattr(nc, "timeout", None) or DEFAULT_NOTIFY_TIMEOUT)
+        timeout = nc.timeout or DEFAULT_NOTIFY_TIMEOUT
         fd, name = tempfile.mkstemp(prefix="notify.", suffix=".out", dir=project.state_dir)
         os.close(fd)
         out = Path(name)

@@ -145,15 +145,19 @@ def _check_metric(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobCo
         parse_duration(tc.options["timeout"], path=path, key=f"{key}.timeout")
 
 
-def _check_after(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobConfig]) -> None:
+def _upstream(
+    tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobConfig], what: str
+) -> None:
     upstream = tc.options.get("after")
     if not isinstance(upstream, str) or upstream not in jobs:
         known = ", ".join(sorted(jobs)) or "none"
         raise ConfigError(
-            path,
-            f"{key}.after",
-            f"name the upstream job whose runs start this one (known: {known}), got {upstream!r}",
+            path, f"{key}.after", f"name the {what} (known: {known}), got {upstream!r}"
         )
+
+
+def _check_after(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobConfig]) -> None:
+    _upstream(tc, path, key, jobs, "upstream job whose runs start this one")
     status = tc.options.get("status", "succeeded")
     statuses = [status] if isinstance(status, str) else status
     if (
@@ -169,14 +173,7 @@ def _check_after(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobCon
 
 
 def _check_promoted(tc: TriggerConfig, path: Path, key: str, jobs: dict[str, JobConfig]) -> None:
-    upstream = tc.options.get("after")
-    if not isinstance(upstream, str) or upstream not in jobs:
-        known = ", ".join(sorted(jobs)) or "none"
-        raise ConfigError(
-            path,
-            f"{key}.after",
-            f"name the job whose promotions start this one (known: {known}), got {upstream!r}",
-        )
+    _upstream(tc, path, key, jobs, "job whose promotions start this one")
 
 
 _CHECKS = {
