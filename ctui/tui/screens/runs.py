@@ -72,6 +72,7 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         "runs.filter",
         "runs.mark",
         "runs.diff",
+        "runs.plot",
         "runs.launch",
         "runs.live",
         "runs.copy_id",
