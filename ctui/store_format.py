@@ -53,6 +53,10 @@ def number_runs(data: dict[str, Any]) -> None:
     meta = data.setdefault(META, {}).setdefault("store", {})
     last = meta.get(LAST_SEQ)
     last = last if type(last) is int and last > 0 else 0
+    seqs = [doc.get("seq") for doc in runs.values()]
+    if None not in seqs and all(type(n) is int for n in seqs) and len(set(seqs)) == len(seqs):
+        meta[LAST_SEQ] = max([last, *seqs])  # the common case: every run numbered once
+        return
     todo: list[dict[str, Any]] = []
     taken: set[int] = set()
     shared = False
