@@ -111,6 +111,12 @@ def seq(run: dict[str, Any]) -> str:
     return f"#{n}" if type(n) is int else ""
 
 
+def short_id(run_id: str, width: int = 6) -> str:
+    """The random end of a run id (its first characters are the clock, shared by runs made
+    close together); beside `#42`, enough to tell runs apart at a glance. Not a ref."""
+    return run_id[-width:]
+
+
 def fit_columns(columns: list[tuple[str, int, int]], width: int, gap: int = 1) -> set[str]:
     """Which columns fit in `width`: (name, width, priority; lower = kept first). Columns
     are taken by priority while they fit; priority 0 columns are always kept (so a table

@@ -4,9 +4,10 @@
 
 Terms are separated by spaces and all must hold. Operators: `=` `!=` `>` `>=` `<` `<=`
 and `~` (contains, case-insensitive). `a=x,y` means any of x, y. A bare word matches runs
-whose id, job, tags, trigger or note contain it. Numbers compare as numbers; a field that
-only holds numbers (metrics, times, `seq`) compared with a word is an error, not a silent
-"nothing matches" (`check_filter`). `check_sort` refuses a sort key that names nothing.
+whose id, job, tags, trigger or note contain it; `#42` is the run numbered 42. Numbers
+compare as numbers; a field that only holds numbers (metrics, times, `seq`) compared with a
+word is an error, not a silent "nothing matches" (`check_filter`). `check_sort` refuses a
+sort key that names nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from ctui.errors import CtuiError
 from ctui.numbers import as_number
 
+_NUMBER = re.compile(r"#(\d+)")
 _TERM = re.compile(r"^(?P<key>[A-Za-z_][\w.\-/]*)\s*(?P<op>!=|>=|<=|=|>|<|~)(?P<value>.*)$")
 
 #: plain fields of a run document a filter or sort may name
@@ -150,6 +152,10 @@ def parse_filter(text: str | None) -> Filter:
     terms: list[Term] = []
     words: list[str] = []
     for tok in tokens:
+        number = _NUMBER.fullmatch(tok)
+        if number is not None:  # `#42`: the run numbered 42
+            terms.append(Term("seq", "=", (number.group(1),)))
+            continue
         m = _TERM.match(tok)
         if not m:
             if any(c in tok for c in "=<>~!"):

@@ -128,3 +128,12 @@ def test_unknown_sort_keys_exit_2_and_teach(ten) -> None:
     assert out.returncode == 0 and '"0aaaaaaa0010"' in out.stdout
     out = runs(ten.root, "-s", "seq", "-n", "1")
     assert out.returncode == 0 and out.stdout.splitlines()[1].split()[0] == "#1"
+
+
+def test_a_run_number_filters(ten) -> None:
+    out = runs(ten.root, "-f", "#7")
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[0] for line in out.stdout.splitlines()[1:]] == ["#7"]
+    out = runs(ten.root, "-f", "seq>8")
+    assert [line.split()[0] for line in out.stdout.splitlines()[1:]] == ["#10", "#9"]
+    one_line_error(runs(ten.root, "-f", "seq>x"), ExitCode.BAD_INPUT, "not a number")
