@@ -66,10 +66,18 @@ class CtuiApp(App[None]):
     COMMANDS = App.COMMANDS | {ScreenActions}
     ENABLE_COMMAND_PALETTE = True
 
+    #: the navigation model (ctui/tui/help.md, "Everywhere"): `esc`/`q` back one screen, `q`
+    #: quits on the home screen, `Q`/ctrl+c quit from anywhere, `?` this screen's keys, `:` jump
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("Q", "quit", "Quit", show=False, id="app.quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.quit_now"),
+        Binding("q", "back_or_quit", "Back", show=False, id="app.back"),
+        Binding("escape", "back", "Back", show=False, id="app.escape"),
+        Binding("question_mark", "help", "Help", show=False, id="app.help"),
+        Binding("colon", "jump", "Jump", show=False, id="app.jump"),
     ]
+    #: the smallest terminal the screens are laid out for
+    MIN_SIZE = (80, 24)
 
     def __init__(
         self,
@@ -78,9 +86,14 @@ class CtuiApp(App[None]):
         clock: Clock | None = None,
         poll_interval: float | None = None,
         keymap: dict[str, str] | None = None,
+        open_run: str | None = None,
+        open_diff: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.project = project
+        #: a run to open at start (`ctui tui RUN`) or runs to diff (`ctui diff A B --tui`)
+        self.open_run = open_run
+        self.open_diff = list(open_diff) if open_diff else None
         self.clock = clock
         self.poll_interval = poll_interval
         self.sub_title = project.root.name
@@ -101,14 +114,86 @@ class CtuiApp(App[None]):
         for problem in problems:
             self.notify(problem, title="keymap", severity="warning", timeout=8, markup=False)
 
+    def on_ready(self) -> None:
+        if self.open_run is not None:
+            from ctui.tui.screens.run_detail import RunDetailScreen
+
+            self.push_screen(RunDetailScreen(self.project, self.open_run, clock=self.clock))
+        elif self.open_diff is not None:
+            from ctui.tui.screens.diff import DiffScreen
+
+            self.push_screen(DiffScreen(self.project, self.open_diff))
+        self._check_size()
+
+    def on_resize(self) -> None:
+        # runs before App's own handler has taken the new size, so look once it has
+        self.call_later(self._check_size)
+
+    def _check_size(self) -> None:
+        """Below 80×24 an overlay says so (the screens are laid out for at least that)."""
+        from ctui.tui.screens.too_small import TooSmallScreen
+
+        width, height = self.size
+        small = width < self.MIN_SIZE[0] or height < self.MIN_SIZE[1]
+        shown = [s for s in self.screen_stack if isinstance(s, TooSmallScreen)]
+        if small and not shown:
+            self.push_screen(TooSmallScreen(self.MIN_SIZE))
+        elif small:
+            shown[-1].show_size(width, height)
+        elif shown and self.screen is shown[-1]:
+            self.pop_screen()
+
+    # -- the navigation model --------------------------------------------------------------
+    async def action_back(self) -> None:
+        """One screen back (the screen's own `back` when it has one, so it can clean up)."""
+        if len(self.screen_stack) <= 1:
+            return
+        screen = self.screen
+        if hasattr(screen, "action_back"):
+            await screen.run_action("back")
+        else:
+            screen.dismiss(None)
+
+    async def action_back_or_quit(self) -> None:
+        """`q`: back one screen; on the home screen, quit."""
+        if len(self.screen_stack) <= 1:
+            self.exit()
+        else:
+            await self.action_back()
+
+    def action_jump(self) -> None:
+        from ctui.tui.screens.jump import JumpScreen
+
+        if not isinstance(self.screen, JumpScreen):
+            self.push_screen(JumpScreen(), self._jumped)
+
+    def _jumped(self, name: str | None) -> None:
+        if name:
+            self.jump_to(name)
+
+    def jump_to(self, name: str) -> None:
+        """Go to a screen by name: `runs` (home), `triggers`, `help`; `q`/`quit` quits."""
+        from ctui.tui.screens.jump import JUMP_TARGETS
+
+        target = JUMP_TARGETS.get(name)
+        if target == "quit":
+            self.exit()
+        elif target == "runs":
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+        elif target == "triggers":
+            from ctui.tui.screens.triggers import TriggersScreen
+
+            if not isinstance(self.screen, TriggersScreen):
+                self.push_screen(
+                    TriggersScreen(self.project, clock=self.clock, poll_interval=self.poll_interval)
+                )
+        elif target == "help":
+            self.action_help()
+
     def action_help(self) -> None:
-        from ctui.tui.screens.help import HelpScreen
+        from ctui.tui.screens.help import HelpScreen, screen_keys
 
         if isinstance(self.screen, HelpScreen):
             return
-        keys = []
-        for active in self.screen.active_bindings.values():
-            binding = active.binding
-            if binding.description and binding.action != "command_palette":
-                keys.append((self.get_key_display(binding), binding.description))
-        self.push_screen(HelpScreen(keys))
+        self.push_screen(HelpScreen(screen_keys(self.screen), of_screen=self.screen))

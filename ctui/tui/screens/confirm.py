@@ -17,7 +17,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+        Binding("n,escape,q", "answer(False)", "No", id="confirm.no"),
+        # a modal screen does not see the app's bindings: its own Q
+        Binding("Q", "app.quit", "Quit", show=False, id="confirm.quit"),
     ]
 
     def __init__(self, question: str, detail: str = "") -> None:
@@ -30,7 +32,10 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Static(Text(self.question, style="bold"), id="confirm-question")
             if self.detail:
                 yield Static(Text(self.detail), id="confirm-detail")
-            yield Static(Text("y / enter: yes    n / escape: no", style="dim"))
+            yield Static(Text("y / enter: yes    n / escape / q: no", style="dim"))
+
+    def action_back(self) -> None:
+        self.dismiss(False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

@@ -9,11 +9,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Input, Static
 
 from ctui.errors import CtuiError
 from ctui.tui.widgets.diff_rows import build_rows, short
 from ctui.tui.widgets.diff_view import DiffView
+from ctui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -68,12 +69,30 @@ class DiffScreen(Screen[None]):
     """`DiffScreen(project, run_ids)`: 2 runs → side-by-side diff; more → compare table."""
 
     CSS_PATH = "diff.tcss"
+    HELP_SECTION = "Diff"
+    #: footer priority (see ctui/tui/widgets/key_footer.py)
+    FOOTER_KEYS: ClassVar[tuple[str, ...]] = (
+        "diff.back",
+        "diff.next",
+        "diff.previous",
+        "diff.search",
+        "diff.only_changed",
+        "diff.reload",
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="diff.back"),
+        Binding("escape,q", "back", "Back", id="diff.back"),
         Binding("o", "toggle_only_changed", "Only changed", id="diff.only_changed"),
         Binding("right_square_bracket,n", "next_change", "Next change", id="diff.next"),
         Binding("left_square_bracket,N", "previous_change", "Prev change", id="diff.previous"),
+        Binding("slash", "search", "Search", id="diff.search"),
         Binding("r", "reload", "Reload", id="diff.reload"),
+        # the compare table (the side-by-side view has these keys of its own)
+        Binding("j", "table('down')", "Down", show=False, id="diff.table_down"),
+        Binding("k", "table('up')", "Up", show=False, id="diff.table_up"),
+        Binding("g", "table('top')", "Top", show=False, id="diff.table_top"),
+        Binding("G", "table('bottom')", "Bottom", show=False, id="diff.table_bottom"),
+        Binding("ctrl+d", "table('page_down')", "Half page down", show=False, id="diff.table_pgdn"),
+        Binding("ctrl+u", "table('page_up')", "Half page up", show=False, id="diff.table_pgup"),
     ]
 
     def __init__(self, project: Project, run_ids: list[str]) -> None:
@@ -85,6 +104,8 @@ class DiffScreen(Screen[None]):
         self.error: str | None = None
         #: "challenger vs champion: …" when one side is its job's champion
         self.champion_line: str | None = None
+        #: the applied search (pair: rows searched with n/N) or filter (compare table)
+        self.search = ""
 
     @property
     def is_pair(self) -> bool:
@@ -100,9 +121,12 @@ class DiffScreen(Screen[None]):
             yield DiffView(id="diff-view")
         else:
             yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        placeholder = "search the rows" if self.is_pair else "filter the rows by key or value"
+        yield Input(placeholder=placeholder, id="diff-search")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
+        self.query_one("#diff-search").display = False
         self.query_one("#diff-repro").display = False
         self.query_one("#diff-champion").display = False
         self._body().loading = True
@@ -166,9 +190,13 @@ class DiffScreen(Screen[None]):
         gate_widget.update(Text(f"★ {line}" if line else ""))
         body = self._body()
         body.loading = False
-        self.query_one("#diff-title", Static).update(
-            Text("  vs  ".join(run_label(d) for d in docs), style="bold")
-        )
+        if len(docs) == 2:
+            title = "  vs  ".join(run_label(d) for d in docs)
+        else:  # the table's columns name the runs; the title must fit at 80 columns
+            title = f"compare {len(docs)} runs: " + "  ".join(
+                f"{d.get('id', '?')} {d.get('status') or ''}".strip() for d in docs
+            )
+        self.query_one("#diff-title", Static).update(Text(title, style="bold"))
         repro = reproduce_lines(docs)
         repro_widget = self.query_one("#diff-repro", Static)
         repro_widget.display = bool(repro)
@@ -195,23 +223,68 @@ class DiffScreen(Screen[None]):
 
     def _fill_table(self, table: DataTable[Any], docs: list[Run], result: dict[str, Any]) -> None:
         rows = result.get("rows") or []
+        shown = [r for r in rows if _row_matches(r, self.search)]
         table.clear(columns=True)
         table.add_column("", key="kind")
         table.add_column("key", key="key")
         for i, doc in enumerate(docs):
             table.add_column(str(doc.get("id", i)), key=f"run{i}")
-        for row in rows:
+        for row in shown:
             values = [Text(short(v)) for v in row.get("values", [])]
             table.add_row(Text(row.get("kind", "")), Text(str(row.get("key", ""))), *values)
         verdict = f"{len(rows)} params/metrics/sections differ across {len(docs)} runs"
         if not rows:
             verdict = f"no params, metrics or sections differ across {len(docs)} runs"
+        if self.search:
+            verdict += f" · {len(shown)} match {self.search!r}"
         self.query_one("#diff-verdict", Static).update(Text(verdict))
         table.focus()
 
     # -- actions ---------------------------------------------------------------------------
     def action_back(self) -> None:
+        box = self.query_one("#diff-search", Input)
+        if box.display:  # escape in the search box cancels it, keeping what was applied
+            box.value = self.search
+            self._close_search()
+            return
         self.dismiss(None)
+
+    def action_search(self) -> None:
+        box = self.query_one("#diff-search", Input)
+        box.display = True
+        box.value = self.search
+        box.focus()
+
+    def _close_search(self) -> None:
+        self.query_one("#diff-search", Input).display = False
+        if self.result is not None or self.error is not None:
+            self._body().focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "diff-search":
+            return
+        event.stop()
+        self.search = event.value.strip()
+        self._close_search()
+        if not self.is_pair:
+            if self.result is not None:
+                self._fill_table(self.query_one(DataTable), self.docs, self.result)
+        elif self.search and not self.query_one(DiffView).find(self.search):
+            self.notify(f"no row holds {self.search!r}", severity="warning", timeout=3)
+
+    def action_table(self, move: str) -> None:
+        if self.is_pair:
+            return
+        table = self.query_one(DataTable)
+        action = {
+            "down": table.action_cursor_down,
+            "up": table.action_cursor_up,
+            "top": table.action_scroll_top,
+            "bottom": table.action_scroll_bottom,
+            "page_down": table.action_page_down,
+            "page_up": table.action_page_up,
+        }[move]
+        action()
 
     def action_reload(self) -> None:
         self._body().loading = True
@@ -223,9 +296,27 @@ class DiffScreen(Screen[None]):
             view.only_changed = not view.only_changed
 
     def action_next_change(self) -> None:
-        if self.is_pair and not self.query_one(DiffView).next_change():
-            self.notify("no later change", timeout=1.5)
+        self._step(forward=True)
 
     def action_previous_change(self) -> None:
-        if self.is_pair and not self.query_one(DiffView).previous_change():
-            self.notify("no earlier change", timeout=1.5)
+        self._step(forward=False)
+
+    def _step(self, *, forward: bool) -> None:
+        """`n`/`N` (and `]`/`[`): the next search match while a search is applied, else the
+        next change."""
+        if not self.is_pair:
+            return
+        view = self.query_one(DiffView)
+        if self.search:
+            if not view.find(self.search, forward=forward):
+                self.notify(f"no row holds {self.search!r}", timeout=1.5)
+        elif not (view.next_change() if forward else view.previous_change()):
+            self.notify("no later change" if forward else "no earlier change", timeout=1.5)
+
+
+def _row_matches(row: dict[str, Any], needle: str) -> bool:
+    if not needle:
+        return True
+    cells = [str(row.get("kind", "")), str(row.get("key", ""))]
+    cells += [short(v) for v in row.get("values", [])]
+    return needle.lower() in " ".join(cells).lower()

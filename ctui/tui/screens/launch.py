@@ -19,12 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ctui.errors import CtuiError
 from ctui.ids import new_run_id
 from ctui.tui.screens.live_run import LiveRunScreen
+from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.param_form import ParamField
 
 if TYPE_CHECKING:
@@ -55,9 +56,15 @@ class LaunchScreen(Screen[None]):
     """`LaunchScreen(project, job=None)`; `gpus` (index/name/mem_total dicts) overrides NVML."""
 
     CSS_PATH = "launch.tcss"
+    HELP_SECTION = "Launch"
+    #: footer priority (see ctui/tui/widgets/key_footer.py)
+    FOOTER_KEYS: ClassVar[tuple[str, ...]] = ("launch.launch", "launch.back")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="launch.back"),
         Binding("ctrl+s", "launch", "Launch", id="launch.launch", priority=True),
+        # the job list; inputs keep these letters (they are typed there)
+        Binding("j", "jobs('down')", "Next job", show=False, id="launch.job_down"),
+        Binding("k", "jobs('up')", "Previous job", show=False, id="launch.job_up"),
     ]
 
     def __init__(
@@ -102,7 +109,7 @@ class LaunchScreen(Screen[None]):
                 compact=True,
             )
             yield Static("", id="launch-message")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         from ctui.config import load_config
@@ -340,3 +347,8 @@ class LaunchScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.dismiss(None)
+
+    def action_jobs(self, where: str) -> None:
+        jobs = self.query_one("#launch-jobs", OptionList)
+        if self.focused is jobs:
+            jobs.action_cursor_down() if where == "down" else jobs.action_cursor_up()

@@ -16,10 +16,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Input, Static
 
 from ctui.errors import CtuiError
 from ctui.format import timestamp
+from ctui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -42,11 +43,27 @@ class TriggersScreen(Screen[None]):
 
     CSS_PATH = "triggers.tcss"
     POLL_INTERVAL = 2.0
+    HELP_SECTION = "Triggers"
+    #: footer priority (see ctui/tui/widgets/key_footer.py)
+    FOOTER_KEYS: ClassVar[tuple[str, ...]] = (
+        "triggers.back",
+        "triggers.fire",
+        "triggers.toggle",
+        "triggers.filter",
+        "triggers.refresh",
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="triggers.back"),
+        Binding("escape,q", "back", "Back", id="triggers.back"),
         Binding("e", "toggle_enabled", "Enable/disable", id="triggers.toggle"),
         Binding("f", "fire", "Fire now", id="triggers.fire"),
+        Binding("slash", "filter", "Filter", id="triggers.filter"),
         Binding("r", "refresh", "Refresh", id="triggers.refresh"),
+        Binding("j", "move('down')", "Down", show=False, id="triggers.down"),
+        Binding("k", "move('up')", "Up", show=False, id="triggers.up"),
+        Binding("g", "move('top')", "Top", show=False, id="triggers.top"),
+        Binding("G", "move('bottom')", "Bottom", show=False, id="triggers.bottom"),
+        Binding("ctrl+d", "move('page_down')", "Half page down", show=False, id="triggers.pgdn"),
+        Binding("ctrl+u", "move('page_up')", "Half page up", show=False, id="triggers.pgup"),
     ]
 
     def __init__(
@@ -57,6 +74,9 @@ class TriggersScreen(Screen[None]):
         self.clock = clock or time.time
         self.poll_interval = poll_interval or self.POLL_INTERVAL
         self.rows: list[dict[str, Any]] = []
+        #: every trigger listed; `rows` are those the applied filter keeps
+        self.all_rows: list[dict[str, Any]] = []
+        self.filter = ""
         self.error: str | None = None
         self.loads = 0
         #: the last action's outcome (for the detail line and tests)
@@ -69,9 +89,11 @@ class TriggersScreen(Screen[None]):
         )
         yield table
         yield Static("", id="triggers-detail")
-        yield Footer()
+        yield Input(placeholder="filter by name, job or rule", id="triggers-filter")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
+        self.query_one("#triggers-filter").display = False
         table = self.query_one(DataTable)
         for col in COLUMNS:
             table.add_column(col, key=col)
@@ -93,7 +115,8 @@ class TriggersScreen(Screen[None]):
 
     def _loaded(self, rows: list[dict[str, Any]], error: str | None) -> None:
         self.loads += 1
-        self.rows, self.error = rows, error
+        self.all_rows, self.error = rows, error
+        self.rows = [r for r in rows if _matches(r, self.filter)]
         self._fill()
         if self.is_attached:
             self.set_timer(self.poll_interval, self._load)
@@ -127,6 +150,9 @@ class TriggersScreen(Screen[None]):
         if self.error:
             detail.update(Text(self.error, style="bold red"))
             return
+        if not self.rows and self.all_rows:
+            detail.update(Text(f"no trigger matches {self.filter!r} (esc: clear the filter)"))
+            return
         if not self.rows:
             detail.update(Text("no triggers declared — add [triggers.NAME] to ctui.toml"))
             return
@@ -154,8 +180,40 @@ class TriggersScreen(Screen[None]):
 
     # -- actions ---------------------------------------------------------------------------
     def action_back(self) -> None:
+        box = self.query_one("#triggers-filter", Input)
+        if box.display:  # escape in the filter box cancels it, keeping the applied filter
+            box.display = False
+            self.query_one(DataTable).focus()
+            return
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#triggers-filter", Input)
+        box.display = True
+        box.value = self.filter
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.filter = event.value.strip()
+        event.input.display = False
+        self.query_one(DataTable).focus()
+        self.rows = [r for r in self.all_rows if _matches(r, self.filter)]
+        self._fill()
+        title = "Triggers" + (f"  (filter: {self.filter})" if self.filter else "")
+        self.query_one("#triggers-title", Static).update(Text(title, style="bold"))
+
+    def action_move(self, where: str) -> None:
+        table = self.query_one(DataTable)
+        {
+            "down": table.action_cursor_down,
+            "up": table.action_cursor_up,
+            "top": table.action_scroll_top,
+            "bottom": table.action_scroll_bottom,
+            "page_down": table.action_page_down,
+            "page_up": table.action_page_up,
+        }[where]()
 
     def action_refresh(self) -> None:
         self._load()
@@ -208,6 +266,13 @@ def _event_text(event: dict[str, Any]) -> str:
     if kind == "duplicate":
         return f"{name}: already acted on this cause"
     return f"{name}: {event.get('error') or kind}"
+
+
+def _matches(row: dict[str, Any], needle: str) -> bool:
+    if not needle:
+        return True
+    cells = (row.get("name"), row.get("job"), row.get("rule"), row.get("status"))
+    return needle.lower() in " ".join(str(c or "") for c in cells).lower()
 
 
 def _clip(text: str, width: int) -> str:

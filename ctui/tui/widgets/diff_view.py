@@ -52,12 +52,14 @@ class DiffView(ScrollView, can_focus=True):
         "diff-view--rule",
     }
     BINDINGS = [
-        Binding("up", "scroll_up", "Up", show=False, id="diff.up"),
-        Binding("down", "scroll_down", "Down", show=False, id="diff.down"),
+        Binding("up,k", "scroll_up", "Up", show=False, id="diff.up"),
+        Binding("down,j", "scroll_down", "Down", show=False, id="diff.down"),
         Binding("pageup", "page_up", "Page up", show=False, id="diff.page_up"),
         Binding("pagedown", "page_down", "Page down", show=False, id="diff.page_down"),
-        Binding("home", "scroll_home", "Top", show=False, id="diff.top"),
-        Binding("end", "scroll_end", "Bottom", show=False, id="diff.bottom"),
+        Binding("ctrl+u", "half_page(-1)", "Half page up", show=False, id="diff.half_up"),
+        Binding("ctrl+d", "half_page(1)", "Half page down", show=False, id="diff.half_down"),
+        Binding("home,g", "scroll_home", "Top", show=False, id="diff.top"),
+        Binding("end,G", "scroll_end", "Bottom", show=False, id="diff.bottom"),
     ]
 
     #: list only what changed (unchanged keys as a count); off: every key, one per line
@@ -126,6 +128,27 @@ class DiffView(ScrollView, can_focus=True):
                 for j, line in zip(block, lines, strict=False):
                     self._patch_text[j] = line
                 block = []
+
+    def action_half_page(self, direction: int) -> None:
+        step = max(1, self.scrollable_content_region.height // 2)
+        self.scroll_relative(y=direction * step, animate=False)
+
+    # -- search ----------------------------------------------------------------------------
+    def find(self, needle: str, *, forward: bool = True) -> bool:
+        """Move the cursor to the next (previous) row whose key, values or text hold
+        `needle` (case-insensitive), wrapping around; False when no row does."""
+        needle = needle.lower()
+        if not needle or not self.rows:
+            return False
+        n = len(self.rows)
+        start = self.cursor if self.cursor >= 0 else (int(self.scroll_y) - 1 if forward else n)
+        for step in range(1, n + 1):
+            i = (start + step) % n if forward else (start - step) % n
+            row = self.rows[i]
+            if needle in " ".join((row.key, row.left, row.right, row.text)).lower():
+                self.cursor = i
+                return True
+        return False
 
     # -- moving between changes ------------------------------------------------------------
     def next_change(self) -> bool:

@@ -1,0 +1,232 @@
+# ruff: noqa: F811  (the tui_project fixture is imported from test_tui_fixtures)
+"""The navigation model on every screen: where `esc`, `q`, `Q`, `?`, `:` and j/k land.
+
+Each test presses the keys a user would and asserts on the screen stack (and the cursor),
+not only that nothing crashed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
+
+from ctui.project import Project
+from ctui.tui.app import CtuiApp
+from ctui.tui.screens.diff import DiffScreen
+from ctui.tui.screens.help import HelpScreen
+from ctui.tui.screens.jump import JumpScreen
+from ctui.tui.screens.launch import LaunchScreen
+from ctui.tui.screens.run_detail import RunDetailScreen
+from ctui.tui.screens.runs import RunsScreen
+from ctui.tui.screens.triggers import TriggersScreen
+from ctui.tui.widgets.key_footer import KeyFooter, footer_text
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def make_app(project: Project, **kw: Any) -> CtuiApp:
+    kw.setdefault("poll_interval", 1000)
+    kw.setdefault("keymap", {})
+    return CtuiApp(project, clock=lambda: FROZEN_NOW, **kw)
+
+
+async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await pilot.pause(0.05)
+
+
+def stack(app: CtuiApp) -> list[str]:
+    return [type(s).__name__ for s in app.screen_stack]
+
+
+async def open_screen(pilot: Any, name: str) -> None:
+    """From the runs list, open one screen the way a user does."""
+    keys = {
+        "detail": ["enter"],
+        "diff": ["space", "down", "space", "d"],
+        "triggers": ["t"],
+        "launch": ["n"],
+        "help": ["question_mark"],
+        "jump": ["colon"],
+    }[name]
+    await pilot.press(*keys)
+    await pilot.pause()
+
+
+SCREENS = {
+    "detail": RunDetailScreen,
+    "diff": DiffScreen,
+    "triggers": TriggersScreen,
+    "launch": LaunchScreen,
+    "help": HelpScreen,
+    "jump": JumpScreen,
+}
+
+
+async def test_space_space_d_q_goes_back_to_runs(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("space", "space", "d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert app.is_running and app.return_code is None
+        await pilot.press("q")  # home: q quits
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+@pytest.mark.parametrize("name", list(SCREENS))
+@pytest.mark.parametrize("key", ["escape", "q"])
+async def test_back_key_pops_one_screen(tui_project: Project, name: str, key: str) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await open_screen(pilot, name)
+        await wait_for(pilot, lambda: isinstance(app.screen, SCREENS[name]))
+        if name == "jump" and key == "q":
+            # a focused input keeps its keys: q is a letter typed there
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, SCREENS[name])
+            return
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert stack(app) == ["RunsScreen"]
+        assert app.is_running
+
+
+@pytest.mark.parametrize("name", list(SCREENS))
+async def test_shift_q_quits_from_anywhere(tui_project: Project, name: str) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await open_screen(pilot, name)
+        await wait_for(pilot, lambda: isinstance(app.screen, SCREENS[name]))
+        key = "ctrl+c" if name in ("launch", "jump") else "Q"
+        await pilot.press(key)
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+@pytest.mark.parametrize("name", ["runs", "detail", "diff", "triggers"])
+async def test_question_mark_shows_this_screens_keys(tui_project: Project, name: str) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        if name != "runs":
+            await open_screen(pilot, name)
+            await wait_for(pilot, lambda: not isinstance(app.screen, RunsScreen))
+        under = app.screen
+        bound = {
+            a.binding.description
+            for a in under.active_bindings.values()
+            if a.binding.description and a.binding.id and a.binding.id.startswith(name[:4])
+        }
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        described = {d for _, d in help_screen.keys}
+        assert bound and bound <= described
+        text = help_screen.markdown()
+        assert f"# Keys: {help_screen.section}" in text
+        assert "## Everywhere" in text
+        # j/k scroll the help, q goes back to the screen it describes
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.screen is under)
+
+
+async def test_help_keys_of_the_diff_screen(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await open_screen(pilot, "diff")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        keys = dict((d, k) for k, d in app.screen.keys)  # type: ignore[attr-defined]
+        assert keys["Next change"].startswith("]")
+        assert "Only changed" in keys
+        assert app.screen.section == "Diff"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("typed", ["triggers", "tr", "runs", "help"])
+async def test_jump_prompt_lands_on_the_named_screen(tui_project: Project, typed: str) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")  # start from the run detail
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await pilot.press("colon", *typed, "enter")
+        want = {"triggers": TriggersScreen, "tr": TriggersScreen, "runs": RunsScreen}
+        await wait_for(pilot, lambda: isinstance(app.screen, want.get(typed, HelpScreen)))
+        if typed == "runs":
+            assert stack(app) == ["RunsScreen"]
+        else:
+            assert stack(app)[:2] == ["RunsScreen", "RunDetailScreen"]
+
+
+async def test_jump_tab_completes_and_q_quits(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("colon", "t", "r")
+        await pilot.pause(0.2)
+        await pilot.press("tab")
+        assert app.screen.query_one("#jump-input").value == "triggers"  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("colon", "x", "y", "z", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, JumpScreen)
+        error = app.screen.query_one("#jump-error")
+        assert error.display and "no screen named 'xyz'" in str(error.render())
+        await pilot.press("escape", "colon", "q", "enter")
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+def test_footer_text_keeps_whole_keys_and_ends_in_help() -> None:
+    items = [("/", "Filter"), ("space", "Mark"), ("d", "Diff"), ("s", "Stop run"), ("t", "T")]
+    for width in range(10, 60):
+        text = footer_text(items, width).plain
+        assert text.endswith("? help")
+        assert len(text) <= width or width < len(" ?  help")
+        for key, label in items:  # a key is there whole or not at all
+            assert (f" {key} {label}" in text) or (f" {label}" not in text)
+    assert footer_text(items, 200).plain.count("  ") >= len(items)
+
+
+async def test_footer_on_every_screen_ends_in_help(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        for name in ["diff", "triggers", "help", "launch"]:
+            await open_screen(pilot, name)
+            want = SCREENS[name]
+            await wait_for(pilot, lambda: isinstance(app.screen, want))  # noqa: B023
+            footer = app.screen.query_one(KeyFooter)
+            text = footer.render().plain
+            assert text.endswith("? help"), (name, text)
+            assert len(text) <= 80
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_small_terminal_says_so(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        overlay = app.screen.query_one("#too-small")
+        assert "ctui needs at least 80×24 (now 60×20)" in str(overlay.render())
+        await pilot.resize_terminal(100, 30)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.resize_terminal(70, 30)
+        overlay_text = lambda: str(app.screen.query_one("#too-small").render())  # noqa: E731
+        await wait_for(pilot, lambda: "now 70×30" in overlay_text())
+        await pilot.press("Q")
+        await wait_for(pilot, lambda: not app.is_running)
