@@ -141,10 +141,10 @@ async def test_the_roc_plot_is_stored_and_shown(pipeline: Any) -> None:
         }
     ]
     assert "dvc_error" not in run
-    from textual.widgets import Static, TabbedContent
+    from textual.widgets import TabbedContent
 
     from ctui.tui.screens.run_detail import RunDetailScreen
-    from ctui.tui.widgets.metric_chart import MetricChart
+    from ctui.tui.widgets.chart_browser import ChartBrowser
 
     app = CtuiApp(pipeline, poll_interval=1000, keymap={})
     async with app.run_test(size=(80, 24)) as pilot:
@@ -155,14 +155,16 @@ async def test_the_roc_plot_is_stored_and_shown(pipeline: Any) -> None:
         screen = app.screen
         assert screen.query_one(TabbedContent).active == "metrics"
         deadline = time.monotonic() + 15
-        while not screen.query("#plot-0") and time.monotonic() < deadline:
+        browser = screen.query_one("#metrics-charts", ChartBrowser)
+        while not browser.charts and time.monotonic() < deadline:
             await pilot.pause(0.05)
-        chart = screen.query_one("#plot-0", MetricChart)
-        assert chart.values[0] == pytest.approx(roc[0]["tpr"])
-        assert chart.values[-1] == pytest.approx(roc[-1]["tpr"])
-        title = str(screen.query_one("#plot-title-0", Static).content)
-        assert title.startswith("roc  tpr vs fpr")
-        assert "eval/plots/roc.json, 5 points" in title
+        chart = browser.charts[-1]
+        (line,) = chart.series
+        assert line.values[0] == pytest.approx(roc[0]["tpr"])
+        assert line.values[-1] == pytest.approx(roc[-1]["tpr"])
+        assert line.steps[0] == pytest.approx(roc[0]["fpr"])
+        assert chart.name.startswith("roc  tpr vs fpr") and chart.x_label == "fpr"
+        assert chart.note == "eval/plots/roc.json, 5 points"
 
 
 def test_a_plot_on_the_metrics_tab_at_80x24(
@@ -179,7 +181,9 @@ def test_a_plot_on_the_metrics_tab_at_80x24(
     async def open_metrics(pilot: Any) -> None:
         await pilot.press("down", "down", "down", "enter")
         deadline = time.monotonic() + 15
-        while not pilot.app.screen.query("#plot-0") and time.monotonic() < deadline:
+        while not pilot.app.screen.query_one("#metrics-charts").charts and (
+            time.monotonic() < deadline
+        ):
             await pilot.pause(0.05)
         await pilot.press("2")
         await pilot.pause()

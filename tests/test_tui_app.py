@@ -166,12 +166,12 @@ async def test_detail_tabs(tui_project: Project) -> None:
         assert detail.run_id == table_run_id(app, 1)
         from textual.widgets import Sparkline, TabbedContent, Tree
 
-        from ctui.tui.widgets.metric_chart import MetricChart
+        from ctui.tui.widgets.chart_browser import ChartBrowser
 
         await wait_for(
             pilot,
             lambda: (
-                detail.query(MetricChart)
+                detail.query_one("#metrics-charts", ChartBrowser).charts
                 and detail.query(Sparkline)
                 and len(detail.query_one("#manifest-tree", Tree).root.children) == 5
             ),
@@ -187,8 +187,9 @@ async def test_detail_tabs(tui_project: Project) -> None:
         ):
             await pilot.press(key)
             assert tabs.active == tab
-        charts = detail.query(MetricChart)
-        assert len(charts) == 2 and len(charts.first().values) == 60
+        charts = detail.query_one("#metrics-charts", ChartBrowser).charts
+        assert [c.name for c in charts] == ["acc", "loss"]
+        assert len(charts[0].series[0].values) == 60
         assert len(detail.query(Sparkline)) == 4  # cpu, rss, gpu0 util, gpu0 mem
         tree = detail.query_one("#manifest-tree", Tree)
         sections = [str(n.label).split()[0] for n in tree.root.children]

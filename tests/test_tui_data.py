@@ -12,7 +12,6 @@ from test_tui_fixtures import run_docs
 from ctui.errors import CtuiError
 from ctui.query import filter_runs, sort_runs
 from ctui.tui.data import RunsView, metric_histories, resource_series
-from ctui.tui.widgets.metric_chart import block_lines, resample
 
 
 def many_runs(n: int = 300) -> list[dict]:
@@ -79,16 +78,6 @@ def test_resource_series(tmp_path: Path) -> None:
     ]
     path.write_bytes(b"\n".join(orjson.dumps(r) for r in recs))
     assert resource_series(path) == {"cpu %": [50.0], "rss MiB": [1.0], "gpu0 util %": [10]}
-
-
-def test_chart_fills_up_to_each_value() -> None:
-    assert resample([1.0, 2.0, 3.0, 4.0], 2) == [1.5, 3.5]
-    assert resample([7.0], 3) == [7.0, 7.0, 7.0]
-    lines = block_lines([0.0, 1.0, 2.0, 3.0], width=4, height=2)
-    assert len(lines) == 2 and all(len(line) == 4 for line in lines)
-    top, bottom = lines
-    assert top[0] == " " and top[-1] == "█"  # the largest value fills both rows
-    assert bottom[0] == "▁" and bottom[-1] == "█"  # the smallest still shows
 
 
 def test_slurm_runs_get_a_column_with_job_id_and_queue_reason() -> None:

@@ -29,13 +29,13 @@ async def settle(pilot: Any) -> None:
     """Wait until the detail screen's workers filled its tabs."""
     from textual.widgets import Sparkline, Tree
 
-    from ctui.tui.widgets.metric_chart import MetricChart
+    from ctui.tui.widgets.chart_browser import ChartBrowser
 
     screen = pilot.app.screen
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if (
-            screen.query(MetricChart)
+            screen.query_one("#metrics-charts", ChartBrowser).charts
             and screen.query(Sparkline)
             and len(screen.query_one("#manifest-tree", Tree).root.children) == 5
         ):

@@ -8,7 +8,7 @@ screen opens at once; the log tab reuses the log pane that copes with huge files
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
@@ -34,7 +33,6 @@ from ctui.tui.data import (
     Run,
     fmt_ago,
     fmt_time,
-    metric_histories,
     optional,
     plot_lines,
     resource_series,
@@ -42,8 +40,8 @@ from ctui.tui.data import (
 )
 from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
 from ctui.tui.screens import PlainNotify
-from ctui.tui.widgets.metric_chart import MetricChart
-from ctui.tui.widgets.plot_axis import PlotXAxis
+from ctui.tui.widgets.chart_browser import Chart, ChartBrowser, history_chart
+from ctui.tui.widgets.metric_plot import Series, metric_points
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -62,8 +60,37 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         Binding("4", "tab('log')", "Log", show=False, id="detail.log"),
         Binding("5", "tab('resources')", "Resources", show=False, id="detail.resources"),
         Binding("l", "live", "Live view", id="detail.live"),
+        Binding("right_square_bracket", "pick(1)", "Next chart", id="detail.next_chart"),
+        Binding("left_square_bracket", "pick(-1)", "Prev chart", id="detail.prev_chart"),
+        Binding("s", "smoothing", "Smoothing", id="detail.smoothing"),
+        Binding("L", "log_scale", "Log scale", id="detail.log_scale"),
+        Binding("j,down", "move('down')", "Down", show=False, id="detail.down"),
+        Binding("k,up", "move('up')", "Up", show=False, id="detail.up"),
+        Binding("g,home", "move('top')", "Top", show=False, id="detail.top"),
+        Binding("G,end", "move('bottom')", "Bottom", show=False, id="detail.bottom"),
+        Binding(
+            "ctrl+d,pagedown",
+            "move('half_down')",
+            "Half page down",
+            show=False,
+            id="detail.half_down",
+        ),
+        Binding(
+            "ctrl+u,pageup", "move('half_up')", "Half page up", show=False, id="detail.half_up"
+        ),
         Binding("ctrl+r", "reload", "Reload", id="detail.reload"),
     ]
+
+    #: the footer's keys, most wanted first (it shows those that fit)
+    FOOTER_KEYS: ClassVar[tuple[str, ...]] = (
+        "detail.back",
+        "detail.next_chart",
+        "detail.smoothing",
+        "detail.log_scale",
+        "detail.live",
+        "detail.prev_chart",
+        "detail.reload",
+    )
 
     def __init__(self, project: Project, run_id: str, *, clock: Clock | None = None) -> None:
         super().__init__()
@@ -89,7 +116,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             ):
                 yield Static(id="overview-body")
             with TabPane("2 Metrics", id="metrics"):
-                yield VerticalScroll(classes="detail-scroll", id="metrics-box")
+                yield ChartBrowser(id="metrics-charts", empty=Text("loading …", style="dim"))
             with TabPane("3 Manifest", id="manifest"):
                 yield Tree(Text("manifest"), id="manifest-tree")
             with TabPane("4 Log", id="log"):
@@ -212,38 +239,35 @@ class RunDetailScreen(PlainNotify, Screen[None]):
 
     @work(thread=True, exclusive=True, group="detail-metrics", exit_on_error=False)
     def _load_metrics(self) -> None:
-        histories = metric_histories(metrics_file(self.run_dir))
+        histories = metric_points(metrics_file(self.run_dir))
         plots = plot_lines(self.run_dir)
         self.app.call_from_thread(self._show_metrics, histories, plots)
 
-    def _show_metrics(self, histories: dict[str, list[float]], plots: list[PlotLine]) -> None:
+    def _show_metrics(
+        self, histories: dict[str, tuple[list[float], list[float]]], plots: list[PlotLine]
+    ) -> None:
+        """A chart per metric history, then one per recorded DVC plot; `[`/`]` pick one."""
+        charts = [history_chart(name, *points) for name, points in histories.items()]
+        for plot in plots:
+            n = len(plot.values)
+            span = plot.x_hi - plot.x_lo
+            xs = tuple(plot.x_lo + span * i / max(1, n - 1) for i in range(n))
+            charts.append(
+                Chart(
+                    f"{plot.name}  {plot.y} vs {plot.x}",
+                    [Series(plot.y, xs, tuple(plot.values))],
+                    x_label=plot.x,
+                    note=f"{plot.file}, {plot.points} points",
+                )
+            )
         empty = Text(
             "no metric history recorded for this run (metrics.jsonl is empty)", style="dim"
         )
         for k, v in sorted((self.run_doc.get("metrics") or {}).items()):
             empty.append(f"\n{k}: {number(v)}")
-        after: list[Widget] = []
-        for i, plot in enumerate(plots):
-            title = Text()
-            title.append(plot.name, style="bold")
-            title.append(f"  {plot.y} vs {plot.x}")
-            title.append(f"  {plot.file}, {plot.points} points", style="dim")
-            after.append(Static(title, classes="metric-label plot-title", id=f"plot-title-{i}"))
-            after.append(
-                MetricChart(plot.values, classes="metric-chart plot-chart", id=f"plot-{i}")
-            )
-            after.append(PlotXAxis(plot.x_lo, plot.x_hi, plot.x))
-        self._show_series(
-            "#metrics-box",
-            histories,
-            describe=lambda v: (
-                f"  last {number(v[-1])}  min {number(min(v))}  "
-                f"max {number(max(v))}  ({len(v)} points)"
-            ),
-            chart=lambda v: MetricChart(v, classes="metric-chart"),
-            empty=empty,
-            after=after,
-        )
+        browser = self.query_one("#metrics-charts", ChartBrowser)
+        browser.empty = empty
+        browser.set_charts(charts)
 
     @work(thread=True, exclusive=True, group="detail-resources", exit_on_error=False)
     def _load_resources(self) -> None:
@@ -270,9 +294,8 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         describe: Callable[[list[float]], str],
         chart: Callable[[list[float]], Any],
         empty: Text,
-        after: Sequence[Widget] = (),
     ) -> None:
-        """A label and a chart per series (metric histories, resource samples), then `after`."""
+        """A label and a chart per series (resource samples)."""
         box = self.query_one(box_id, VerticalScroll)
         box.remove_children()
         widgets: list[Any] = []
@@ -282,7 +305,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
             label.append(describe(values), style="dim")
             widgets.append(Static(label, classes="metric-label"))
             widgets.append(chart(values))
-        box.mount_all([*(widgets or [Static(empty)]), *after])
+        box.mount_all(widgets or [Static(empty)])
 
     @work(thread=True, exclusive=True, group="detail-manifest", exit_on_error=False)
     def _load_manifest(self) -> None:
@@ -346,6 +369,69 @@ class RunDetailScreen(PlainNotify, Screen[None]):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        target = self._nav_target()
+        if target is not None and target.focusable:
+            target.focus()
+
+    def _nav_target(self) -> Any:
+        """The widget j/k/g/G/ctrl+d/ctrl+u move in, on the tab in view."""
+        tab = self.query_one(TabbedContent).active
+        if tab == "manifest":
+            return self.query_one("#manifest-tree", Tree)
+        if tab == "log":
+            return self.query_one("#detail-log")
+        if tab == "metrics":
+            return None
+        return self.query_one(f"#{tab} VerticalScroll")
+
+    def action_move(self, where: str) -> None:
+        target = self._nav_target()
+        if target is None:  # the metrics tab: j/k walk the charts as a list
+            if where in ("down", "up"):
+                self.action_pick(1 if where == "down" else -1)
+            return
+        if isinstance(target, Tree):
+            actions: dict[str, Callable[[], Any]] = {
+                "down": target.action_cursor_down,
+                "up": target.action_cursor_up,
+                "top": target.action_scroll_home,
+                "bottom": target.action_scroll_end,
+                "half_down": target.action_page_down,
+                "half_up": target.action_page_up,
+            }
+            actions[where]()
+            return
+        half = max(1, target.size.height // 2)
+        if where == "down":
+            target.scroll_down(animate=False)
+        elif where == "up":
+            target.scroll_up(animate=False)
+        elif where == "top":
+            target.scroll_home(animate=False)
+        elif where == "bottom":
+            target.scroll_end(animate=False)
+        else:
+            target.scroll_relative(y=half if where == "half_down" else -half, animate=False)
+
+    def _charts(self) -> ChartBrowser | None:
+        if self.query_one(TabbedContent).active != "metrics":
+            self.action_tab("metrics")
+        return self.query_one("#metrics-charts", ChartBrowser)
+
+    def action_pick(self, delta: int) -> None:
+        browser = self._charts()
+        if browser is not None:
+            browser.pick(delta)
+
+    def action_smoothing(self) -> None:
+        browser = self._charts()
+        if browser is not None:
+            browser.cycle_smoothing()
+
+    def action_log_scale(self) -> None:
+        browser = self._charts()
+        if browser is not None:
+            browser.toggle_log()
 
     def action_reload(self) -> None:
         self.load()
