@@ -239,6 +239,9 @@ def diff(
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when they differ (like git diff).")
     ] = False,
+    tui: Annotated[
+        bool, typer.Option("--tui", help="Open the diff in the terminal UI (runs only).")
+    ] = False,
 ) -> None:
     """Show why runs differ: a one-line verdict, then data, code, env, compute, params, metrics.
 
@@ -251,6 +254,11 @@ def diff(
 
     if len(refs) < 2:
         raise CtuiError("ctui diff needs at least two runs", hint="ctui diff RUN_A RUN_B")
+    if tui:
+        from ctui.cli.tui_cmds import open_diff
+
+        open_diff(refs)
+        return
     views, objects, repo = _views(refs)
     if len(views) > 2:
         table = engine.compare_many(
