@@ -197,3 +197,20 @@ def test_broken_config_names_file_and_key(project) -> None:
     (project.root / "ctui.toml").write_text("[jobs.train\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(project.root)
+
+
+def test_show_says_the_gate_verdict_and_the_run_number(filled) -> None:
+    Store(filled.store_file).update_run("0aaaaaaa0002", {"gate": {"verdict": "rejected"}})
+    out = ctui(filled.root, "show", "0aaaaaaa0002")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith("run 0aaaaaaa0002 #2")
+    assert any(line.split() == ["gate", "rejected"] for line in out.stdout.splitlines())
+
+
+def test_outside_text_in_messages_is_not_markup(filled) -> None:
+    out = ctui(filled.root, "tag", "#1", "[red]", "[jobs.NAME]")
+    assert out.returncode == 0
+    assert out.stdout.strip() == "0aaaaaaa0001: tags = baseline, [red], [jobs.NAME]"
+    (filled.root / "ctui.toml").write_text("# no jobs yet\n")
+    out = ctui(filled.root, "jobs")
+    assert out.returncode == 0 and "add a [jobs.NAME] table" in out.stdout, out.stdout
