@@ -137,3 +137,10 @@ def test_a_run_number_filters(ten) -> None:
     out = runs(ten.root, "-f", "seq>8")
     assert [line.split()[0] for line in out.stdout.splitlines()[1:]] == ["#10", "#9"]
     one_line_error(runs(ten.root, "-f", "seq>x"), ExitCode.BAD_INPUT, "not a number")
+
+
+def test_metric_names_are_not_markup(project) -> None:
+    Store(project.store_file).put_runs(
+        [{"id": "0aaaaaaa0001", "status": "succeeded", "metrics": {"[b]acc": 1.0}}]
+    )
+    assert "[b]acc" in _header(runs(project.root, "-c", "metric.[b]acc"))

@@ -89,7 +89,7 @@ def print_runs_table(docs: list[dict[str, Any]], columns: str | None) -> None:
     shown = [(name, header) for name, header, _ in plan if name in kept]
     for name, header in shown:
         table.add_column(
-            header,
+            Text(header),  # metric and param names come from the jobs: never markup
             no_wrap=True,
             overflow="ellipsis",
             justify="right" if name in numbers or name == "#" else "left",
