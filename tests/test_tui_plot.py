@@ -123,6 +123,10 @@ async def test_detail_navigation_keys(tui_project: Project) -> None:
         assert isinstance(detail, RunDetailScreen)
         tree = detail.query_one("#manifest-tree", Tree)
         await wait_for(pilot, lambda: len(tree.root.children) == 5)
+        await pilot.press("s", "L")  # chart keys belong to the metrics tab only
+        assert detail.query_one(TabbedContent).active == "overview"
+        plot = detail.query_one(MetricPlot)
+        assert plot.smoothing == 0 and not plot.log_scale
         await pilot.press("3")  # the tree has focus at once: no Tab needed
         assert detail.query_one(TabbedContent).active == "manifest"
         assert app.focused is tree

@@ -413,25 +413,29 @@ class RunDetailScreen(PlainNotify, Screen[None]):
         else:
             target.scroll_relative(y=half if where == "half_down" else -half, animate=False)
 
-    def _charts(self) -> ChartBrowser | None:
-        if self.query_one(TabbedContent).active != "metrics":
-            self.action_tab("metrics")
+    #: the chart keys, shown and working on the metrics tab only
+    CHART_ACTIONS: ClassVar[frozenset[str]] = frozenset({"pick", "smoothing", "log_scale"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.CHART_ACTIONS:
+            return self.query_one(TabbedContent).active == "metrics"
+        return True
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.refresh_bindings()
+
+    @property
+    def charts(self) -> ChartBrowser:
         return self.query_one("#metrics-charts", ChartBrowser)
 
     def action_pick(self, delta: int) -> None:
-        browser = self._charts()
-        if browser is not None:
-            browser.pick(delta)
+        self.charts.pick(delta)
 
     def action_smoothing(self) -> None:
-        browser = self._charts()
-        if browser is not None:
-            browser.cycle_smoothing()
+        self.charts.cycle_smoothing()
 
     def action_log_scale(self) -> None:
-        browser = self._charts()
-        if browser is not None:
-            browser.toggle_log()
+        self.charts.toggle_log()
 
     def action_reload(self) -> None:
         self.load()
