@@ -140,6 +140,8 @@ def resolve_ref(ref: str, runs: Mapping[str, Any] | list[str]) -> str:
         matches.append(ids[i])
     if ref in matches:
         return ref
+    if not matches and _BARE_SEQ.fullmatch(ref):
+        raise UnknownRunError(f"no run #{ref} and no run id starts with {ref!r}", hint=_LIST_HINT)
     if not matches:
         raise UnknownRunError(f"no run matches {ref!r}", hint=_LIST_HINT)
     if len(matches) > 1:

@@ -104,7 +104,7 @@ def test_number_refs_work_in_every_command(project) -> None:
     one_line_error(ctui(root, "show", "#2"), ExitCode.BAD_INPUT, "no run #2", "#3")
     one_line_error(ctui(root, "show", "#x1"), ExitCode.BAD_INPUT, "not a run number")
     # a bare number no run has is an id prefix (ids start with 0: `0aaa` stays a prefix)
-    one_line_error(ctui(root, "show", "2"), ExitCode.BAD_INPUT, "no run matches '2'")
+    one_line_error(ctui(root, "show", "2"), ExitCode.BAD_INPUT, "no run #2 and no run id")
     assert json.loads(ctui(root, "show", "0aaaaaaa0001", "--json").stdout)["seq"] == 1
 
 
