@@ -8,6 +8,7 @@ runs only while some run is active.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -111,6 +112,8 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         self._filter_before = ""
         self._ui_file = ui_file(project.store_file)
         self._rules: dict[str, list[str]] = {}
+        self._pending_state: RunsState | None = None
+        self._state_lock = threading.Lock()
 
     @property
     def all_runs(self) -> list[Run]:
@@ -173,10 +176,28 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         self.filter_text = state.filter
 
     def _remember(self) -> None:
-        state = RunsState(self.sort_key, self.sort_desc, self.extra_keys, self.filter_text.strip())
-        error = save_runs_state(self._ui_file, state)
+        """Save the choices off the UI thread (a save fsyncs); the newest one wins."""
+        self._pending_state = RunsState(
+            self.sort_key, self.sort_desc, self.extra_keys, self.filter_text.strip()
+        )
+        self._save_state()
+
+    @work(thread=True, group="ui-state", exit_on_error=False)
+    def _save_state(self) -> None:
+        error = self._flush_state()
         if error:
-            self.notify(error, severity="warning", timeout=5)
+            try:
+                self.app.call_from_thread(self.notify, error, severity="warning", timeout=5)
+            except RuntimeError:
+                pass  # the app is closing
+
+    def _flush_state(self) -> str | None:
+        with self._state_lock:
+            state, self._pending_state = self._pending_state, None
+            return None if state is None else save_runs_state(self._ui_file, state)
+
+    def on_unmount(self) -> None:
+        self._flush_state()  # a choice made just before quitting is kept
 
     # -- data ----------------------------------------------------------------------------
     def _rebuild_columns(self) -> None:
