@@ -20,6 +20,7 @@ from ctui.tui.screens.diff import DiffScreen
 from ctui.tui.screens.help import HelpScreen
 from ctui.tui.screens.jump import JumpScreen
 from ctui.tui.screens.launch import LaunchScreen
+from ctui.tui.screens.live_run import LiveRunScreen
 from ctui.tui.screens.run_detail import RunDetailScreen
 from ctui.tui.screens.runs import RunsScreen
 from ctui.tui.screens.triggers import TriggersScreen
@@ -54,6 +55,7 @@ async def open_screen(pilot: Any, name: str) -> None:
         "launch": ["n"],
         "help": ["question_mark"],
         "jump": ["colon"],
+        "live": ["l"],
     }[name]
     await pilot.press(*keys)
     await pilot.pause()
@@ -66,6 +68,7 @@ SCREENS = {
     "launch": LaunchScreen,
     "help": HelpScreen,
     "jump": JumpScreen,
+    "live": LiveRunScreen,
 }
 
 
@@ -205,7 +208,7 @@ async def test_footer_on_every_screen_ends_in_help(tui_project: Project) -> None
     app = make_app(tui_project)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        for name in ["diff", "triggers", "help", "launch"]:
+        for name in ["diff", "triggers", "help", "launch", "live"]:
             await open_screen(pilot, name)
             want = SCREENS[name]
             await wait_for(pilot, lambda: isinstance(app.screen, want))  # noqa: B023

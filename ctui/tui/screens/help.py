@@ -68,7 +68,7 @@ def screen_keys(screen: Any) -> list[tuple[str, str]]:
 
 
 def _escape_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'")
+    return text.replace("`", "'")
 
 
 class HelpScreen(Screen[None]):
@@ -97,8 +97,7 @@ class HelpScreen(Screen[None]):
         parts = [f"# Keys: {self.title_text}"]
         if self.keys:
             # the keys really bound now, so a user keymap shows up here too
-            rows = "\n".join(f"| `{_escape_cell(k)}` | {_escape_cell(d)} |" for k, d in self.keys)
-            parts.append(f"| key | what it does |\n|---|---|\n{rows}")
+            parts.append("\n".join(f"- `{_escape_cell(k)}` — {d}" for k, d in self.keys))
         if self.section and self.section in sections:
             parts.append(sections[self.section])
         for name in COMMON:

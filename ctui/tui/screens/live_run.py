@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ctui.errors import CtuiError, UnknownRunError
 from ctui.format import duration, run_duration
@@ -28,6 +28,7 @@ from ctui.output_metrics import OUTPUT_METRICS_FILE
 from ctui.status import STATUS_LOOK
 from ctui.store import ACTIVE, FINAL
 from ctui.tui.widgets.jsonl_tail import JsonlTail
+from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.log_view import LogView
 from ctui.tui.widgets.metrics_pane import MetricsPane
 from ctui.tui.widgets.resources import ResourcesPane
@@ -99,8 +100,18 @@ class LiveRunScreen(Screen[None]):
     """
 
     CSS_PATH = "live_run.tcss"
+    HELP_SECTION = "Live run"
+    #: footer priority (see ctui/tui/widgets/key_footer.py)
+    FOOTER_KEYS: ClassVar[tuple[str, ...]] = (
+        "live.back",
+        "live.stop",
+        "log.search",
+        "live.follow",
+        "log.next_match",
+        "log.times",
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="live.back"),
+        Binding("escape,q", "back", "Back", id="live.back"),
         Binding("f", "toggle_follow", "Follow", id="live.follow"),
         Binding("s", "stop", "Stop run", id="live.stop"),
     ]
@@ -154,7 +165,7 @@ class LiveRunScreen(Screen[None]):
                 metrics = MetricsPane(id="live-metrics")
                 metrics.border_title = "metrics"
                 yield metrics
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._layout_for(self.size.width)
@@ -251,6 +262,7 @@ class LiveRunScreen(Screen[None]):
             pane.add_points(points)
         if self.finished:
             self.query_one(LogView).ended = True  # no more "following" once the run is over
+            self.refresh_bindings()  # and no "Stop run" in the footer
         # the next poll only once this one is done: polls never pile up
         starting = self.launch_error is None and is_starting(self.run)
         self.set_timer(STARTING_POLL_S if starting else POLL_S, self.poll)
@@ -289,6 +301,11 @@ class LiveRunScreen(Screen[None]):
         return self.run is not None and self.run.get("status") in FINAL
 
     # -- actions ---------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop" and self.finished:
+            return None  # shown disabled (the footer leaves it out): nothing left to stop
+        return True
+
     def action_back(self) -> None:
         self.dismiss(None)
 

@@ -28,7 +28,7 @@ from textual.widget import Widget
 
 HELP_KEY = "?"
 HELP_LABEL = "help"
-GAP = "  "
+GAP = " "
 #: actions never offered in the footer: `?` closes it, the palette has its own key
 HIDDEN_ACTIONS = frozenset({"command_palette", "help", "app.help"})
 
