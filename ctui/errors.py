@@ -48,7 +48,7 @@ class AmbiguousRunError(CtuiError):
         shown = ", ".join(candidates[:10]) + (" …" if len(candidates) > 10 else "")
         super().__init__(
             f"run id prefix {prefix!r} is ambiguous: {len(candidates)} runs match ({shown})",
-            hint="type more characters of the id",
+            hint="type more characters of the id, or use its number (#N in `ctui runs`)",
         )
         self.candidates = candidates
 

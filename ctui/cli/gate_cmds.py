@@ -174,7 +174,9 @@ def _print_all(rows: list[dict[str, Any]]) -> None:
 
     con = common.console()
     if not rows:
-        con.print("no champions yet — add [jobs.NAME.gate] rules = [...] to ctui.toml")
+        con.print(
+            "no champions yet — add [jobs.NAME.gate] rules = [...] to ctui.toml", markup=False
+        )
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("job", "champion", "since", "by"):

@@ -333,7 +333,7 @@ def _views(refs: list[str]) -> tuple[list[dict[str, Any]], Any, Path | None]:
             repo = project.root
         from ctui.store import resolve_ref
 
-        views.append(engine.run_view(runs[resolve_ref(ref, sorted(runs))], objects))
+        views.append(engine.run_view(runs[resolve_ref(ref, runs)], objects))
     if repo is None:
         repo = Path.cwd()
     return views, objects, repo

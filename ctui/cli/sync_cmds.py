@@ -46,10 +46,10 @@ def sync(
         for run_id in result["updated"]:
             con.print(f"updated {run_id} from MLflow")
         for run_id in result["pending"]:
-            con.print(f"still pending {run_id}: {result['errors'].get(run_id, '')}")
+            con.print(f"still pending {run_id}: {result['errors'].get(run_id, '')}", markup=False)
         for run_id, why in result["errors"].items():
             if run_id not in result["pending"]:
-                common.err_console().print(f"could not refresh {run_id}: {why}")
+                common.err_console().print(f"could not refresh {run_id}: {why}", markup=False)
     if result["pending"]:
         down = [i for i in result["pending"] if _unreachable(result["errors"].get(i))]
         if down:
