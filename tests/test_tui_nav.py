@@ -233,3 +233,21 @@ async def test_small_terminal_says_so(tui_project: Project) -> None:
         await wait_for(pilot, lambda: "now 70×30" in overlay_text())
         await pilot.press("Q")
         await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_palette_screenshot_saves_an_svg(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    folder = tui_project.state_dir / "screenshots"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"screenshot")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: folder.is_dir() and list(folder.glob("*.svg")))
+        shot = next(folder.glob("*.svg"))
+        assert shot.read_text().startswith("<svg")
+        messages = [n.message for n in app._notifications]
+        assert f"saved {shot}" in messages
+        assert not any("Failed" in m for m in messages)

@@ -191,6 +191,24 @@ class CtuiApp(App[None]):
         elif target == "help":
             self.action_help()
 
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        """The palette's "Screenshot": an SVG under `.ctui/screenshots/` (Textual's default,
+        the user's Downloads folder, is often missing on a server and the save then failed)."""
+        folder = Path(path) if path else self.project.state_dir / "screenshots"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {exc}", title="Screenshot", severity="error")
+            return None
+        self.notify(f"saved {saved}", title="Screenshot", markup=False)
+        return saved
+
     def action_help(self) -> None:
         from ctui.tui.screens.help import HelpScreen, screen_keys
 
