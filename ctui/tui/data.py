@@ -251,42 +251,49 @@ def _first(pair: tuple[Any, Run]) -> Any:
 
 
 class RunsView:
-    """Filtered and sorted runs, with caches so a key press costs one sort, not a rescan.
+    """Filtered and sorted runs, with caches so a key press costs no sort at all.
 
-    The filter result is kept per filter text, and each column's sort keys (from
-    `ctui.query.sort_key`, so the order is the CLI's) are computed once per load of the runs.
+    The filter result is kept per filter text. Each column's order (by `ctui.query.sort_key`,
+    so the order is the CLI's) is computed once per load of the runs, both directions, ahead
+    in a worker (`warm`); a sort then only picks the filtered runs out of that order.
     """
 
     def __init__(self) -> None:
         self.runs: list[Run] = []
         self._filtered: tuple[str, list[Run]] | None = None
-        self._keys: dict[str, dict[str, Any]] = {}
-        # guards `runs`/`_keys` against `warm` storing keys of runs that were replaced
+        #: (key, descending) → every run in that order, runs missing the value last
+        self._orders: dict[tuple[str, bool], list[Run]] = {}
+        # guards `runs`/`_orders` against `warm` storing orders of runs that were replaced
         self._lock = threading.Lock()
 
     def set_runs(self, runs: list[Run]) -> None:
         with self._lock:
             self.runs = runs
             self._filtered = None
-            self._keys = {}
+            self._orders = {}
 
     def warm(self, keys: Iterable[str]) -> None:
-        """Compute the sort keys of these columns ahead (from a worker thread), so the first
-        sort by each of them costs only the sort."""
-        from ctui.query import sort_key
-
+        """Compute the orders of these columns ahead (from a worker thread)."""
         runs = self.runs
         for key in keys:
-            if self.runs is not runs:
-                return
-            if key in self._keys:
-                continue
-            k = sort_key(key)
-            computed = {r["id"]: k(r) for r in runs}
-            with self._lock:
+            for descending in (True, False):
                 if self.runs is not runs:
                     return
-                self._keys.setdefault(key, computed)
+                if (key, descending) not in self._orders:
+                    self._order(runs, key, descending)
+
+    def _order(self, runs: list[Run], key: str, descending: bool) -> list[Run]:
+        from ctui.query import sort_key
+
+        k = sort_key(key)
+        decorated = [(k(r), r) for r in runs]
+        present = [kr for kr in decorated if kr[0][0] != 2]
+        present.sort(key=_first, reverse=descending)  # stable: ties keep the store's order
+        order = [r for _, r in present] + [r for kk, r in decorated if kk[0] == 2]
+        with self._lock:
+            if self.runs is runs:
+                order = self._orders.setdefault((key, descending), order)
+        return order
 
     def filtered(self, text: str) -> list[Run]:
         from ctui.query import filter_runs
@@ -297,24 +304,22 @@ class RunsView:
         return self._filtered[1]
 
     def sort_keys(self, key: str) -> dict[str, Any]:
-        keys = self._keys.get(key)
-        if keys is None:
-            from ctui.query import sort_key
+        """run id → its sort key for `key` (what the orders are sorted by)."""
+        from ctui.query import sort_key
 
-            k = sort_key(key)
-            keys = {r["id"]: k(r) for r in self.runs}
-            with self._lock:
-                keys = self._keys.setdefault(key, keys)
-        return keys
+        k = sort_key(key)
+        return {r["id"]: k(r) for r in self.runs}
 
     def rows(self, text: str, key: str, descending: bool) -> list[Run]:
         """Runs matching `text`, sorted by `key`; runs missing the value stay last."""
         rows = self.filtered(text)
-        keys = self.sort_keys(key)
-        decorated = [(keys[r["id"]], r) for r in rows]
-        present = [kr for kr in decorated if kr[0][0] != 2]
-        present.sort(key=_first, reverse=descending)
-        return [r for _, r in present] + [r for k, r in decorated if k[0] == 2]
+        order = self._orders.get((key, descending))
+        if order is None:
+            order = self._order(self.runs, key, descending)
+        if rows is self.runs:
+            return list(order)
+        chosen = {id(r) for r in rows}
+        return [r for r in order if id(r) in chosen]
 
 
 def optional(module: str, attr: str) -> Any:

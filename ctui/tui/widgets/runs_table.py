@@ -164,8 +164,11 @@ class RunsTable(ScrollView, can_focus=True):
         self._invalidate()
         index = 0
         if current is not None:
-            run_id = current.get("id")
-            index = next((i for i, run in enumerate(rows) if run["id"] == run_id), 0)
+            # the same object after a sort or filter (no dict comparisons); by id after a reload
+            index = next((i for i, run in enumerate(rows) if run is current), -1)
+            if index < 0:
+                run_id = current.get("id")
+                index = next((i for i, run in enumerate(rows) if run["id"] == run_id), 0)
         self.cursor = min(index, max(len(rows) - 1, 0))
         self._scroll_cursor_into_view()
 
