@@ -217,3 +217,28 @@ def test_snapshot_runs_screen(
         await pilot.pause()
 
     assert snap_compare(make_app(tui_project), terminal_size=size, run_before=settled)
+
+
+async def test_the_mouse_wheel_scrolls_the_table(tmp_path: Path) -> None:
+    from test_tui_fixtures import fixed_id
+    from textual import events
+
+    project = make_tui_project(tmp_path / "demo", files=False)
+    more = []
+    for n in range(60):
+        doc = dict(run_docs()[n % 10])
+        doc["id"] = fixed_id(FROZEN_NOW - 90_000 - n * 60, 100 + n)
+        doc["created"] = doc["started"] = FROZEN_NOW - 90_000 - n * 60
+        more.append(doc)
+    Store(project.store_file).put_runs(more)
+    app = make_app(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        t = table(app)
+        assert len(t.rows) == 70 and t.scroll_offset.y == 0
+        for _ in range(3):
+            t.post_message(events.MouseScrollDown(t, 5, 5, 0, 1, 0, False, False, False))
+        await wait_for(pilot, lambda: t.scroll_offset.y > 0)
+        top = round(t.scroll_offset.y)
+        assert t.render_line(1).text.rstrip() == t._row(top).text.rstrip()  # the rows moved
+        assert t.render_line(0).text.split()[0] == "run"  # the header stayed

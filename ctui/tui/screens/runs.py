@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from ctui.errors import CtuiError
 from ctui.store import Store
@@ -35,6 +35,7 @@ from ctui.tui.data import (
 from ctui.tui.screens import PlainNotify
 from ctui.tui.screens.runs_gate import GateActions
 from ctui.tui.screens.runs_plot import PlotActions
+from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.run_preview import MIN_WIDTH, RunPreview
 from ctui.tui.widgets.runs_table import RunsTable
 from ctui.ui_state import RunsState, load_runs_state, save_runs_state, ui_file
@@ -67,7 +68,8 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         Binding("escape", "clear", "Clear", show=False, id="runs.clear"),
     ]
 
-    #: the footer's keys, most wanted first (it shows those that fit)
+    HELP_SECTION = "Runs (home)"
+    #: the footer's keys, most wanted first (it shows those that fit; see widgets/key_footer)
     FOOTER_KEYS: ClassVar[tuple[str, ...]] = (
         "table.select",
         "runs.filter",
@@ -137,7 +139,7 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
             id="filter-input",
             classes="hidden",
         )
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def table(self) -> RunsTable:
