@@ -23,7 +23,14 @@ from ctui.tui.screens.compare_plot import ComparePlotScreen, run_label
 from ctui.tui.screens.run_detail import RunDetailScreen
 from ctui.tui.screens.runs import RunsScreen
 from ctui.tui.widgets.chart_browser import ChartBrowser
-from ctui.tui.widgets.metric_plot import MetricPlot, ema, metric_points, y_range
+from ctui.tui.widgets.metric_plot import (
+    MetricPlot,
+    ema,
+    integer_ticks,
+    metric_points,
+    nice_ticks,
+    y_range,
+)
 from ctui.tui.widgets.runs_table import RunsTable
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,6 +84,13 @@ def test_a_tiny_change_is_drawn_small() -> None:
     assert 0 <= lo < 0.1 and 2.0 < hi < 2.2
     lo, hi = y_range([0.5, 0.6], log=True)
     assert lo < 0.5 and hi > 0.6 and hi / lo >= 10
+
+
+def test_axis_ticks_are_round_numbers_and_whole_steps() -> None:
+    assert nice_ticks(0.479, 0.948) == [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert nice_ticks(-0.11, 2.15) == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert integer_ticks(1, 8) == [1, 3, 5, 7]
+    assert integer_ticks(0, 59) == [0, 12, 24, 36, 48]
 
 
 # -- the run detail's metrics tab --------------------------------------------------------------

@@ -105,6 +105,30 @@ def thin(steps: Sequence[float], values: Sequence[float], n: int) -> tuple[list[
     return [steps[i] for i in idx], [values[i] for i in idx]
 
 
+def nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round values (1, 2 or 5 times a power of ten apart) between lo and hi for the y axis."""
+    span = hi - lo
+    if span <= 0:
+        return [lo]
+    raw = span / max(1, most - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    gap = next((m * power for m in (1, 2, 5, 10) if m * power >= raw), 10 * power)
+    first = math.ceil(lo / gap)
+    ticks = []
+    k = first
+    while k * gap <= hi + gap * 1e-9:
+        ticks.append(float(f"{k * gap:.12g}"))
+        k += 1
+    return ticks
+
+
+def integer_ticks(lo: float, hi: float, most: int = 6) -> list[int]:
+    """Whole steps for the x axis (a step is never 2.8): about `most` of them, evenly apart."""
+    first, last = int(lo), int(hi)
+    gap = max(1, math.ceil((last - first) / max(1, most - 1)))
+    return list(range(first, last + 1, gap))
+
+
 class MetricPlot(PlotextPlot):
     """A line chart of one or more `Series`. Set them with `show`; `smoothing` and `log_scale`
     change how they are drawn. `drawn` holds what was last handed to the plotter (label,
@@ -179,6 +203,12 @@ class MetricPlot(PlotextPlot):
                 ticks = [float(f"{10 ** (lo + (hi - lo) * i / 4):.3g}") for i in range(5)]
                 plt.yticks(ticks, [number(t) for t in ticks])
             plt.ylim(lo, hi)
+            if not log:
+                ticks = nice_ticks(lo, hi)
+                plt.yticks(ticks, [number(t) for t in ticks])
+        steps_all = [x for s in self.series for x in s.steps]
+        if steps_all and all(float(x).is_integer() for x in steps_all):
+            plt.xticks([float(t) for t in integer_ticks(min(steps_all), max(steps_all))])
         plt.xlabel(self.x_label)
         plt.title(self._title())
         self.refresh()
