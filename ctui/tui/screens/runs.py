@@ -208,7 +208,7 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         self.columns = build_columns(self.all_runs, self.extra_keys)
         self.table.set_columns(self.columns)
 
-    def _apply(self) -> bool:
+    def _apply(self, *, keep_error: bool = False) -> bool:
         """Filter and sort into the table; False (and a message) on a bad filter."""
         error = self.query_one("#filter-error", Static)
         try:
@@ -224,7 +224,8 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
             error.update(message)
             error.remove_class("hidden")
             return False
-        error.add_class("hidden")
+        if not keep_error:
+            error.add_class("hidden")
         self.table.set_sort(self.sort_key, self.sort_desc)
         self.table.set_rows(rows)
         self._show_empty(rows)
@@ -338,20 +339,22 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
 
     @on(Input.Changed, "#filter-input")
     def _filter_changed(self, event: Input.Changed) -> None:
-        previous = self.filter_text
+        """Live: a good filter applies as it is typed; while the text has an error, the error
+        shows under the box and the table shows the filter applied before the box opened."""
         self.filter_text = event.value
         if not self._apply():
-            self.filter_text = previous
+            self.filter_text = self._filter_before
+            self._apply(keep_error=True)
 
     @on(Input.Submitted, "#filter-input")
     def _filter_submitted(self, event: Input.Submitted) -> None:
-        previous = self.filter_text
         self.filter_text = event.value
         if self._apply():
             self._close_filter()
             self._remember()
-        else:
-            self.filter_text = previous  # the error stays under the box, the rows stay
+        else:  # the error stays under the box, the rows of the applied filter stay
+            self.filter_text = self._filter_before
+            self._apply(keep_error=True)
 
     def _cancel_filter(self) -> None:
         """Escape in the box: back to the filter applied before it opened."""
