@@ -13,13 +13,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ctui.errors import CtuiError
 from ctui.output_metrics import metrics_file
 from ctui.store import Store
 from ctui.tui.screens import PlainNotify
 from ctui.tui.widgets.chart_browser import Chart, ChartBrowser
+from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.metric_plot import Series, metric_points
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class ComparePlotScreen(PlainNotify, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="plot-bar")
         yield ChartBrowser(id="compare-charts", empty=Text("loading …", style="dim"))
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show_bar()

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Sparkline, Static, TabbedContent, TabPane, Tree
+from textual.widgets import Sparkline, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
 from ctui.errors import CtuiError
@@ -41,6 +41,7 @@ from ctui.tui.data import (
 from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
 from ctui.tui.screens import PlainNotify
 from ctui.tui.widgets.chart_browser import Chart, ChartBrowser, history_chart
+from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.metric_plot import Series, metric_points
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class RunDetailScreen(PlainNotify, Screen[None]):
                 yield from self._log_widget()
             with TabPane("5 Resources", id="resources"):
                 yield VerticalScroll(classes="detail-scroll", id="resources-box")
-        yield Footer()
+        yield KeyFooter()
 
     def _log_widget(self) -> ComposeResult:
         path = self.run_dir / "output.log"
