@@ -44,6 +44,7 @@ class JumpScreen(ModalScreen[str | None]):
     """One line at the bottom: `:` then the name; `tab` (or `→`) takes the completion."""
 
     HELP_SECTION = "Jump"
+    AUTO_FOCUS = "#jump-input"
     DEFAULT_CSS = """
     JumpScreen {
         align: left bottom;
