@@ -123,7 +123,32 @@ async def open_live(pilot: Any) -> None:
     await pilot.pause(0.2)
 
 
+async def open_runs(pilot: Any) -> None:
+    from ctui.tui.screens.runs import RunsScreen
+    from ctui.tui.widgets.runs_table import RunsTable
+
+    app = pilot.app
+    await until(
+        pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one(RunsTable).rows
+    )
+
+
+async def open_detail(pilot: Any) -> None:
+    from textual.widgets import Tree
+
+    from ctui.tui.screens.run_detail import RunDetailScreen
+
+    await open_runs(pilot)
+    await pilot.press("down", "enter")  # the newest finished run
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+    await until(pilot, lambda: len(app.screen.query_one("#manifest-tree", Tree).root.children) == 5)
+    await pilot.pause(0.2)
+
+
 SCREENS = {
+    "runs": open_runs,
+    "detail": open_detail,
     "live": open_live,
     "diff": open_diff,
     "compare": open_compare,
