@@ -129,11 +129,11 @@ def wait_exit(rc_file: Path) -> str:
 
 def test_space_space_d_q_stays_in_the_app(tmux: Tmux, tmp_path: Path) -> None:
     _, rc_file = start(tmux, tmp_path)
-    tmux.wait_for("10/10 runs")
+    screen = tmux.wait_for("10/10 runs")
+    assert screen.splitlines()[-1].rstrip().endswith("? help")  # the footer, whole
 
     tmux.keys("Space", "Space", "d")
-    tmux.wait_for("vs")  # the diff screen's title: A vs B
-    screen = tmux.wait_for("Next change")
+    screen = tmux.wait_for(" vs ")  # the diff screen's title: A vs B
     assert screen.splitlines()[-1].rstrip().endswith("? help")
     tmux.keys("q")
     tmux.wait_for("10/10 runs")
@@ -171,8 +171,8 @@ def test_open_on_a_run_and_on_a_diff(tmux: Tmux, tmp_path: Path) -> None:
 
 def test_diff_tui_opens_the_diff_screen(tmux: Tmux, tmp_path: Path) -> None:
     _, rc_file = start(tmux, tmp_path, "diff", "#9", "#7", "--tui")
-    screen = tmux.wait_for("Next change")
-    assert " vs " in screen and "params" in screen
+    screen = tmux.wait_for("params  changed")  # the diff is loaded (the footer shows first)
+    assert " vs " in screen and "Next change" in screen
     tmux.keys("q")  # back to the runs list, not out of the app
     tmux.wait_for("10/10 runs")
     assert not rc_file.exists()
