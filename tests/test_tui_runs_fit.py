@@ -78,12 +78,12 @@ async def test_wider_terminals_add_columns_and_a_preview(tui_project: Project) -
         run = table(app).cursor_run
         assert run is not None and preview.run is run
         # the verdict against the run of the same job before it comes from a worker
-        await wait_for(pilot, lambda: "changed" in str(preview.render()))
-        text = str(preview.render())
+        await wait_for(pilot, lambda: "changed" in preview.text.plain)
+        text = preview.text.plain
         assert run["id"] in text and "params" in text and "epochs" in text
         assert "epoch 39 loss=0.025 [bold]not markup[/bold]" in text  # the log's last line
         await pilot.press("down")
-        await wait_for(pilot, lambda: "0.93" in str(preview.render()))  # #9's metrics
+        await wait_for(pilot, lambda: "0.93" in preview.text.plain)  # #9's metrics
     app = make_app(tui_project)
     async with app.run_test(size=(200, 50)) as pilot:
         await pilot.pause()
@@ -211,7 +211,7 @@ def test_snapshot_runs_screen(
         await pilot.press("down")
         if size[0] >= 160:
             preview = pilot.app.screen.query_one(RunPreview)
-            await wait_for(pilot, lambda: "changed" in str(preview.render()))
+            await wait_for(pilot, lambda: "changed" in preview.text.plain)
         await pilot.pause()
 
     assert snap_compare(make_app(tui_project), terminal_size=size, run_before=settled)

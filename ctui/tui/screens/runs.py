@@ -267,7 +267,7 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
             bar.append(self.filter_text.strip())
         if table.marked:
             bar.append(f"  ● {len(table.marked)} marked", style="bold")
-        self.query_one("#runs-bar", Static).update(bar)
+        self.query_one("#runs-bar", Static).update(bar, layout=False)  # one line, always
 
     @work(thread=True, exclusive=True, group="runs-warm", exit_on_error=False)
     def _warm_sort_keys(self) -> None:

@@ -21,7 +21,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -316,6 +316,12 @@ class RunsTable(ScrollView, can_focus=True):
             self.post_message(self.Selected(self, run))
 
     # -- rendering -----------------------------------------------------------------------
+    _style = Style()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._style = self.rich_style  # once a paint, not once a line (it walks the CSS)
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_y = self.scroll_offset.y
         width = self.scrollable_content_region.width
@@ -324,9 +330,9 @@ class RunsTable(ScrollView, can_focus=True):
         else:
             index = scroll_y + y - 1
             if index >= len(self.rows):
-                return Strip.blank(width, self.rich_style)
+                return Strip.blank(width, self._style)
             strip = self._row(index)
-        return strip.crop_extend(0, width, self.rich_style)
+        return strip.crop_extend(0, width, self._style)
 
     def _header(self) -> Strip:
         key = ("header", self._generation, self.sort_key, self.sort_desc, self._col_offset)
@@ -358,7 +364,7 @@ class RunsTable(ScrollView, can_focus=True):
         if strip is not None:
             self._cache.move_to_end(key)
             return strip
-        base = self.rich_style
+        base = self._style
         if is_marked:
             base = base + self.get_component_rich_style("runs-table--marked")
         if is_cursor and self.has_focus:
