@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from test_tui_diff import diff_project  # noqa: F401
 from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
 
 from ctui.project import Project
@@ -251,3 +252,119 @@ async def test_palette_screenshot_saves_an_svg(tui_project: Project) -> None:
         messages = [n.message for n in app._notifications]
         assert f"saved {shot}" in messages
         assert not any("Failed" in m for m in messages)
+
+
+TRIGGERS = """
+[triggers.hourly]
+job = "train"
+on = "schedule"
+every = "1h"
+
+[triggers.nightly]
+job = "train"
+on = "schedule"
+every = "24h"
+
+[triggers.drift]
+job = "train"
+on = "metric"
+file = "drift.txt"
+threshold = 0.3
+enabled = false
+"""
+
+
+async def test_triggers_list_j_k_and_slash_filter(tui_project: Project) -> None:
+    config = tui_project.root / "ctui.toml"
+    config.write_text(config.read_text() + TRIGGERS)
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriggersScreen) and app.screen.rows)
+        screen = app.screen
+        assert isinstance(screen, TriggersScreen)
+        table = screen.query_one("#triggers-table")
+        assert table.cursor_row == 0  # type: ignore[attr-defined]
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2  # type: ignore[attr-defined]
+        await pilot.press("k")
+        assert table.cursor_row == 1  # type: ignore[attr-defined]
+        await pilot.press("g")
+        assert table.cursor_row == 0  # type: ignore[attr-defined]
+        await pilot.press("G")
+        assert table.cursor_row == 2  # type: ignore[attr-defined]
+        # `/` filters the list; esc in the box cancels and keeps the applied filter
+        await pilot.press("slash", *"ly", "enter")
+        await pilot.pause()
+        assert [r["name"] for r in screen.rows] == ["hourly", "nightly"]
+        await pilot.press("slash", *"xx", "escape")
+        await pilot.pause()
+        assert [r["name"] for r in screen.rows] == ["hourly", "nightly"]
+        assert isinstance(app.screen, TriggersScreen)  # esc closed the box, not the screen
+        await pilot.press("slash", *"zzz", "enter")
+        await pilot.pause()
+        assert screen.rows == []
+        assert "no trigger matches 'zzz'" in str(screen.query_one("#triggers-detail").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_diff_rows_j_k_and_slash_search(diff_project: Project) -> None:
+    from ctui.tui.widgets.diff_view import DiffView
+
+    # the diff of two runs whose code differs: a patch, longer than the screen
+    app = make_app(diff_project, open_diff=["0aaaaaaaaaaa", "0ddddddddddd"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen.result)
+        view = app.screen.query_one(DiffView)
+        assert app.focused is view  # j/k work at once, no tab first
+        assert view.max_scroll_y > 3
+        await pilot.press("j", "j")
+        assert view.scroll_y == 2
+        await pilot.press("k")
+        assert view.scroll_y == 1
+        await pilot.press("G")
+        assert view.scroll_y == view.max_scroll_y
+        await pilot.press("g")
+        assert view.scroll_y == 0
+        await pilot.press("slash", *"train.py", "enter")
+        await pilot.pause()
+        assert view.current_row is not None and "train.py" in view.current_row.text
+        first = view.cursor
+        await pilot.press("n")  # the next match, not the next change, while searching
+        assert view.cursor > first and "train.py" in view.rows[view.cursor].text
+        assert app.focused is view
+        # a search that finds nothing leaves the cursor where it was
+        here = view.cursor
+        await pilot.press("slash", "ctrl+u", *"nosuchkey", "enter")
+        await pilot.pause()
+        assert view.cursor == here
+        await pilot.press("slash", "escape")  # esc cancels the box, not the screen
+        assert isinstance(app.screen, DiffScreen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_compare_table_j_k_and_slash_filter(tui_project: Project) -> None:
+    from textual.widgets import DataTable
+
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "space", "down", "down", "space", "down", "down", "space", "d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen.result)
+        table = app.screen.query_one(DataTable)
+        total = table.row_count
+        assert total > 2
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2
+        await pilot.press("k")
+        assert table.cursor_row == 1
+        await pilot.press("slash", *"metric", "enter")
+        await pilot.pause()
+        assert 0 < table.row_count < total
+        kinds = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert set(kinds) == {"metric"}
+        title = str(app.screen.query_one("#diff-title").render())
+        assert title.startswith("compare 3 runs:")
