@@ -368,3 +368,47 @@ async def test_compare_table_j_k_and_slash_filter(tui_project: Project) -> None:
         assert set(kinds) == {"metric"}
         title = str(app.screen.query_one("#diff-title").render())
         assert title.startswith("compare 3 runs:")
+
+
+async def test_open_on_a_run_then_back_to_the_list(tui_project: Project) -> None:
+    from test_tui_fixtures import run_docs
+
+    newest = max(run_docs(), key=lambda d: d["started"])
+    app = make_app(tui_project, open_run=newest["id"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        assert app.screen.run_id == newest["id"]  # type: ignore[attr-defined]
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert app.is_running
+
+
+async def test_help_scrolls_with_j_k_g_G(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause(0.2)
+        scroll = app.screen.query_one("#help-scroll")
+        assert scroll.max_scroll_y > 5
+        await pilot.press("j", "j", "j")
+        assert scroll.scroll_y == 3
+        await pilot.press("k")
+        assert scroll.scroll_y == 2
+        await pilot.press("G")
+        assert scroll.scroll_y == scroll.max_scroll_y
+        await pilot.press("g")
+        assert scroll.scroll_y == 0
+
+
+async def test_palette_offers_the_jump_targets(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"go to triggers")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriggersScreen))

@@ -27,6 +27,15 @@ class ScreenActions(Provider):
             node: Any = active.node  # a Widget, Screen or the App: all have run_action
             run = partial(node.run_action, binding.action)
             commands.append((binding.description, run, f"key: {display}"))
+        # the screens `:` jumps to, by name
+        jump_to = getattr(self.app, "jump_to", None)
+        if jump_to is not None:
+            for target, label in (("runs", "Go to runs"), ("triggers", "Go to triggers")):
+
+                async def go(name: str = target) -> None:
+                    jump_to(name)
+
+                commands.append((label, go, f"key: :{target}"))
         # sort by any column of the runs table, even those with no key of their own
         columns = getattr(screen, "columns", None)
         sort_by = getattr(screen, "sort_by", None)
