@@ -412,3 +412,18 @@ async def test_palette_offers_the_jump_targets(tui_project: Project) -> None:
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TriggersScreen))
+
+
+@pytest.mark.parametrize("key", ["q", "escape", "n"])
+async def test_confirm_q_esc_n_answer_no(tui_project: Project, key: str) -> None:
+    from ctui.tui.screens.confirm import ConfirmScreen
+
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("s")  # stop the running run (the newest): asks first
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert app.is_running
+        assert app.screen.query_one("RunsTable").rows[0]["status"] == "running"  # type: ignore[attr-defined]
