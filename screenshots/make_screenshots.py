@@ -43,12 +43,23 @@ def _keys(*keys: str, settle: float = 0.6) -> Step:
     return step
 
 
+async def _overlay(pilot: Any) -> None:
+    """Mark four of the demo's finished runs (#1, which #3 reproduces, and the failed #4 left
+    out; the table's order of runs launched together varies), press p: acc overlaid."""
+    from ctui.tui.widgets.runs_table import RunsTable
+
+    table = pilot.app.screen.query_one(RunsTable)
+    table.marked.update(r["id"] for r in table.rows if r.get("seq") in (2, 3, 5, 6))
+    await _keys("p", settle=1.5)(pilot)
+
+
 SHOTS: list[tuple[str, tuple[int, int], Step]] = [
     ("runs", (120, 32), _keys()),
     ("runs-80x24", (80, 24), _keys()),
     ("detail-overview", (120, 32), _keys("down", "enter")),
     ("detail-metrics", (120, 32), _keys("down", "enter", "2", settle=1.0)),
     ("detail-manifest", (120, 32), _keys("down", "enter", "3", settle=1.0)),
+    ("compare-plot", (120, 32), _overlay),
     ("diff", (120, 32), _keys("space", "space", "d", settle=2.0)),
     ("live", (120, 32), _keys("l", settle=1.5)),
     ("launch", (120, 32), _keys("n", settle=1.0)),
