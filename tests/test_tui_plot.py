@@ -231,3 +231,28 @@ def test_snapshot_overlay(snap_compare: Any, tui_project: Project) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(tui_project), terminal_size=(80, 24), run_before=overlay)
+
+
+async def test_p_without_marks_plots_the_cursor_run_and_a_missing_run_is_said(
+    tui_project: Project,
+) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        await pilot.press("down", "p")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ComparePlotScreen)
+        assert screen.run_ids == [table.rows[1]["id"]]
+        await pilot.press("escape")
+        await pilot.pause()
+        real = table.rows[1]["id"]
+        app.push_screen(ComparePlotScreen(tui_project, [real, "zzzzzzzzzzzz"]))
+        await pilot.pause()
+        charts = browser(app, "#compare-charts")
+        await wait_for(pilot, lambda: charts.charts)
+        plot = charts.query_one(MetricPlot)
+        assert len(plot.drawn) == 1  # the run that exists is still charted
+        messages = [str(n.message) for n in app._notifications]
+        assert any("zzzzzzzzzzzz" in m for m in messages)

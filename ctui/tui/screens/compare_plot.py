@@ -94,12 +94,14 @@ class ComparePlotScreen(PlainNotify, Screen[None]):
     @work(thread=True, exclusive=True, group="compare-plot", exit_on_error=False)
     def load(self) -> None:
         runs: list[dict[str, Any]] = []
-        error = ""
-        try:
-            store = Store(self.project.store_file)
-            runs = [store.get_run(run_id) for run_id in self.run_ids]
-        except CtuiError as exc:
-            error = str(exc)
+        errors = []
+        store = Store(self.project.store_file)
+        for run_id in self.run_ids:  # a run deleted meanwhile leaves the others on the chart
+            try:
+                runs.append(store.get_run(run_id))
+            except CtuiError as exc:
+                errors.append(str(exc))
+        error = "; ".join(errors)
         points = [metric_points(metrics_file(self.project.run_dir(r["id"]))) for r in runs]
         self.app.call_from_thread(self._show, runs, points, error)
 
