@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
@@ -163,22 +164,35 @@ class RunPreview(Widget):
 
     def _set_text(self, text: Text) -> None:
         self.text = text
-        self._lines = []
-        self.refresh()  # a fixed-size pane: no layout pass per cursor move
+        old, width = self._lines, self.size.width
+        if not old or width != self._width:
+            self._lines = []
+            self.refresh()
+            return
+        self._build(width)
+        # only the lines that changed are painted again (a cursor move changes a few)
+        for y in range(max(len(old), len(self._lines))):
+            a = old[y] if y < len(old) else self._blank
+            b = self._lines[y] if y < len(self._lines) else self._blank
+            if a != b:
+                self.refresh(Region(0, y, width, 1))
+
+    def _build(self, width: int) -> None:
+        self._width = width
+        options = self.app.console.options.update_width(max(1, width))
+        text = self.text.copy()
+        text.no_wrap, text.overflow = True, "ellipsis"  # one line per line: cut, never wrapped
+        style = self.rich_style
+        self._blank = Strip.blank(width, style)
+        self._lines = [
+            Strip(line, width).apply_style(style)
+            for line in self.app.console.render_lines(text, options, pad=True, new_lines=False)
+        ]
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         if not self._lines or width != self._width:
-            self._width = width
-            options = self.app.console.options.update_width(max(1, width))
-            text = self.text.copy()
-            text.no_wrap, text.overflow = True, "ellipsis"  # one line per line: cut, never wrapped
-            style = self.rich_style
-            self._blank = Strip.blank(width, style)
-            self._lines = [
-                Strip(line, width).apply_style(style)
-                for line in self.app.console.render_lines(text, options, pad=True, new_lines=False)
-            ]
+            self._build(width)
         return self._lines[y] if y < len(self._lines) else self._blank
 
 
