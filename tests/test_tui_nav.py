@@ -118,7 +118,7 @@ async def test_shift_q_quits_from_anywhere(tui_project: Project, name: str) -> N
         await wait_for(pilot, lambda: not app.is_running)
 
 
-@pytest.mark.parametrize("name", ["runs", "detail", "diff", "triggers"])
+@pytest.mark.parametrize("name", ["runs", "detail", "diff", "triggers", "launch", "live"])
 async def test_question_mark_shows_this_screens_keys(tui_project: Project, name: str) -> None:
     app = make_app(tui_project)
     async with app.run_test(size=(80, 24)) as pilot:
