@@ -40,6 +40,7 @@ from ctui.tui.data import (
 )
 from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
 from ctui.tui.screens import PlainNotify
+from ctui.tui.screens.detail_keys import DetailKeys
 from ctui.tui.widgets.chart_browser import Chart, ChartBrowser, history_chart
 from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.metric_plot import Series, metric_points
@@ -52,7 +53,7 @@ TABS = ("overview", "metrics", "manifest", "log", "resources")
 TREE_LIST_LIMIT = 200
 
 
-class RunDetailScreen(PlainNotify, Screen[None]):
+class RunDetailScreen(DetailKeys, PlainNotify, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "back", "Back", id="detail.back"),
         Binding("1", "tab('overview')", "Overview", show=False, id="detail.overview"),
@@ -367,76 +368,6 @@ class RunDetailScreen(PlainNotify, Screen[None]):
     # -- actions -------------------------------------------------------------------------
     def action_back(self) -> None:
         self.dismiss()
-
-    def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-        target = self._nav_target()
-        if target is not None and target.focusable:
-            target.focus()
-
-    def _nav_target(self) -> Any:
-        """The widget j/k/g/G/ctrl+d/ctrl+u move in, on the tab in view."""
-        tab = self.query_one(TabbedContent).active
-        if tab == "manifest":
-            return self.query_one("#manifest-tree", Tree)
-        if tab == "log":
-            return self.query_one("#detail-log")
-        if tab == "metrics":
-            return None
-        return self.query_one(f"#{tab} VerticalScroll")
-
-    def action_move(self, where: str) -> None:
-        target = self._nav_target()
-        if target is None:  # the metrics tab: j/k walk the charts as a list
-            if where in ("down", "up"):
-                self.action_pick(1 if where == "down" else -1)
-            return
-        if isinstance(target, Tree):
-            actions: dict[str, Callable[[], Any]] = {
-                "down": target.action_cursor_down,
-                "up": target.action_cursor_up,
-                "top": target.action_scroll_home,
-                "bottom": target.action_scroll_end,
-                "half_down": target.action_page_down,
-                "half_up": target.action_page_up,
-            }
-            actions[where]()
-            return
-        half = max(1, target.size.height // 2)
-        if where == "down":
-            target.scroll_down(animate=False)
-        elif where == "up":
-            target.scroll_up(animate=False)
-        elif where == "top":
-            target.scroll_home(animate=False)
-        elif where == "bottom":
-            target.scroll_end(animate=False)
-        else:
-            target.scroll_relative(y=half if where == "half_down" else -half, animate=False)
-
-    #: the chart keys, shown and working on the metrics tab only
-    CHART_ACTIONS: ClassVar[frozenset[str]] = frozenset({"pick", "smoothing", "log_scale"})
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self.CHART_ACTIONS:
-            return self.query_one(TabbedContent).active == "metrics"
-        return True
-
-    def on_tabbed_content_tab_activated(self) -> None:
-        self.refresh_bindings()
-
-    @property
-    def charts(self) -> ChartBrowser:
-        return self.query_one("#metrics-charts", ChartBrowser)
-
-    def action_pick(self, delta: int) -> None:
-        self.charts.pick(delta)
-
-    def action_smoothing(self) -> None:
-        self.charts.cycle_smoothing()
-
-    def action_log_scale(self) -> None:
-        self.charts.toggle_log()
 
     def action_reload(self) -> None:
         self.load()
