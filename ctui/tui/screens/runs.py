@@ -9,7 +9,7 @@ runs only while some run is active.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -19,9 +19,9 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from ctui.errors import CtuiError
+from ctui.query import check_filter
 from ctui.store import Store
 from ctui.tui.data import (
-    SORTABLE,
     Clock,
     Column,
     Run,
@@ -33,18 +33,20 @@ from ctui.tui.data import (
     pick_extra_keys,
 )
 from ctui.tui.screens import PlainNotify
+from ctui.tui.screens.runs_actions import RunActions
 from ctui.tui.screens.runs_gate import GateActions
 from ctui.tui.screens.runs_plot import PlotActions
+from ctui.tui.screens.runs_sort import SortAndState
 from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.run_preview import MIN_WIDTH, RunPreview
 from ctui.tui.widgets.runs_table import RunsTable
-from ctui.ui_state import RunsState, load_runs_state, save_runs_state, ui_file
+from ctui.ui_state import RunsState, load_runs_state, ui_file
 
 if TYPE_CHECKING:
     from ctui.project import Project
 
 
-class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
+class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify, Screen[None]):
     """All runs of the project. Bindings carry ids so a user keymap can rebind them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -165,42 +167,6 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         self.set_timer(self.poll_interval, self._poll)
         self.set_interval(self.AGE_TICK, self.table.retick_if_stale)
 
-    # -- remembered state (.ctui/ui.json) ------------------------------------------------------
-    def _restore(self, state: RunsState) -> None:
-        if state.notice:
-            self.notify(f"{state.notice}; using defaults", severity="warning", timeout=6)
-        if state.columns is not None:
-            self.extra_keys = state.columns
-        if state.sort and self._sortable(state.sort):
-            self.sort_key = state.sort
-            if state.descending is not None:
-                self.sort_desc = state.descending
-        self.filter_text = state.filter
-
-    def _remember(self) -> None:
-        """Save the choices off the UI thread (a save fsyncs); the newest one wins."""
-        self._pending_state = RunsState(
-            self.sort_key, self.sort_desc, self.extra_keys, self.filter_text.strip()
-        )
-        self._save_state()
-
-    @work(thread=True, group="ui-state", exit_on_error=False)
-    def _save_state(self) -> None:
-        error = self._flush_state()
-        if error:
-            try:
-                self.app.call_from_thread(self.notify, error, severity="warning", timeout=5)
-            except RuntimeError:
-                pass  # the app is closing
-
-    def _flush_state(self) -> str | None:
-        with self._state_lock:
-            state, self._pending_state = self._pending_state, None
-            return None if state is None else save_runs_state(self._ui_file, state)
-
-    def on_unmount(self) -> None:
-        self._flush_state()  # a choice made just before quitting is kept
-
     # -- data ----------------------------------------------------------------------------
     def _rebuild_columns(self) -> None:
         if self.extra_keys is None:
@@ -212,9 +178,7 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         """Filter and sort into the table; False (and a message) on a bad filter."""
         error = self.query_one("#filter-error", Static)
         try:
-            check = optional("ctui.query", "check_filter")
-            if check is not None:
-                check(self.filter_text)
+            check_filter(self.filter_text)
             rows = self.view.rows(self.filter_text, self.sort_key, self.sort_desc)
         except CtuiError as exc:
             message = Text("✗ ", style="bold")
@@ -390,51 +354,9 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
             self._remember()
         self._update_bar()
 
-    # -- sort ----------------------------------------------------------------------------
-    def _sortable(self, key: str) -> bool:
-        """A column of the table or a field a run has (`ctui.query.check_sort`)."""
-        if key in [c.key for c in self.columns]:
-            return True
-        check = optional("ctui.query", "check_sort")
-        if check is None:
-            return key in SORTABLE or key.startswith(("metric.", "param."))
-        try:
-            return check(key, self.all_runs) == key
-        except CtuiError:
-            return False
-
-    def sort_by(self, key: str, descending: bool | None = None) -> bool:
-        """Sort by a column (None: keep the direction, or the column's natural one); an
-        unknown key is refused with a message and changes nothing."""
-        if not self._sortable(key):
-            self.notify(f"cannot sort by {key!r}: no such column", severity="warning")
-            return False
-        if descending is None:
-            descending = self.sort_desc if key == self.sort_key else self._natural_desc(key)
-        self.sort_key, self.sort_desc = key, descending
-        self._apply()
-        self._remember()
-        return True
-
-    def _natural_desc(self, key: str) -> bool:
-        """Numbers and times largest/newest first, text A→Z."""
-        return next((c.numeric for c in self.columns if c.key == key), key == "started")
-
     @on(RunsTable.HeaderClicked)
     def _header_clicked(self, event: RunsTable.HeaderClicked) -> None:
-        if event.key == self.sort_key:
-            self.sort_by(event.key, not self.sort_desc)
-        else:
-            self.sort_by(event.key, self._natural_desc(event.key))
-
-    def action_sort_column(self, step: int) -> None:
-        keys = [c.key for c in self.columns]
-        i = keys.index(self.sort_key) if self.sort_key in keys else 0
-        key = keys[(i + step) % len(keys)]
-        self.sort_by(key, self._natural_desc(key))  # numbers largest first, text A→Z
-
-    def action_sort_reverse(self) -> None:
-        self.sort_by(self.sort_key, not self.sort_desc)
+        self.sort_clicked(event.key)
 
     # -- marks and actions on runs -------------------------------------------------------
     def action_mark(self) -> None:
@@ -479,143 +401,3 @@ class RunsScreen(GateActions, PlotActions, PlainNotify, Screen[None]):
         from ctui.tui.screens.run_detail import RunDetailScreen
 
         self.app.push_screen(RunDetailScreen(self.project, run_id, clock=self.clock))
-
-    def diff_ids(self) -> list[str]:
-        """Marked runs, or the cursor run and the run of the same job before it."""
-        marked = self.table.marked_runs()
-        if len(marked) >= 2:
-            return [r["id"] for r in sorted(marked, key=lambda r: r["id"])]
-        run = self.table.cursor_run
-        if run is None:
-            return []
-        older = [r for r in self.all_runs if r["id"] < run["id"]]
-        same_job = [r for r in older if r.get("job") == run.get("job")]
-        before = (same_job or older)[-1:]
-        return [before[0]["id"], run["id"]] if before else []
-
-    def action_diff(self) -> None:
-        ids = self.diff_ids()
-        if len(ids) < 2:
-            self.notify(
-                "mark two runs with space (or pick a run that has an earlier one)",
-                severity="warning",
-            )
-            return
-        screen = optional("ctui.tui.screens.diff", "DiffScreen")
-        if screen is None:
-            self.notify("the diff screen is not available yet", severity="warning")
-            return
-        self.app.push_screen(screen(self.project, ids))
-
-    def action_launch(self) -> None:
-        screen = optional("ctui.tui.screens.launch", "LaunchScreen")
-        if screen is None:
-            self.notify("the launch screen is not available yet", severity="warning")
-            return
-        self.app.push_screen(screen(self.project))
-
-    def action_live(self) -> None:
-        run = self._cursor_run()
-        if run is None:
-            return
-        screen = optional("ctui.tui.screens.live_run", "LiveRunScreen")
-        if screen is None:
-            self.notify("the live view is not available yet", severity="warning")
-            return
-        self.app.push_screen(screen(self.project, run["id"], clock=self.clock))
-
-    def action_triggers(self) -> None:
-        screen = optional("ctui.tui.screens.triggers", "TriggersScreen")
-        if screen is None:
-            self.notify("the triggers screen is not available yet", severity="warning")
-            return
-        self.app.push_screen(screen(self.project, clock=self.clock))
-
-    def action_stop(self) -> None:
-        run = self._cursor_run()
-        if run is None:
-            return
-        if run.get("status") not in ("queued", "running"):
-            self.notify(f"run {run['id']} is {run.get('status')}, not running", severity="warning")
-            return
-        from ctui.tui.screens.confirm import ConfirmScreen
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._stop(run["id"])
-
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Stop run {run['id']}?",
-                f"job {run.get('job')}: the process group "
-                "gets SIGTERM, then SIGKILL after a grace period",
-            ),
-            answered,
-        )
-
-    @work(thread=True, group="runs-actions", exit_on_error=False)
-    def _stop(self, run_id: str) -> None:
-        from ctui.jobs.stop import stop_run
-
-        try:
-            doc = stop_run(self.project, run_id)
-            msg, severity = f"run {run_id}: {doc.get('status', 'stopped')}", "information"
-        except CtuiError as exc:
-            msg, severity = str(exc), "error"
-        self.app.call_from_thread(self.notify, msg, severity=severity)
-        self.app.call_from_thread(self.reload)
-
-    def action_reproduce(self) -> None:
-        run = self._cursor_run()
-        if run is None:
-            return
-        reproduce = optional("ctui.reproduce", "reproduce_run")
-        if reproduce is None:
-            self.notify("reproduce is not available yet", severity="warning")
-            return
-        from ctui.tui.screens.confirm import ConfirmScreen
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.notify(f"reproducing {run['id']}…")
-                self._reproduce(reproduce, run["id"])
-
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Reproduce run {run['id']}?",
-                "rebuilds its code, data and environment and runs it again",
-            ),
-            answered,
-        )
-
-    @work(thread=True, group="runs-actions", exit_on_error=False)
-    def _reproduce(self, reproduce: Any, run_id: str) -> None:
-        try:
-
-            def progress(message: str) -> None:
-                self.app.call_from_thread(self.notify, message, timeout=4)
-
-            result = reproduce(self.project, run_id, progress=progress)
-            verdict = result.get("verdict") if isinstance(result, dict) else result
-            msg, severity = f"reproduce {run_id}: {verdict}", "information"
-        except CtuiError as exc:
-            msg, severity = str(exc), "error"
-        self.app.call_from_thread(self.notify, msg, severity=severity, timeout=10)
-
-    def action_columns(self) -> None:
-        from ctui.tui.data import all_extra_keys
-        from ctui.tui.screens.columns import ColumnsScreen
-
-        def chosen(keys: list[str] | None) -> None:
-            if keys is not None:
-                self.extra_keys = keys
-                self._rebuild_columns()
-                if not self._sortable(self.sort_key):
-                    self.sort_key, self.sort_desc = "started", True
-                self._apply()
-                self._warm_sort_keys()
-                self._remember()
-
-        self.app.push_screen(
-            ColumnsScreen(all_extra_keys(self.all_runs), self.extra_keys or []), chosen
-        )
