@@ -70,7 +70,8 @@ class DetailKeys:
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.CHART_ACTIONS:
-            return self.query_one(TabbedContent).active == "metrics"
+            # None, not False: disabled elsewhere but still listed by `?`
+            return True if self.query_one(TabbedContent).active == "metrics" else None
         return True
 
     def on_tabbed_content_tab_activated(self) -> None:
