@@ -144,3 +144,20 @@ def test_metric_names_are_not_markup(project) -> None:
         [{"id": "0aaaaaaa0001", "status": "succeeded", "metrics": {"[b]acc": 1.0}}]
     )
     assert "[b]acc" in _header(runs(project.root, "-c", "metric.[b]acc"))
+
+
+def test_a_param_and_a_metric_of_one_name_get_headers_that_differ(project) -> None:
+    Store(project.store_file).put_runs(
+        {
+            "id": f"0aaaaaaa{i:04d}",
+            "job": "train",
+            "status": "succeeded",
+            "created": 1.0 + i,
+            "params": {"acc": 0.5},
+            "metrics": {"acc": 0.7, "loss": 0.3},
+        }  # fmt: skip
+        for i in range(1, 3)
+    )
+    header = _header(runs(project.root, columns=200))
+    assert "metric.acc" in header and "param.acc" in header, header
+    assert "acc" not in header and "loss" in header, header

@@ -77,6 +77,9 @@ def print_runs_table(docs: list[dict[str, Any]], columns: str | None) -> None:
         if any(r.get("tags") for r in docs):
             cells["tags"] = [Text(", ".join(r.get("tags") or [])) for r in docs]
             plan.append(("tags", "tags", 30))
+    shorts = [header for _, header, _ in plan]
+    # a param and a metric of one name (`acc`) keep their prefixes: the headers must differ
+    plan = [(n, n if shorts.count(h) > 1 else h, p) for n, h, p in plan]
     asked_fixed = {k for k in asked if k in cells and k not in numbers}
     widths = []
     for name, header, priority in plan:

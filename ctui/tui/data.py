@@ -126,14 +126,17 @@ def build_columns(runs: list[Run], extra_keys: list[str]) -> list[Column]:
     cols = [handle, *HEAD_COLUMNS]
     cols[2] = Column("job", "job", _fit(jobs | {"job"}, 3))
     metrics = [k for k in extra_keys if k.startswith("metric.")]
+    params = {k.partition(".")[2] for k in extra_keys if k.startswith("param.")}
     for key in metrics:
         name = key.partition(".")[2]
+        name = key if name in params else name  # a param of that name too: keep them apart
         values = {cell(r, key, 0)[0] for r in recent}
         cols.append(Column(key, name, _fit(values | {name + " "}, 5), numeric=True))
     cols.append(DURATION)
     for key in extra_keys:
         if key.startswith("param."):
             name = key.partition(".")[2]
+            name = key if f"metric.{name}" in metrics else name
             values = {_plain(r.get("params", {}).get(name)) for r in recent}
             cols.append(Column(key, name, _fit(values | {name + " "}, 4)))
     if any(r.get("slurm") for r in recent):  # Slurm job id, and why it still waits
