@@ -11,7 +11,8 @@ from test_tui_fixtures import run_docs
 
 from ctui.errors import CtuiError
 from ctui.query import filter_runs, sort_runs
-from ctui.tui.data import RunsView, metric_histories, resource_series
+from ctui.tui.data import RunsView
+from ctui.tui.run_files import resource_series
 
 
 def many_runs(n: int = 300) -> list[dict]:
@@ -48,21 +49,6 @@ def test_view_bad_filter_raises() -> None:
     view.set_runs(many_runs(10))
     with pytest.raises(CtuiError):
         view.rows("metric.acc>", "started", True)
-
-
-def test_metric_histories_skip_broken_lines(tmp_path: Path) -> None:
-    path = tmp_path / "metrics.jsonl"
-    lines = [
-        orjson.dumps({"name": "loss", "value": 3.0, "step": 2}),
-        b"{broken",
-        orjson.dumps({"name": "loss", "value": 5.0, "step": 1}),
-        orjson.dumps({"name": "acc", "value": "n/a", "step": 1}),
-        orjson.dumps({"name": "acc", "value": 0.5}),
-        b'{"name": "loss", "val',  # a line still being written
-    ]
-    path.write_bytes(b"\n".join(lines))
-    assert metric_histories(path) == {"acc": [0.5], "loss": [5.0, 3.0]}
-    assert metric_histories(tmp_path / "missing.jsonl") == {}
 
 
 def test_resource_series(tmp_path: Path) -> None:

@@ -27,18 +27,9 @@ from ctui.errors import CtuiError
 from ctui.format import bytes_, duration, number, run_duration
 from ctui.output_metrics import metrics_file
 from ctui.store import ACTIVE, Store
-from ctui.tui.data import (
-    Clock,
-    PlotLine,
-    Run,
-    fmt_ago,
-    fmt_time,
-    optional,
-    plot_lines,
-    resource_series,
-    status_look,
-)
+from ctui.tui.data import Clock, Run, fmt_ago, fmt_time, optional, status_look
 from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
+from ctui.tui.run_files import PlotLine, plot_lines, resource_series
 from ctui.tui.screens import PlainNotify
 from ctui.tui.screens.detail_keys import DetailKeys
 from ctui.tui.widgets.chart_browser import Chart, ChartBrowser, history_chart

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ctui.logs import raw_tail
-from ctui.tui.data import parse_jsonl
+from ctui.tui.run_files import parse_jsonl
 
 
 class JsonlTail:

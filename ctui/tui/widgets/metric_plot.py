@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 from textual_plotext import PlotextPlot
 
 from ctui.format import number
-from ctui.tui.data import read_jsonl
+from ctui.tui.run_files import read_jsonl
 
 #: smoothing weights the `s` key cycles through (TensorBoard's slider, three stops)
 SMOOTHING_STEPS = (0.0, 0.6, 0.9)
@@ -42,7 +42,7 @@ class Series:
 def metric_points(path: Path) -> dict[str, tuple[list[float], list[float]]]:
     """`metrics.jsonl` (or `output_metrics.jsonl`) → name → (steps, values) in step order.
 
-    A record without a step takes its position in the file, as `metric_histories` does."""
+    A record without a step takes its position in the file, as ctui.track writes it."""
     series: dict[str, list[tuple[float, int, float]]] = {}
     for i, rec in enumerate(read_jsonl(path)):
         name, value = rec.get("name"), rec.get("value")
