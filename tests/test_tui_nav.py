@@ -427,3 +427,14 @@ async def test_confirm_q_esc_n_answer_no(tui_project: Project, key: str) -> None
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         assert app.is_running
         assert app.screen.query_one("RunsTable").rows[0]["status"] == "running"  # type: ignore[attr-defined]
+
+
+async def test_colon_typed_in_an_input_stays_there(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash", "a", "colon", "b")
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "filter-input"
+        assert app.focused.value == "a:b"  # type: ignore[attr-defined]
+        assert not isinstance(app.screen, JumpScreen)

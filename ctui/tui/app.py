@@ -74,7 +74,9 @@ class CtuiApp(App[None]):
         Binding("q", "back_or_quit", "Back", show=False, id="app.back"),
         Binding("escape", "back", "Back", show=False, id="app.escape"),
         Binding("question_mark", "help", "Help", show=False, id="app.help"),
-        Binding("colon", "jump", "Jump", show=False, id="app.jump"),
+        # priority: handled before the keys after it reach the screen, so a fast `:triggers⏎`
+        # lands in the prompt (check_action lets `:` through to an input being typed in)
+        Binding("colon", "jump", "Jump", show=False, priority=True, id="app.jump"),
     ]
     #: the smallest terminal the screens are laid out for
     MIN_SIZE = (80, 24)
@@ -161,11 +163,21 @@ class CtuiApp(App[None]):
         else:
             await self.action_back()
 
-    def action_jump(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "jump":
+            from textual.widgets import Input, TextArea
+
+            return not isinstance(self.focused, Input | TextArea)
+        return True
+
+    async def action_jump(self) -> None:
         from ctui.tui.screens.jump import JumpScreen
 
-        if not isinstance(self.screen, JumpScreen):
-            self.push_screen(JumpScreen(), self._jumped)
+        if isinstance(self.screen, JumpScreen):
+            return
+        prompt = JumpScreen()
+        await self.push_screen(prompt, self._jumped)
+        prompt.focus_input()
 
     def _jumped(self, name: str | None) -> None:
         if name:

@@ -92,7 +92,10 @@ class JumpScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#jump-error").display = False
-        self.query_one(Input).focus()
+        self.focus_input()
+
+    def focus_input(self) -> None:
+        self.set_focus(self.query_one(Input))
 
     def action_complete(self) -> None:
         box = self.query_one(Input)
