@@ -17,6 +17,7 @@ import typer
 
 from ctui.cli import common
 from ctui.errors import CtuiError, ExitCode
+from ctui.log_grep import compile_pattern, grep_runs, line_matches
 from ctui.logtext import plain, rank_of
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ def logs(
     if follow_:  # what is there up to its last ended line; the line being written follows
         logs_of[0].size = _line_start(logs_of[0].path, logs_of[0].size)
     out = _Out(opts)
+    if opts.grep_only and not follow_:
+        _grep(project, logs_of, out)
+        out.finish(len(logs_of))
+        return
     for log in logs_of:
         out.lines(log, _existing(log, opts))
     if follow_:
@@ -160,6 +165,17 @@ class _Options:
         return self.stream is not None or self.rank is not None or self.pattern is not None
 
     @property
+    def grep_only(self) -> bool:
+        """Only a pattern: the search across runs (`ctui.log_grep`) answers."""
+        return (
+            self.pattern is not None
+            and self.stream is None
+            and self.rank is None
+            and self.lines is None
+            and not self.timestamps
+        )
+
+    @property
     def by_line(self) -> bool:
         """Lines must be looked at one by one (else the log is printed in blocks)."""
         return self.filtering or self.timestamps or self.prefix_ids
@@ -179,10 +195,17 @@ def _pattern(grep: str | None, *, regex: bool, ignore_case: bool) -> re.Pattern[
         if regex or ignore_case:
             raise CtuiError("--regex and --ignore-case go with --grep PATTERN")
         return None
-    try:
-        return re.compile(grep if regex else re.escape(grep), re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
-        raise CtuiError(f"--grep: {grep!r} is not a valid regular expression: {exc}") from None
+    return compile_pattern(grep, regex=regex, ignore_case=ignore_case, what="--grep")
+
+
+def _grep(project: Project, logs_of: list[_RunLog], out: _Out) -> None:
+    """The matching lines of the runs' logs, run after run."""
+    assert out.opts.pattern is not None
+    by_id = {log.run_id: log for log in logs_of}
+    write = sys.stdout.write
+    for match in grep_runs(project, list(by_id), out.opts.pattern):
+        out._one(by_id[match.run_id], match.line_no, match.offset, match.text, write)
+    sys.stdout.flush()
 
 
 @dataclass
@@ -256,7 +279,7 @@ def _wanted(log: _RunLog, opts: _Options, offset: int, text: str) -> bool:
     if opts.stream is not None and log.at(offset)[1] != opts.stream:
         return False
     if opts.pattern is not None:
-        return opts.pattern.search(plain(text) if "\x1b" in text else text) is not None
+        return line_matches(opts.pattern, text)
     return True
 
 
