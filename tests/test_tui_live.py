@@ -164,6 +164,8 @@ async def test_reattach_to_a_finished_run_shows_everything(project: Project) -> 
         res = live.query_one(ResourcesPane)
         await wait_for(pilot, lambda: res.samples == 30)
         assert res.gpus[0]["util"] == (29 * 7) % 100 and len(res.gpu_util[0]) == 30
+        # the figures are the run's last sample, not a stale "now"
+        assert res.ended and "run ended: its last sample at" in res.render_pane().plain
         metrics = live.query_one(MetricsPane)
         assert metrics.latest["loss"] == (pytest.approx(1 / 40), 39)
         log = live.query_one(LogView)

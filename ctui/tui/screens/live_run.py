@@ -262,6 +262,7 @@ class LiveRunScreen(Screen[None]):
             pane.add_points(points)
         if self.finished:
             self.query_one(LogView).ended = True  # no more "following" once the run is over
+            self.query_one(ResourcesPane).end()  # nor a CPU figure that reads as the present
             self.refresh_bindings()  # and no "Stop run" in the footer
         # the next poll only once this one is done: polls never pile up
         starting = self.launch_error is None and is_starting(self.run)

@@ -9,6 +9,7 @@ NVML could not read is "n/a" and shows as such; the rest of the GPU still shows.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -45,6 +46,14 @@ class ResourcesPane(Static):
         self.gpus: dict[int, dict[str, Any]] = {}
         self.no_gpu: str | None = None
         self.samples = 0
+        #: the run is over: the figures are its last sample, not the present
+        self.ended = False
+
+    def end(self) -> None:
+        """The run ended: say the figures are its last sample (not a stale "now")."""
+        if not self.ended:
+            self.ended = True
+            self.update(self.render_pane())
 
     def add_samples(self, records: Iterable[dict[str, Any]]) -> None:
         """Fold in new records (oldest first) and repaint once."""
@@ -85,6 +94,10 @@ class ResourcesPane(Static):
                 note.append(f"\nGPU: {self.no_gpu}", style="dim")
             return note
         out = Text(no_wrap=True, overflow="ellipsis")
+        if self.ended:
+            when = _num(self.last.get("time"))
+            at = time.strftime(" at %H:%M:%S", time.localtime(when)) if when else ""
+            out.append(f"run ended: its last sample{at}\n", style="dim italic")
 
         def row(label: str, fraction: float | None, value: str, bold: bool = True) -> None:
             out.append(label.ljust(label_w), style="bold" if bold else "")
