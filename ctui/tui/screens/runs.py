@@ -59,6 +59,7 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
         Binding("l", "live", "Log", id="runs.live"),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("t", "triggers", "Triggers", id="runs.triggers"),
+        Binding("f", "find_logs", "Find in logs", id="runs.find_logs"),
         Binding("y", "copy_id", "Copy id", show=False, id="runs.copy_id"),
         Binding("R", "reproduce", "Reproduce", show=False, id="runs.reproduce"),
         Binding("C", "champion_diff", "Vs champion", show=False, id="runs.champion_diff"),

@@ -57,6 +57,18 @@ class RunActions:
 
         self.app.push_screen(DiffScreen(self.project, ids))
 
+    def action_find_logs(self) -> None:
+        """`f`: search the logs of the marked runs (none marked: the cursor run)."""
+        runs = sorted(self.table.marked_runs(), key=lambda r: r["id"])
+        if not runs:
+            run = self._cursor_run()
+            if run is None:
+                return
+            runs = [run]
+        from ctui.tui.screens.log_grep import LogGrepScreen
+
+        self.app.push_screen(LogGrepScreen(self.project, runs, clock=self.clock))
+
     def action_launch(self) -> None:
         from ctui.tui.screens.launch import LaunchScreen
 
