@@ -59,6 +59,7 @@ def test_grep_runs_matches_rendered_lines_of_real_logs(tui_project: Project) -> 
         (b, 1, "epoch 0: 100%|##########| val_loss=0.42"),
         (b, 2, "epoch 1: 100%|##########| val_loss=0.32"),
     ]
+    assert found[0] == Match(a, 1, 0, "epoch 0: 100%|##########| val_loss=0.41")
     raw = (tui_project.run_dir(a) / "output.log").read_bytes()
     assert raw[found[1].offset - 1 : found[1].offset] == b"\n"  # where the line starts
     assert raw[found[1].offset :].startswith(b"\repoch 1:   0%")
