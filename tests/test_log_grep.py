@@ -128,6 +128,9 @@ async def test_f_finds_in_the_logs_of_the_marked_runs_and_enter_opens_the_line(
         assert marked[1][-6:] in listed[3]
         status = str(screen.query_one("#grep-status").render())
         assert "4 matches in 2 runs" in status
+        from ctui.tui.screens.help import help_sections, section_name
+
+        assert "marked runs" in help_sections()[section_name(screen) or ""]
         # a bad regex: a notice, the list kept
         await pilot.press("slash", "ctrl+r")
         await pilot.press("ctrl+e", "(", "enter")
