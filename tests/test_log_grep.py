@@ -121,6 +121,7 @@ async def test_f_finds_in_the_logs_of_the_marked_runs_and_enter_opens_the_line(
         await wait_for(pilot, lambda: screen.done)
         assert screen.status_text() == "4 matches in 2 runs"
         results = screen.query_one(OptionList)
+        assert results.highlighted == 0 and results.has_focus  # the first match, ready for j k
         listed = [str(results.get_option_at_index(i).prompt) for i in range(results.option_count)]
         assert len(listed) == 4
         assert all(f"{r[-6:]}:" in " ".join(listed) for r in marked)  # both runs' handles

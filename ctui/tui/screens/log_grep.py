@@ -186,7 +186,10 @@ class LogGrepScreen(Screen[None]):
         shown = batch[: max(room, 0)]
         self.matches.extend(shown)
         if shown:
-            self.query_one(OptionList).add_options([Option(self._line(m)) for m in shown])
+            results = self.query_one(OptionList)
+            results.add_options([Option(self._line(m)) for m in shown])
+            if results.highlighted is None:
+                results.highlighted = 0
         self._status(runs_done)
 
     def _finish(self, worker: Any) -> None:
