@@ -154,3 +154,23 @@ async def test_f_finds_in_the_logs_of_the_marked_runs_and_enter_opens_the_line(
         await wait_for(pilot, lambda: app.screen is screen)
         await pilot.press("q")
         await wait_for(pilot, lambda: not isinstance(app.screen, LogGrepScreen))
+
+
+async def test_f_with_nothing_marked_searches_the_cursor_run(tui_project: Project) -> None:
+    from ctui.tui.screens.log_grep import LogGrepScreen
+
+    app = make_app(tui_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        cursor = app.screen.query_one(RunsTable).cursor_run
+        assert cursor is not None
+        write_log(tui_project, cursor["id"], "7")
+        await pilot.press("f")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, LogGrepScreen) and app.screen)
+        assert [r["id"] for r in screen.runs] == [cursor["id"]]
+        await pilot.press(*"VAL_LOSS", "enter")  # a capital: exact case, so nothing
+        await wait_for(pilot, lambda: screen.done)
+        assert screen.status_text() == "0 matches in 0 runs"
+        await pilot.press("slash", "ctrl+u", *"val_loss=0.37", "enter")
+        await wait_for(pilot, lambda: screen.done and screen.count == 1)
+        assert screen.status_text() == "1 match in 1 run"
