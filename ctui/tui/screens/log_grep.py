@@ -241,6 +241,4 @@ def _show_line(detail: Any, query: LogQuery, line: int) -> None:
     log = detail.query_one("#detail-log")
     if not hasattr(log, "search"):  # the plain fallback log: its tail is all it shows
         return
-    log.search(query)
-    log._match_line = line - 1  # the next match from just before the line: the line itself
-    log._step(1)
+    log.find_at(query, line)

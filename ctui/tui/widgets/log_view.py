@@ -229,6 +229,12 @@ class LogView(LogNavigation, LogRendering, ScrollView, can_focus=True):
         spec = self._spec
         self._set_spec(ViewSpec(query, keep and query is not None, spec.rank, spec.ranks))
 
+    def find_at(self, query: LogQuery, line: int) -> None:
+        """Search `query` and go to its match on (0-based) `line`."""
+        self.search(query)
+        self._match_line = line - 1  # the next match from just before it: the line itself
+        self._step(1)
+
     def clear_search(self) -> None:
         self.search(None)
 
