@@ -169,7 +169,10 @@ def test_stop_stops_the_container(dproject: Any) -> None:
     run = launch_run(dproject, "sleepy")
     store = open_store(dproject)
     deadline = time.monotonic() + 30
-    while "started" not in _log(dproject, run["id"]) and time.monotonic() < deadline:
+    # the job's output can reach the log before its container id reaches the store
+    while time.monotonic() < deadline and not (
+        "started" in _log(dproject, run["id"]) and _container_id(store, run["id"])
+    ):
         time.sleep(0.1)
     cid = store.get_run(run["id"])["docker"]["container_id"]
     assert docker.from_env().containers.get(cid).status == "running"
@@ -335,15 +338,23 @@ def test_an_engine_over_tcp_elsewhere(dproject: Any, monkeypatch: pytest.MonkeyP
         proxy.close()
 
 
+def _container_id(store: Any, run_id: str) -> str | None:
+    return (store.get_run(run_id).get("docker") or {}).get("container_id")
+
+
 def _started_container(project: Any, job: str) -> dict[str, Any]:
     from ctui.jobs.launch import launch_run
     from ctui.store import open_store
 
     run = launch_run(project, job)
+    store = open_store(project)
     deadline = time.monotonic() + 30
-    while "started" not in _log(project, run["id"]) and time.monotonic() < deadline:
+    # the job's output can reach the log before its container id reaches the store
+    while time.monotonic() < deadline and not (
+        "started" in _log(project, run["id"]) and _container_id(store, run["id"])
+    ):
         time.sleep(0.1)
-    return open_store(project).get_run(run["id"])
+    return store.get_run(run["id"])
 
 
 def _watchdog_of(run: dict[str, Any]) -> Any:

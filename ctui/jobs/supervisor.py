@@ -188,11 +188,10 @@ class Supervisor(RunEnd):
         started = time.time()
         from ctui.monitor.process import ProcessTreeSampler
 
-        # the job's pid or container at once: its output may already be in the log
-        self._update({"started": started, **self.execution.info()})
-        # sample at once: a short job may be over before the first tick
+        # sample at once, before the store write: a short job may be over by the first tick
         procs = ProcessTreeSampler(pids=self.execution.host_pids)
         first = procs.sample()
+        self._update({"started": started, **self.execution.info()})
         code = self._watch(procs, first)
         self._end_output()
         return self._finish(code, started=started)
