@@ -185,7 +185,8 @@ def test_a_hung_tracking_server_does_not_hold_the_job_back(jobs: Any, silent_ser
     assert run["status"] == "running" and run["mlflow"]["sync"] == "pending"
     spec = orjson.loads((jobs.run_dir(run["id"]) / "spec.json").read_bytes())
     assert spec["env"]["MLFLOW_TRACKING_URI"] == silent_server
-    wait_for(lambda: _log(jobs, run["id"]), timeout=60)  # it ran although MLflow never answered
+    # it ran although MLflow never answered (`print` under -u writes the text, then "\n")
+    wait_for(lambda: _log(jobs, run["id"]).endswith("\n"), timeout=60)
     assert _log(jobs, run["id"]) == "first line x=1\n"
     assert wait_final(jobs, run["id"], timeout=90)["status"] == "succeeded"
     # nothing lost: the sync after the run gives up on the server and waits for `ctui sync`
