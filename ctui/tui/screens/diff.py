@@ -15,6 +15,7 @@ from ctui.errors import CtuiError
 from ctui.tui.widgets.diff_rows import build_rows, short
 from ctui.tui.widgets.diff_view import DiffView
 from ctui.tui.widgets.key_footer import KeyFooter
+from ctui.tui.widgets.nav_table import NavTable
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -86,13 +87,6 @@ class DiffScreen(Screen[None]):
         Binding("left_square_bracket,N", "previous_change", "Prev change", id="diff.previous"),
         Binding("slash", "search", "Search", id="diff.search"),
         Binding("r", "reload", "Reload", id="diff.reload"),
-        # the compare table (the side-by-side view has these keys of its own)
-        Binding("j", "table('down')", "Down", show=False, id="diff.table_down"),
-        Binding("k", "table('up')", "Up", show=False, id="diff.table_up"),
-        Binding("g", "table('top')", "Top", show=False, id="diff.table_top"),
-        Binding("G", "table('bottom')", "Bottom", show=False, id="diff.table_bottom"),
-        Binding("ctrl+d", "table('page_down')", "Half page down", show=False, id="diff.table_pgdn"),
-        Binding("ctrl+u", "table('page_up')", "Half page up", show=False, id="diff.table_pgup"),
     ]
 
     def __init__(self, project: Project, run_ids: list[str]) -> None:
@@ -120,7 +114,7 @@ class DiffScreen(Screen[None]):
             yield Static("", id="diff-columns")
             yield DiffView(id="diff-view")
         else:
-            yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         placeholder = "search the rows" if self.is_pair else "filter the rows by key or value"
         yield Input(placeholder=placeholder, id="diff-search")
         yield KeyFooter()
@@ -271,20 +265,6 @@ class DiffScreen(Screen[None]):
                 self._fill_table(self.query_one(DataTable), self.docs, self.result)
         elif self.search and not self.query_one(DiffView).find(self.search):
             self.notify(f"no row holds {self.search!r}", severity="warning", timeout=3)
-
-    def action_table(self, move: str) -> None:
-        if self.is_pair:
-            return
-        table = self.query_one(DataTable)
-        action = {
-            "down": table.action_cursor_down,
-            "up": table.action_cursor_up,
-            "top": table.action_scroll_top,
-            "bottom": table.action_scroll_bottom,
-            "page_down": table.action_page_down,
-            "page_up": table.action_page_up,
-        }[move]
-        action()
 
     def action_reload(self) -> None:
         self._body().loading = True

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Input, Static
 from ctui.errors import CtuiError
 from ctui.format import timestamp
 from ctui.tui.widgets.key_footer import KeyFooter
+from ctui.tui.widgets.nav_table import NavTable
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -58,12 +59,6 @@ class TriggersScreen(Screen[None]):
         Binding("f", "fire", "Fire now", id="triggers.fire"),
         Binding("slash", "filter", "Filter", id="triggers.filter"),
         Binding("r", "refresh", "Refresh", id="triggers.refresh"),
-        Binding("j", "move('down')", "Down", show=False, id="triggers.down"),
-        Binding("k", "move('up')", "Up", show=False, id="triggers.up"),
-        Binding("g", "move('top')", "Top", show=False, id="triggers.top"),
-        Binding("G", "move('bottom')", "Bottom", show=False, id="triggers.bottom"),
-        Binding("ctrl+d", "move('page_down')", "Half page down", show=False, id="triggers.pgdn"),
-        Binding("ctrl+u", "move('page_up')", "Half page up", show=False, id="triggers.pgup"),
     ]
 
     def __init__(
@@ -84,10 +79,7 @@ class TriggersScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Triggers", style="bold"), id="triggers-title")
-        table: DataTable[Any] = DataTable(
-            id="triggers-table", cursor_type="row", zebra_stripes=True
-        )
-        yield table
+        yield NavTable(id="triggers-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="triggers-detail")
         yield Input(placeholder="filter by name, job or rule", id="triggers-filter")
         yield KeyFooter()
@@ -203,17 +195,6 @@ class TriggersScreen(Screen[None]):
         self._fill()
         title = "Triggers" + (f"  (filter: {self.filter})" if self.filter else "")
         self.query_one("#triggers-title", Static).update(Text(title, style="bold"))
-
-    def action_move(self, where: str) -> None:
-        table = self.query_one(DataTable)
-        {
-            "down": table.action_cursor_down,
-            "up": table.action_cursor_up,
-            "top": table.action_scroll_top,
-            "bottom": table.action_scroll_bottom,
-            "page_down": table.action_page_down,
-            "page_up": table.action_page_up,
-        }[where]()
 
     def action_refresh(self) -> None:
         self._load()
