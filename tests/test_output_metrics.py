@@ -12,12 +12,8 @@ from jobs_helpers import write_config
 
 from ctui.errors import ConfigError, ExitCode
 from ctui.jobs.output import PER_SHAPE, LineFeed
-from ctui.output_metrics import (
-    OutputMetricsConfig,
-    OutputParser,
-    finish_fields,
-    parse_output_metrics,
-)
+from ctui.output_metrics import OutputMetricsConfig, finish_fields, parse_output_metrics
+from ctui.output_parser import OutputParser
 
 
 def parse(text: str | bytes, config: OutputMetricsConfig | None = None, chunk: int = 0):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ctui.logtext import LineAssembler
-    from ctui.output_metrics import OutputParser
+    from ctui.output_parser import OutputParser
 
 IDX_FILE = "output.idx"
 #: a new record at most this often while one stream keeps writing
@@ -71,7 +71,7 @@ class LineFeed:
     def feed(self, data: bytes, stream: str, when: float) -> None:
         """Bytes of one stream (`o`, `e`) as they arrived at `when`."""
         from ctui.logtext import LineAssembler
-        from ctui.output_metrics import HINT
+        from ctui.output_parser import HINT
 
         asm = self._asm.get(stream)
         if asm is None:

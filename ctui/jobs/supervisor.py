@@ -95,7 +95,8 @@ class Supervisor(RunEnd):
         """The log's writer for this process (the job's streams and these notes), with the
         parser of the metrics in the output unless the job turned it off."""
         from ctui.jobs.output import open_writer
-        from ctui.output_metrics import OUTPUT_METRICS_FILE, OutputParser
+        from ctui.output_metrics import OUTPUT_METRICS_FILE
+        from ctui.output_parser import OutputParser
 
         parser = None
         try:
