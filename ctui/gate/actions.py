@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import signal
-import string
 import subprocess
 import tempfile
 import time
@@ -50,23 +49,18 @@ def fill_argv(template: str, values: Mapping[str, Any]) -> list[str]:
         raise ValueError(f"cannot split {template!r}: {exc}") from None
     if not tokens:
         raise ValueError("the command is empty")
-    argv = []
-    for token in tokens:
-        out: list[str] = []
-        try:
-            parsed = list(string.Formatter().parse(token))
-        except ValueError as exc:
-            raise ValueError(f"bad placeholder in {token!r}: {exc}") from None
-        for literal, name, spec, conv in parsed:
-            out.append(literal)
-            if name is None:
-                continue
-            if name not in values or spec or conv:
-                known = ", ".join("{" + k + "}" for k in values)
-                raise ValueError(f"unknown placeholder {{{name}}} (known: {known})")
-            out.append("" if values[name] is None else str(values[name]))
-        argv.append("".join(out))
-    return argv
+    from ctui.jobs.command import PlaceholderError, fill_token
+
+    def render(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    try:
+        return [fill_token(token, values, render) for token in tokens]
+    except PlaceholderError as exc:
+        if exc.kind == "syntax":
+            raise ValueError(f"bad placeholder in {exc.token!r}: {exc}") from None
+        known = ", ".join("{" + k + "}" for k in values)
+        raise ValueError(f"unknown placeholder {{{exc.name}}} (known: {known})") from None
 
 
 def check_template(template: str, placeholders: tuple[str, ...]) -> None:

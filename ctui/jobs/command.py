@@ -11,6 +11,7 @@ import re
 import shlex
 import string
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,30 +99,56 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _substitute(token: str, values: dict[str, Any], job: JobConfig, quote: bool) -> str:
+class PlaceholderError(ValueError):
+    """A token's placeholders cannot be filled: `kind` is "syntax" (a stray brace), "unknown"
+    (no such value) or "spec" (a format spec or conversion, never allowed)."""
+
+    def __init__(self, kind: str, token: str, name: str | None = None, detail: str = ""):
+        super().__init__(detail or f"{kind} placeholder {name!r} in {token!r}")
+        self.kind, self.token, self.name = kind, token, name
+
+
+def fill_token(token: str, values: Mapping[str, Any], render: Callable[[Any], str] = str) -> str:
+    """One argv token with its `{name}` placeholders replaced by `render(values[name])`."""
     out: list[str] = []
     try:
         parsed = list(string.Formatter().parse(token))
     except ValueError as exc:
-        raise CtuiError(
-            f"job {job.name!r}: bad placeholder in command token {token!r}: {exc}",
-            hint="write a literal brace as {{ or }}",
-        ) from None
+        raise PlaceholderError("syntax", token, detail=str(exc)) from None
     for literal, field, spec, conv in parsed:
         out.append(literal)
         if field is None:
             continue
         if field not in values:
+            raise PlaceholderError("unknown", token, field)
+        if spec or conv:
+            raise PlaceholderError("spec", token, field)
+        out.append(render(values[field]))
+    return "".join(out)
+
+
+def _substitute(token: str, values: dict[str, Any], job: JobConfig, quote: bool) -> str:
+    def render(value: Any) -> str:
+        text = format_value(value)
+        return shlex.quote(text) if quote else text
+
+    try:
+        return fill_token(token, values, render)
+    except PlaceholderError as exc:
+        if exc.kind == "syntax":
             raise CtuiError(
-                f"job {job.name!r}: command uses {{{field}}} but there is no such param "
+                f"job {job.name!r}: bad placeholder in command token {token!r}: {exc}",
+                hint="write a literal brace as {{ or }}",
+            ) from None
+        if exc.kind == "unknown":
+            raise CtuiError(
+                f"job {job.name!r}: command uses {{{exc.name}}} but there is no such param "
                 f"(known: {_known(job)}; built-in: {', '.join(BUILTINS)})",
                 hint="add it to the job's params in ctui.toml",
-            )
-        if spec or conv:
-            raise CtuiError(f"job {job.name!r}: placeholder {{{field}}} may not have a format spec")
-        text = format_value(values[field])
-        out.append(shlex.quote(text) if quote else text)
-    return "".join(out)
+            ) from None
+        raise CtuiError(
+            f"job {job.name!r}: placeholder {{{exc.name}}} may not have a format spec"
+        ) from None
 
 
 def build_argv(
