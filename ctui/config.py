@@ -142,6 +142,11 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def gate_of(self, job: str) -> GateConfig | None:
+        """The gate of a job (None: the job has none, or is not declared)."""
+        jc = self.jobs.get(job)
+        return jc.gate if jc is not None else None
+
     def job(self, name: str) -> JobConfig:
         try:
             return self.jobs[name]

@@ -144,11 +144,6 @@ def run_command(
     }
 
 
-def _gate_of(config: Config, job: str) -> GateConfig | None:
-    jc = config.jobs.get(job)
-    return jc.gate if jc is not None else None
-
-
 #: variables that describe one run or one event: never inherited from whoever called ctui
 _SCOPED = (
     "CTUI_RUN_ID",
@@ -202,7 +197,7 @@ def after_promotion(project: Project, config: Config, promotion: dict[str, Any])
     `on_promote`, for a promotion record; returns the fields to merge into the record
     (`on_promote`, `registered`: None where the gate asks for neither). Never raises."""
     out: dict[str, Any] = {"on_promote": None, "registered": None}
-    gate = _gate_of(config, str(promotion.get("job")))
+    gate = config.gate_of(str(promotion.get("job")))
     if gate is None:
         return out
     extra: dict[str, str] = {}
@@ -229,7 +224,7 @@ def after_rollback(project: Project, config: Config, promotion: dict[str, Any]) 
     """For the record of a rollback that follows a failed `on_promote`: the registry alias
     back on the previous champion's version (found, not registered again); `on_promote` is
     not run again. The fields to merge (`registered`). Never raises."""
-    gate = _gate_of(config, str(promotion.get("job")))
+    gate = config.gate_of(str(promotion.get("job")))
     if gate is None or not gate.register:
         return {"registered": None}
     return {"registered": _register(project, config, gate, promotion)}

@@ -23,7 +23,6 @@ from ctui.store_format import RUNS
 
 if TYPE_CHECKING:
     from ctui.config import Config
-    from ctui.gate.config import GateConfig
     from ctui.project import Project
     from ctui.store import Store
 
@@ -98,7 +97,7 @@ def promote(
     if config is None:
         return promotion
     promotion = _after(project, store, config, promotion)
-    gate = _gate_of(config, promotion["job"])
+    gate = config.gate_of(promotion["job"])
     on_promote = promotion.get("on_promote")
     failed = isinstance(on_promote, dict) and on_promote.get("ok") is False
     if failed and gate is not None and gate.on_promote_failure == "rollback":
@@ -231,11 +230,6 @@ def _notify(project: Project, config: Config, promotion: dict[str, Any], verdict
         _log_exc("notify")
 
 
-def _gate_of(config: Config, job: str) -> GateConfig | None:
-    jc = config.jobs.get(job)
-    return jc.gate if jc is not None else None
-
-
 def _load_config(project: Project) -> Config | None:
     from ctui.config import load_config
 
@@ -257,7 +251,7 @@ def check(project: Project, store: Store, run_id: str) -> dict[str, Any]:
     config = load_config(project.root)
     run = store.get_run(run_id)
     job = run.get("job") or ""
-    gate = _gate_of(config, job)
+    gate = config.gate_of(job)
     if gate is None:
         raise CtuiError(
             f"job {job!r} has no gate" if job else f"run {run_id} has no job",

@@ -39,13 +39,13 @@ def gate_run(project: Project, store: Store, run_id: str) -> dict[str, Any] | No
     config = load_config(project.root)
     run = store.get_run(run_id)
     job = run.get("job") or ""
-    jc = config.jobs.get(job)
-    if jc is None or jc.gate is None:
+    gate_config = config.gate_of(job)
+    if gate_config is None:
         return None
     reproduces = run.get("reproduces")
     for attempt in range(TRIES):
         champion_run, why = champion_to_beat(store, job, run_id)
-        result = evaluate(jc.gate.rules, run, champion_run, no_champion=why)
+        result = evaluate(gate_config.rules, run, champion_run, no_champion=why)
         champion = result["champion"]
         gate = {**result, "at": time.time(), "promoted": False}
         if result["passed"] and reproduces:
