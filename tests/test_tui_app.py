@@ -147,12 +147,7 @@ async def test_mark_two_runs_and_diff(tui_project: Project) -> None:
         assert ids[0] == older[-1]["id"]
         await pilot.press("space", "space", "d")
         await pilot.pause()
-        from ctui.tui.data import optional
-
-        if optional("ctui.tui.screens.diff", "DiffScreen") is not None:
-            assert type(app.screen).__name__ == "DiffScreen"
-        else:
-            assert isinstance(app.screen, RunsScreen)
+        assert type(app.screen).__name__ == "DiffScreen"
 
 
 async def test_detail_tabs(tui_project: Project) -> None:
@@ -358,16 +353,11 @@ async def test_notifications_never_parse_markup(tui_project: Project) -> None:
 async def test_keys_open_the_other_screens(
     tui_project: Project, key: str, module: str, name: str
 ) -> None:
-    from ctui.tui.data import optional
-
     app = make_app(tui_project)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("down", key)  # a finished run under the cursor
         await pilot.pause()
-        if optional(module, name) is None:
-            assert isinstance(app.screen, RunsScreen)
-            return
         assert type(app.screen).__name__ == name
         await pilot.pause(0.3)
         app.pop_screen()

@@ -323,20 +323,3 @@ class RunsView:
             return list(order)
         chosen = {id(r) for r in rows}
         return [r for r in order if id(r) in chosen]
-
-
-def optional(module: str, attr: str) -> Any:
-    """`module.attr`, or None while that module is not written yet (screens built in parallel).
-
-    Only a missing `module` itself counts as absent: a module that exists but fails to import
-    (a missing dependency inside it) still raises, so a real bug is never hidden.
-    """
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
-            return None
-        raise
-    return getattr(mod, attr, None)

@@ -19,6 +19,7 @@ from ctui.format import seq, short_id
 from ctui.logtext import plain
 from ctui.tui.widgets.key_footer import KeyFooter
 from ctui.tui.widgets.log_search import LogQuery
+from ctui.tui.widgets.log_view import LogView
 
 if TYPE_CHECKING:
     from ctui.log_grep import Match
@@ -238,7 +239,4 @@ class LogGrepScreen(Screen[None]):
 def _show_line(detail: Any, query: LogQuery, line: int) -> None:
     """On the detail's log tab: search `query`, go to its match on (0-based) `line`."""
     detail.action_tab("log")
-    log = detail.query_one("#detail-log")
-    if not hasattr(log, "search"):  # the plain fallback log: its tail is all it shows
-        return
-    log.find_at(query, line)
+    detail.query_one("#detail-log", LogView).find_at(query, line)

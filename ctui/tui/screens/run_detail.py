@@ -27,13 +27,14 @@ from ctui.errors import CtuiError
 from ctui.format import bytes_, duration, number, run_duration
 from ctui.output_metrics import metrics_file
 from ctui.store import ACTIVE, Store
-from ctui.tui.data import Clock, Run, fmt_ago, fmt_time, optional, status_look
+from ctui.tui.data import Clock, Run, fmt_ago, fmt_time, status_look
 from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
 from ctui.tui.run_files import PlotLine, plot_lines, resource_series
 from ctui.tui.screens import PlainNotify
 from ctui.tui.screens.detail_keys import DetailKeys
 from ctui.tui.widgets.chart_browser import Chart, ChartBrowser, history_chart
 from ctui.tui.widgets.key_footer import KeyFooter
+from ctui.tui.widgets.log_view import LogView
 from ctui.tui.widgets.metric_plot import Series, metric_points
 
 if TYPE_CHECKING:
@@ -120,13 +121,7 @@ class RunDetailScreen(DetailKeys, PlainNotify, Screen[None]):
 
     def _log_widget(self) -> ComposeResult:
         path = self.run_dir / "output.log"
-        log_view = optional("ctui.tui.widgets.log_view", "LogView")
-        if log_view is not None:
-            yield log_view(path, follow=True, id="detail-log")
-        else:
-            from textual.widgets import Log
-
-            yield Log(id="detail-log", max_lines=2000)
+        yield LogView(path, follow=True, id="detail-log")
 
     def on_mount(self) -> None:
         self.load()
@@ -144,9 +139,6 @@ class RunDetailScreen(DetailKeys, PlainNotify, Screen[None]):
         self._load_metrics()
         self._load_manifest()
         self._load_resources()
-        log = self.query_one("#detail-log")
-        if not hasattr(log, "path"):  # the plain fallback Log: show the tail once
-            self._load_log_tail()
 
     def _show_bar(self) -> None:
         run = self.run_doc
@@ -339,23 +331,6 @@ class RunDetailScreen(DetailKeys, PlainNotify, Screen[None]):
         node = tree.root.add(Text("results", style="bold"), expand=False)
         _fill(node, results)
 
-    @work(thread=True, exclusive=True, group="detail-log", exit_on_error=False)
-    def _load_log_tail(self) -> None:
-        from ctui.logs import tail
-
-        try:
-            lines = tail(self.run_dir / "output.log", 500)
-        except OSError:
-            lines = ["(no log yet)"]
-        self.app.call_from_thread(self._show_log_tail, lines)
-
-    def _show_log_tail(self, lines: list[str]) -> None:
-        from textual.widgets import Log
-
-        log = self.query_one("#detail-log", Log)
-        log.clear()
-        log.write_lines(lines)
-
     # -- actions -------------------------------------------------------------------------
     def action_back(self) -> None:
         self.dismiss()
@@ -364,11 +339,9 @@ class RunDetailScreen(DetailKeys, PlainNotify, Screen[None]):
         self.load()
 
     def action_live(self) -> None:
-        screen = optional("ctui.tui.screens.live_run", "LiveRunScreen")
-        if screen is None:
-            self.notify("the live view is not available yet", severity="warning")
-            return
-        self.app.push_screen(screen(self.project, self.run_id, clock=self.clock))
+        from ctui.tui.screens.live_run import LiveRunScreen
+
+        self.app.push_screen(LiveRunScreen(self.project, self.run_id, clock=self.clock))
 
 
 def _fill(node: TreeNode[Any], value: Any) -> None:

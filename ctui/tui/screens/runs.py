@@ -29,7 +29,6 @@ from ctui.tui.data import (
     any_active,
     build_columns,
     gate_rules,
-    optional,
     pick_extra_keys,
 )
 from ctui.tui.screens import PlainNotify
@@ -249,9 +248,9 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
         error: str | None = None
         try:
             if any_active(self.all_runs):
-                refresh = optional("ctui.jobs.reconcile", "refresh")
-                if refresh is not None:
-                    refresh(self.project)
+                from ctui.jobs.reconcile import refresh
+
+                refresh(self.project)
             stamp = self.store.stamp()
             if stamp != self._stamp:
                 runs, champions = self.read_runs()

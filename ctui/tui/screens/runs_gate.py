@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from ctui.errors import CtuiError
-from ctui.tui.data import Run, optional
+from ctui.tui.data import Run
 from ctui.tui.gate_view import StoreSnapshot, champion_map, shows_marks
 
 if TYPE_CHECKING:
@@ -61,11 +61,9 @@ class GateActions:
         if champion == run["id"]:
             self.notify(f"run {run['id']} is the champion of {job}", severity="warning")
             return
-        screen = optional("ctui.tui.screens.diff", "DiffScreen")
-        if screen is None:
-            self.notify("the diff screen is not available yet", severity="warning")
-            return
-        self.app.push_screen(screen(self.project, [champion, run["id"]]))
+        from ctui.tui.screens.diff import DiffScreen
+
+        self.app.push_screen(DiffScreen(self.project, [champion, run["id"]]))
 
     # -- P: promote by hand ---------------------------------------------------------------
     def action_promote(self) -> None:
