@@ -196,6 +196,12 @@ class Store:
         """The whole file as a dict, fresh (no lock needed: files are replaced atomically)."""
         return self._storage.read() or {}
 
+    def snapshot(self) -> Store:
+        """This store as one read of its file left it: `runs()`, `get_run`, the champions and
+        the other readers answer from that one parse (a screen that needs the runs *and* the
+        champions reads a 10,000-run file once, not twice). For reading only."""
+        return _Snapshot(self.path, self.read_all())
+
     def stamp(self) -> tuple[int, int] | None:
         """A cheap change detector (mtime_ns, size) for polling readers."""
         try:
@@ -424,6 +430,15 @@ class Store:
             if not self.path.exists():
                 created = {"schema": SCHEMA_VERSION, "created": time.time()}
                 self._write_data({META: {"store": created}, RUNS: {}}, None)
+
+
+class _Snapshot(Store):
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        super().__init__(path)
+        self._data = data
+
+    def read_all(self) -> dict[str, Any]:
+        return self._data
 
 
 def open_store(project: Any) -> Store:

@@ -29,26 +29,6 @@ _NAME = r"[A-Za-z_][\w\-/]*"
 _RULE_METRIC = re.compile(rf"(?<![\w.])(?:metric|champion)\.({_NAME}(?:\.{_NAME})*)")
 
 
-class StoreSnapshot(Store):
-    """The store as one read of its file left it: `runs()`, `get_run`, the champions and
-    the other readers all answer from that one parse (a screen that needs the runs *and*
-    the champions reads a 10,000-run file once, not twice). For reading only."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(store.path)
-        self._data = store.read_all()
-
-    def read_all(self) -> dict[str, Any]:
-        return self._data
-
-
-def champion_map(store: Store) -> dict[str, str]:
-    """job → the run id of its champion, in one store read."""
-    from ctui.gate.champion import champions
-
-    return champions(store)
-
-
 def row_mark(run: Run, champion_ids: frozenset[str] | set[str]) -> tuple[str, str]:
     """(symbol, style) in front of a row: ★ the job's champion, a dim ✗ a run the gate
     did not pass, else blank."""

@@ -42,13 +42,14 @@ def reproduce_lines(docs: list[Run]) -> list[str]:
 def champion_line(project: Project, store: Any, docs: list[Run]) -> str | None:
     """ "challenger vs champion: acc +0.012, gate passed" when one of two runs of a job is
     that job's champion (the other is the challenger); None otherwise."""
-    from ctui.tui.gate_view import challenger_gate, challenger_line, champion_map, gate_rules
+    from ctui.gate.champion import champions
+    from ctui.tui.gate_view import challenger_gate, challenger_line, gate_rules
 
     if len(docs) != 2 or docs[0].get("job") != docs[1].get("job"):
         return None
     job = str(docs[0].get("job") or "")
     try:
-        champion = champion_map(store).get(job)
+        champion = champions(store).get(job)
     except (CtuiError, OSError):
         return None
     ids = [d.get("id") for d in docs]
@@ -138,12 +139,11 @@ class DiffScreen(Screen[None]):
         from ctui.diff import compare_many, diff_runs, load_sections, run_view
         from ctui.objects import ObjectStore
         from ctui.store import Store
-        from ctui.tui.gate_view import StoreSnapshot
 
         try:
             if len(self.run_ids) < 2:
                 raise CtuiError("pick at least two runs to compare", hint="mark runs with space")
-            store = StoreSnapshot(Store(self.project.store_file))  # one read for every run
+            store = Store(self.project.store_file).snapshot()  # one read for every run
             objects = ObjectStore(self.project.objects_dir)
             docs = [store.get_run(store.resolve(r)) for r in self.run_ids]
             views = [run_view(d, objects) for d in docs]

@@ -28,7 +28,7 @@ from ctui.format import bytes_, duration, number, run_duration
 from ctui.output_metrics import metrics_file
 from ctui.store import ACTIVE, Store
 from ctui.tui.data import Clock, Run, fmt_ago, fmt_time, status_look
-from ctui.tui.gate_view import StoreSnapshot, champion_status, champion_text, gate_text
+from ctui.tui.gate_view import champion_status, champion_text, gate_text
 from ctui.tui.run_files import PlotLine, plot_lines, resource_series
 from ctui.tui.screens import PlainNotify
 from ctui.tui.screens.detail_keys import DetailKeys
@@ -129,7 +129,7 @@ class RunDetailScreen(DetailKeys, PlainNotify, Screen[None]):
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> None:
         try:
-            store = StoreSnapshot(Store(self.project.store_file))  # one read for both
+            store = Store(self.project.store_file).snapshot()  # one read for both
             self.run_doc = store.get_run(self.run_id)
             self.champion = champion_status(store, self.run_doc)
         except CtuiError as exc:

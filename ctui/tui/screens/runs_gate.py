@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from ctui.errors import CtuiError
+from ctui.gate.champion import champions
 from ctui.tui.data import Run
-from ctui.tui.gate_view import StoreSnapshot, champion_map, shows_marks
+from ctui.tui.gate_view import shows_marks
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -39,8 +40,8 @@ class GateActions:
 
     def read_runs(self) -> tuple[list[Run], dict[str, str]]:
         """Every run and job → champion run id, from one read of the store."""
-        snapshot = StoreSnapshot(self.store)
-        return snapshot.runs(), champion_map(snapshot)
+        snapshot = self.store.snapshot()
+        return snapshot.runs(), champions(snapshot)
 
     def show_champions(self, champions: dict[str, str]) -> None:
         self.champions = champions
