@@ -16,6 +16,8 @@ Prints:
   -f` on the same growing log (A B A B …): min / median / max, the ratio, and the target
   (≤ 10 % of a core), saying "missed" when it is missed. The job's supervisor (relay into
   output.log, output.idx, metrics parsed from the output) is measured in the same windows.
+first-page and keys are in-process figures (a Pilot app, no pty, no peer): they say how the pane
+scales, not what a user's terminal sees; cpu is the whole-process figure beside its peer.
 The files live in a temporary folder that is deleted afterwards.
 """
 
@@ -165,7 +167,8 @@ async def presses_while_following(path: Path, rate: int, presses: int) -> None:
     ms = [x * 1000 for x in latencies]
     p95 = ms[int(len(ms) * 0.95) - 1]
     print(
-        f"key press → handled and repainted while following {rate:,} lines/s: "
+        f"in process (Pilot, no pty): key press → handled and repainted while following "
+        f"{rate:,} lines/s: "
         f"median {statistics.median(ms):.1f} ms, "
         f"p95 {p95:.1f} ms, max {ms[-1]:.1f} ms  (target ≤ 100 ms)"
     )
@@ -205,6 +208,7 @@ def big_log(tmp: Path, size_mb: int) -> None:
     size = big.stat().st_size
     print(f"wrote {size / 2**30:.2f} GiB, {lines:,} lines in {time.perf_counter() - t0:.1f} s")
     first, full, count, search, matches = asyncio.run(first_page(big, last, lines))
+    print("in process (Pilot, no pty, no peer):")
     print(f"first painted last page (App() → frame): {first:.3f} s (target ≤ 1.0 s)")
     print(f"full line index: {full:.2f} s, {count:,} lines (expected {lines:,})")
     print(f"search of all of it, only matches: {search:.2f} s, {matches:,} matching lines")
