@@ -130,7 +130,7 @@ def table(app: CtuiApp) -> RunsTable:
 def row_text(app: CtuiApp, run_id: str) -> str:
     t = table(app)
     index = next(i for i, r in enumerate(t.rows) if r["id"] == run_id)
-    return t._row(index).text
+    return t.row_strip(index).text
 
 
 def row_starts(app: CtuiApp, run_id: str, marks: str) -> bool:

@@ -6,18 +6,15 @@ sorted column is always inside it. A click on a header sorts by it, on a row sel
 
 Textual's DataTable builds every row up front (3.2 s for 10,000 runs); this one keeps the
 rows as a plain Python list and renders a line when it is painted, so the cost follows the
-screen height, not the number of runs. Rendered lines are kept in a small LRU keyed by the
-run, the cursor/mark state and a generation counter that changes when the data does.
+screen height, not the number of runs. Which columns fit is `runs_columns`; the lines, kept
+in a small LRU, are `runs_rows`; this module is the widget: keys, cursor, mouse, messages.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any, ClassVar
 
-from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
@@ -27,13 +24,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ctui.tui.data import Clock, Column, Run, cell, fmt_ago, handle_parts
-from ctui.tui.gate_view import row_mark
-
-SEP = " "
-MARK_WIDTH = 2  # "● " in front of marked rows, so marks read without colour
-#: one more cell when the project uses a gate: ★ the job's champion, a dim ✗ a rejected run
-GATE_WIDTH = 1
+from ctui.tui.data import Clock, Column, Run, fmt_ago
+from ctui.tui.widgets.runs_columns import NO_FIT, Fit, fit_columns
+from ctui.tui.widgets.runs_rows import RowPainter, RowState
 
 
 class RunsTable(ScrollView, can_focus=True):
@@ -94,13 +87,9 @@ class RunsTable(ScrollView, can_focus=True):
         self.show_gate = False
         self.sort_key = "started"
         self.sort_desc = True
-        self._generation = 0
-        self._cache: OrderedDict[tuple[Any, ...], Strip] = OrderedDict()
-        self._cache_size = cache_size
-        self._line_width = 0
-        #: the first non-frozen column shown, and the columns shown (after the handle)
-        self._col_offset = 0
-        self.shown_columns: list[Column] = []
+        self._painter = RowPainter(cache_size)
+        #: the columns drawn (the handle, then those from an offset that fit the width)
+        self._fit: Fit = NO_FIT
         self._ages: tuple[str, ...] = ()
 
     # -- data ----------------------------------------------------------------------------
@@ -113,41 +102,27 @@ class RunsTable(ScrollView, can_focus=True):
     def handle(self) -> Column | None:
         return self.columns[0] if self.columns else None
 
-    def _layout(self) -> None:
-        """Choose the columns that fit the width, keeping the sorted one in view."""
+    def _layout(self, offset: int | None = None) -> None:
+        """Choose the columns that fit the width: from the offset they had, keeping the sorted
+        one in view, or from `offset` (the user slid them)."""
         width = self.scrollable_content_region.width or self.size.width or 80
-        rest = self.columns[1:]
-        fixed = self._prefix_width + (self.columns[0].width + len(SEP) if self.columns else 0)
-        keys = [c.key for c in rest]
-        self._col_offset = max(0, min(self._col_offset, len(rest) - 1))
-        shown = self._window(rest, self._col_offset, width - fixed)
-        if self.sort_key in keys and self.sort_key not in [c.key for c in shown]:
-            index = keys.index(self.sort_key)
-            if index < self._col_offset:
-                self._col_offset = index
-            else:
-                while self._col_offset < index and self.sort_key not in [
-                    c.key for c in self._window(rest, self._col_offset, width - fixed)
-                ]:
-                    self._col_offset += 1
-            shown = self._window(rest, self._col_offset, width - fixed)
-        self.shown_columns = shown
-        self._line_width = fixed + sum(c.width + len(SEP) for c in shown)
+        self._fit = fit_columns(
+            self.columns,
+            width,
+            self._fit.offset if offset is None else offset,
+            show_gate=self.show_gate,
+            sort_key=self.sort_key if offset is None else None,
+        )
         self._invalidate()
 
-    @staticmethod
-    def _window(columns: list[Column], start: int, room: int) -> list[Column]:
-        shown = []
-        for col in columns[start:]:
-            if col.width + len(SEP) > room:
-                break
-            shown.append(col)
-            room -= col.width + len(SEP)
-        return shown or columns[start : start + 1]
+    @property
+    def shown_columns(self) -> list[Column]:
+        """The columns shown after the handle."""
+        return list(self._fit.shown)
 
     @property
-    def _prefix_width(self) -> int:
-        return MARK_WIDTH + (GATE_WIDTH if self.show_gate else 0)
+    def _line_width(self) -> int:
+        return self._fit.line_width
 
     def set_champions(self, run_ids: set[str] | frozenset[str], *, show: bool) -> None:
         """The champions' run ids (one per job), and whether the gate column is drawn."""
@@ -212,8 +187,7 @@ class RunsTable(ScrollView, can_focus=True):
             self.retick()
 
     def _invalidate(self) -> None:
-        self._generation += 1
-        self._cache.clear()
+        self._painter.clear()
         self.virtual_size = Size(
             min(self._line_width, self.scrollable_content_region.width or self._line_width),
             len(self.rows) + 1,
@@ -274,26 +248,13 @@ class RunsTable(ScrollView, can_focus=True):
     def action_pan(self, delta: int) -> None:
         """Slide the window of columns (the handle stays)."""
         last = max(0, len(self.columns) - 2)
-        offset = max(0, min(self._col_offset + delta, last))
-        if offset != self._col_offset:
-            self._col_offset = offset
-            self._relayout_from_offset()
-
-    def _relayout_from_offset(self) -> None:
-        width = self.scrollable_content_region.width or self.size.width or 80
-        fixed = self._prefix_width + (self.columns[0].width + len(SEP) if self.columns else 0)
-        self.shown_columns = self._window(self.columns[1:], self._col_offset, width - fixed)
-        self._line_width = fixed + sum(c.width + len(SEP) for c in self.shown_columns)
-        self._invalidate()
+        offset = max(0, min(self._fit.offset + delta, last))
+        if offset != self._fit.offset:
+            self._layout(offset)
 
     def column_at(self, x: int) -> Column | None:
         """The column drawn at content column `x` (the handle included)."""
-        pos = self._prefix_width
-        for col in self.columns[:1] + self.shown_columns:
-            if pos <= x < pos + col.width + len(SEP):
-                return col
-            pos += col.width + len(SEP)
-        return None
+        return self._fit.column_at(x)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -326,88 +287,33 @@ class RunsTable(ScrollView, can_focus=True):
         scroll_y = self.scroll_offset.y
         width = self.scrollable_content_region.width
         if y == 0:
-            strip = self._header()
+            strip = self._painter.header(
+                self._fit,
+                self.sort_key,
+                self.sort_desc,
+                self.get_component_rich_style("runs-table--header"),
+                self.get_component_rich_style("runs-table--sort"),
+            )
         else:
             index = scroll_y + y - 1
             if index >= len(self.rows):
                 return Strip.blank(width, self._style)
-            strip = self._row(index)
+            strip = self.row_strip(index)
         return strip.crop_extend(0, width, self._style)
 
-    def _header(self) -> Strip:
-        key = ("header", self._generation, self.sort_key, self.sort_desc, self._col_offset)
-        strip = self._cache.get(key)
-        if strip is not None:
-            return strip
-        base = self.get_component_rich_style("runs-table--header")
-        sort_style = self.get_component_rich_style("runs-table--sort")
-        segments = [Segment(" " * self._prefix_width, base)]
-        for col in self.columns[:1] + self.shown_columns:
-            label = col.label
-            style = base
-            if col.key == self.sort_key:
-                label = f"{label}{'▼' if self.sort_desc else '▲'}"
-                style = base + sort_style
-            segments.append(Segment(_fit(label, col.width, col.numeric), style))
-            segments.append(Segment(SEP, base))
-        strip = Strip(segments, self._line_width)
-        self._remember(key, strip)
-        return strip
-
-    def _row(self, index: int) -> Strip:
+    def row_strip(self, index: int) -> Strip:
+        """The line of the run at `index` in `rows`, as drawn (before it is cut to width)."""
         run = self.rows[index]
-        run_id = run.get("id", "")
-        is_cursor = index == self.cursor
-        is_marked = run_id in self.marked
-        key = (run_id, self._generation, is_cursor, is_marked, self.has_focus)
-        strip = self._cache.get(key)
-        if strip is not None:
-            self._cache.move_to_end(key)
-            return strip
-        base = self._style
-        if is_marked:
-            base = base + self.get_component_rich_style("runs-table--marked")
-        if is_cursor and self.has_focus:
-            base = base + self.get_component_rich_style("runs-table--cursor")
-        elif is_cursor:
-            base = base + Style(reverse=True)
-        now = self.clock()
-        segments = [Segment("●" if is_marked else " ", base)]
-        if self.show_gate:
-            symbol, style = row_mark(run, self.champions)
-            mark_style = base + Style.parse(style) if style else base
-            segments.append(Segment(symbol, mark_style + base if is_cursor else mark_style))
-        segments.append(Segment(" ", base))
-        handle = self.columns[0] if self.columns else None
-        if handle is not None:
-            seq, short = handle_parts(run)
-            seq_width = max(0, handle.width - len(short) - 1)
-            seq_style = base + Style(bold=True)
-            short_style = base if is_cursor else base + Style(dim=True)
-            if seq_width:
-                segments.append(Segment(_fit(seq, seq_width, True) + " ", seq_style))
-            segments.append(
-                Segment(
-                    _fit(short, handle.width - seq_width - (1 if seq_width else 0), False),
-                    short_style,
-                )
-            )
-            segments.append(Segment(SEP, base))
-        for col in self.shown_columns:
-            text, style = cell(run, col.key, now)
-            cell_style = base + Style.parse(style) if style else base
-            if is_cursor:
-                cell_style = cell_style + base  # the cursor colours win over the cell colours
-            segments.append(Segment(_fit(text, col.width, col.numeric), cell_style))
-            segments.append(Segment(SEP, base))
-        strip = Strip(segments, self._line_width)
-        self._remember(key, strip)
-        return strip
-
-    def _remember(self, key: tuple[Any, ...], strip: Strip) -> None:
-        self._cache[key] = strip
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        state = RowState(index == self.cursor, run.get("id") in self.marked, self.has_focus)
+        return self._painter.row(
+            run,
+            self._fit,
+            state,
+            base=self._style,
+            component=self.get_component_rich_style,
+            champions=self.champions if self.show_gate else None,
+            now=self.clock,
+        )
 
     def on_focus(self) -> None:
         self.refresh()
@@ -418,12 +324,3 @@ class RunsTable(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         self._layout()
         self._scroll_cursor_into_view()
-
-
-def _fit(text: str, width: int, right: bool) -> str:
-    """Pad or cut `text` to exactly `width` cells (with an ellipsis when cut)."""
-    length = cell_len(text)
-    if length > width:
-        return set_cell_size(text, width - 1) + "…"
-    pad = " " * (width - length)
-    return pad + text if right else text + pad
