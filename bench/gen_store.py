@@ -1,5 +1,7 @@
 """Generate a realistic ctui store (and the same runs in an MLflow sqlite store) for benches.
 
+Both through their own public writers: ctui's `Store.put_runs`, MLflow's SqlAlchemyStore.
+
 10 params, 5 metrics per run; manifests that share most sections (a few environments and
 machines, a few dozen dataset versions and commits), as a real project accumulates them.
 """
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sqlite3
 import sys
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ctui.ids import new_run_id  # noqa: E402
 from ctui.project import Project  # noqa: E402
-from ctui.store import Store  # noqa: E402
+from ctui.store import open_store  # noqa: E402
 
 BASE_TIME = 1_780_000_000.0
 STATUSES = ["succeeded"] * 8 + ["failed", "cancelled"]
@@ -79,74 +80,120 @@ def make_run(i: int, rng: random.Random) -> dict[str, Any]:
 
 
 def make_store(root: Path, n: int = 10_000, seed: int = 7) -> Project:
+    """A project at `root` with `n` runs, written with one `Store.put_runs` (the public API,
+    whatever the store's layout on disk)."""
     project = Project(root=root, state_dir=root / ".ctui").ensure()
     rng = random.Random(seed)
-    store = Store(project.store_file)
-    store.initialise()
+    store = open_store(project)
+    init = getattr(store, "initialise", None)
+    if init is not None:
+        init()
     store.put_runs(make_run(i, rng) for i in range(n))
     return project
 
 
-def make_mlflow_store(db: Path, runs: list[dict[str, Any]]) -> str:
-    """The same runs in an MLflow sqlite store: one run through MLflow's API (schema and
-    experiment), the rest bulk-copied into MLflow's own tables with sqlite3 (the API would
-    take minutes for 10k runs)."""
-    import mlflow
+def make_mlflow_store(db: Path, runs: list[dict[str, Any]], batch: int = 5_000) -> tuple[str, str]:
+    """The same runs in an MLflow sqlite store, written through MLflow's own SqlAlchemyStore:
+    it creates the schema and the experiment, and its table models take the rows, inserted
+    in batches (one run at a time through the client would take an hour for 100k runs).
+    Each run has its params, its final metrics (history and latest), a `job` tag and its
+    name. Returns the tracking URI and the experiment's id."""
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlLatestMetric,
+        SqlMetric,
+        SqlParam,
+        SqlRun,
+        SqlTag,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import insert
 
     uri = f"sqlite:///{db}"
-    mlflow.set_tracking_uri(uri)
-    exp_id = mlflow.create_experiment("bench")
-    first = runs[0]
-    with mlflow.start_run(experiment_id=exp_id) as active:
-        mlflow.log_params(first["params"])
-        mlflow.log_metrics(first["metrics"])
-        mlflow.set_tag("job", first["job"])
-    template = active.info.run_id
-    con = sqlite3.connect(db)
-    cols = [r[1] for r in con.execute("pragma table_info(runs)")]
-    row = dict(
-        zip(
-            cols,
-            con.execute("select * from runs where run_uuid=?", (template,)).fetchone(),
-            strict=True,
-        )
-    )
-    ts = int(BASE_TIME * 1000)
-    for r in runs[1:]:
-        rid = uuid.uuid4().hex
-        new = dict(
-            row,
-            run_uuid=rid,
-            name=r["id"],
-            start_time=int(r["started"] * 1000),
-            end_time=int(r["ended"] * 1000),
-        )
-        con.execute(
-            f"insert into runs ({','.join(cols)}) values ({','.join('?' * len(cols))})",
-            [new[c] for c in cols],
-        )
-        con.executemany(
-            "insert into params (key, value, run_uuid) values (?, ?, ?)",
-            [(k, str(v), rid) for k, v in r["params"].items()],
-        )
-        con.executemany(
-            "insert into metrics (key, value, timestamp, run_uuid, step, is_nan) "
-            "values (?, ?, ?, ?, 0, 0)",
-            [(k, v, ts, rid) for k, v in r["metrics"].items()],
-        )
-        con.executemany(
-            "insert into latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
-            "values (?, ?, ?, 0, 0, ?)",
-            [(k, v, ts, rid) for k, v in r["metrics"].items()],
-        )
-        con.execute("insert into tags (key, value, run_uuid) values ('job', ?, ?)", (r["job"], rid))
-    con.commit()
-    con.close()
-    return uri
+    store = SqlAlchemyStore(uri, str(db.parent / "mlartifacts"))
+    exp_id = store.create_experiment("bench")
+    for start in range(0, len(runs), batch):
+        rows: dict[Any, list[dict[str, Any]]] = {
+            t: [] for t in (SqlRun, SqlParam, SqlMetric, SqlLatestMetric, SqlTag)
+        }
+        for r in runs[start : start + batch]:
+            rid = uuid.uuid4().hex
+            ts = int(r["ended"] * 1000)
+            status = {"succeeded": "FINISHED", "failed": "FAILED"}.get(r["status"], "KILLED")
+            rows[SqlRun].append(
+                {
+                    "run_uuid": rid,
+                    "name": r["id"],
+                    "source_type": "LOCAL",
+                    "source_name": "train.py",
+                    "entry_point_name": "",
+                    "user_id": "bench",
+                    "status": status,
+                    "start_time": int(r["started"] * 1000),
+                    "end_time": ts,
+                    "deleted_time": None,
+                    "source_version": r["git"],
+                    "lifecycle_stage": "active",
+                    "artifact_uri": f"{db.parent}/mlartifacts/{rid}",
+                    "experiment_id": int(exp_id),
+                }
+            )
+            rows[SqlParam] += [
+                {"key": k, "value": str(v), "run_uuid": rid} for k, v in r["params"].items()
+            ]
+            metrics = [
+                {"key": k, "value": v, "timestamp": ts, "step": 0, "is_nan": False, "run_uuid": rid}
+                for k, v in r["metrics"].items()
+            ]
+            rows[SqlMetric] += metrics
+            rows[SqlLatestMetric] += metrics
+            rows[SqlTag] += [
+                {"key": "job", "value": r["job"], "run_uuid": rid},
+                {"key": "mlflow.runName", "value": r["id"], "run_uuid": rid},
+            ]
+        with store.ManagedSessionMaker() as session:
+            for model, values in rows.items():
+                session.execute(insert(model.__table__), values)
+    return uri, exp_id
+
+
+def shortest_prefix(ids: list[str], target: str) -> str:
+    """The shortest prefix (4 characters at least) that names `target` alone among `ids`."""
+    others = [i for i in ids if i != target]
+    for n in range(4, len(target) + 1):
+        if not any(o.startswith(target[:n]) for o in others):
+            return target[:n]
+    return target
+
+
+def main() -> None:
+    """`gen_store.py DIR [N]`: a project of N runs at DIR; `--mlflow`: the same runs (of the
+    store already at DIR) in DIR/mlflow.db. Prints what it did as one JSON line."""
+    import argparse
+    import json
+    import time
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("dir", type=Path)
+    ap.add_argument("n", type=int, nargs="?", default=10_000)
+    ap.add_argument("--mlflow", action="store_true")
+    args = ap.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    if not args.mlflow:
+        project = make_store(args.dir, args.n)
+        took = time.perf_counter() - t
+        ids = sorted(r["id"] for r in open_store(project).runs())
+        old = ids[len(ids) // 10]  # an old run: not in the newest segment, nor the first page
+        print(json.dumps({"ctui_s": took, "prefix": shortest_prefix(ids, old), "n": len(ids)}))
+        return
+    project = Project(root=args.dir, state_dir=args.dir / ".ctui")
+    runs = open_store(project).runs()
+    db = args.dir / "mlflow.db"
+    db.unlink(missing_ok=True)
+    t = time.perf_counter()
+    _, exp_id = make_mlflow_store(db, runs)
+    print(json.dumps({"mlflow_s": time.perf_counter() - t, "exp_id": exp_id}))
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-store")
-    target.mkdir(parents=True, exist_ok=True)
-    make_store(target, int(sys.argv[2]) if len(sys.argv) > 2 else 10_000)
-    print(f"wrote {target / '.ctui' / 'ctui.json'}")
+    main()
