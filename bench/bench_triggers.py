@@ -4,16 +4,19 @@ Builds a throwaway git + DVC repo with 2,000 small files tracked by real DVC: by
 `dvc.yaml` stage that depends on all of them, locked by a real `dvc repro` (dvc.lock holds
 2,000 hashed deps; ~20 s); with `--mode add`, one batch `dvc add` of the 2,000 files (2,000
 `*.dvc` files; several minutes here). 10 jobs, each with a run recorded on the current data;
-20 triggers (8 data, 4 code, 4 schedule, 2 after, 2 metric reading a file). Then times:
+20 triggers (8 data, 4 code, 4 schedule, 2 after, 2 metric reading a file). Then:
 
-- `evaluate_all` as a fresh `ctui watch --once` process would run it (trigger hash cache on
-  disk, nothing in memory) and warm (a long-running `ctui watch`), median of N;
-- a whole `run_cycle` (evaluation + trigger state written to the store);
-- the peer: `dvc status` on the same repo (a real process checking the same 2,000 paths);
-- whole processes, interleaved A B A B: `ctui watch --once` (a fresh interpreter, imports
-  and the store included) against `dvc status`, min / median / max and the ratio.
+- the figure that counts, whole processes interleaved A B A B on the same repo: `ctui watch
+  --once --json` (one evaluation of every trigger: a fresh interpreter, imports, config and
+  the store included) against `dvc status` (the peer, checking the same 2,000 paths);
+  min / median / max and the ratio. Both children cache bytecode as an install does;
+- in-process, for profiling only (an engine call after imports; not comparable with a whole
+  `dvc status` process, and no ratio is drawn from it): `evaluate_all` as a fresh process
+  would run it (hash cache on disk, nothing in memory), warm (a long-running `ctui watch`),
+  a whole `run_cycle`, and with no trigger cache.
 
-Targets: one evaluation ≤ 200 ms; a whole `ctui watch --once` ≥ 10× faster than `dvc status`.
+Targets: a whole `ctui watch --once` ≥ 10× faster than `dvc status`; the engine's evaluation
+(in-process, fresh) ≤ 200 ms.
 
     uv run python bench/bench_triggers.py [-n 7] [--paths 2000] [--mode lock|add]
 """
@@ -29,7 +32,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1"}
+ENV = {
+    **{k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "CTUI_STORE")},
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    # bytecode cached as an install has it (in a private folder), for ctui and dvc alike
+    "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "ctui-bench-pycache"),
+}
 
 
 def sh(cwd: Path, *argv: str) -> None:
@@ -176,11 +185,11 @@ def main() -> None:
                 check=False,
             )
 
-        dvc_ms = median_ms(dvc_status, 3 if args.mode == "lock" else 1)
-
         watch_times: list[float] = []
         dvc_times: list[float] = []
         watch = [sys.executable, "-m", "ctui", "watch", "--once", "--json"]
+        subprocess.run(watch, cwd=root, env=ENV, capture_output=True, check=True)  # warm
+        dvc_status()
         for _ in range(args.n):  # whole processes, interleaved
             t = time.perf_counter()
             out = subprocess.run(watch, cwd=root, env=ENV, capture_output=True, check=True)
@@ -192,19 +201,15 @@ def main() -> None:
 
     print(
         f"{len(evs)} triggers ({', '.join(kinds)}; all {', '.join(states)}) over "
-        f"{args.paths} DVC-tracked paths, data unchanged; median of {args.n}:"
+        f"{args.paths} DVC-tracked paths, data unchanged (load {os.getloadavg()[0]:.1f})"
     )
-    print(
-        f"  one evaluation, fresh process (hash cache on disk): {cold_ms:8.1f} ms   "
-        f"(target ≤ 200 ms)"
-    )
-    print(f"  one evaluation, warm (long-running ctui watch):     {warm_ms:8.1f} ms")
-    print(f"  one watch cycle (evaluation + state written):       {cycle_ms:8.1f} ms")
-    print(f"  one evaluation with no trigger cache (parse all):   {uncached_ms:8.1f} ms")
-    print(
-        f"  peer: `dvc status` on the same repo:                {dvc_ms:8.1f} ms   "
-        f"({dvc_ms / cold_ms:.1f}× the fresh evaluation)"
-    )
+    print(f"  in-process, profiling only (median of {args.n}; no peer, no ratio):")
+    verdict = "met" if cold_ms <= 200 else "MISSED"
+    print(f"    evaluate_all, as a fresh process (hash cache on disk): {cold_ms:8.1f} ms   "
+          f"target ≤ 200 ms: {verdict}")  # fmt: skip
+    print(f"    evaluate_all, warm (long-running ctui watch):           {warm_ms:8.1f} ms")
+    print(f"    run_cycle (evaluation + state written):                 {cycle_ms:8.1f} ms")
+    print(f"    evaluate_all with no trigger cache (parse all):         {uncached_ms:8.1f} ms")
     ratio = statistics.median(dvc_times) / statistics.median(watch_times)
     print(f"  whole processes, interleaved (n={args.n}):        min   median      max")
     for name, times in (("ctui watch --once", watch_times), ("dvc status", dvc_times)):
