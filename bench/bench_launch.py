@@ -76,6 +76,9 @@ def child_env() -> dict[str, str]:
     """The bench's environment without the user's MLflow / ctui settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CTUI_", "TEXTUAL"))}
     env.update({"DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1"})
+    # every child caches bytecode as an install has it, even where this is set
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "ctui-bench-pycache")
     return env
 
 

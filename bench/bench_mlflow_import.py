@@ -34,7 +34,13 @@ from pathlib import Path
 
 CTUI = str(Path(sys.executable).with_name("ctui"))
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-ENV = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CTUI_"))}
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(("MLFLOW_", "CTUI_")) and k != "PYTHONDONTWRITEBYTECODE"
+}
+# every child (ctui and the peer alike) caches bytecode as an install has it
+ENV["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "ctui-bench-pycache")
 EXPERIMENT = "team"
 BASE_MS = 1_760_000_000_000
 
@@ -193,7 +199,7 @@ def main() -> int:
             ok = statistics.median(nothing) <= 1.0
             print(
                 f"{'ctui import mlflow --since last, nothing new':<58} {stats(nothing)}"
-                f"   target ≤ 1000  {'met' if ok else 'NOT MET'}"
+                f"   target ≤ 1000  {'met' if ok else 'MISSED'}"
             )
             print(f"{'peer: MLflow client search_runs(start_time > mark)':<58} {stats(peer)}")
             print(f"{'ctui import mlflow --since last, 10 new runs':<58} {stats(ten)}")
