@@ -52,7 +52,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     from ctui.jobs.launch import launch_run
     from ctui.project import Project
-    from ctui.store import Store
+    from ctui.store import open_store
 
     root = Path(tempfile.mkdtemp(prefix="ctui-gpu-"))
     (root / "work.py").write_text(WORKLOAD)
@@ -60,12 +60,14 @@ def main() -> None:
         f'[jobs.gpu]\ncommand = "{sys.executable} work.py {{secs}}"\nparams = {{ secs = {secs} }}\n'
     )
     project = Project(root=root, state_dir=root / ".ctui").ensure()
-    Store(project.store_file).initialise()
+    init = getattr(open_store(project), "initialise", None)  # stores that need no set-up have none
+    if init is not None:
+        init()
     run = launch_run(project, "gpu")
     print("launched", run["id"], flush=True)
     time.sleep(5)
     asyncio.run(screenshot(project, run["id"], out))
-    store = Store(project.store_file)
+    store = open_store(project)
     while store.get_run(run["id"])["status"] in ("running", "queued"):
         time.sleep(0.5)
     doc = store.get_run(run["id"])
