@@ -172,3 +172,41 @@ def test_peaks_and_means():
     r = p.result()
     assert r["max_rss"] == 30 and r["max_cpu"] == 150.0 and r["mean_cpu"] == 100.0
     assert r["mean_gpu_util"] == 40.0 and r["max_gpu_util"] == 60 and r["max_gpu_mem"] == 300
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the /proc reader is Linux's")
+def test_the_proc_reader_records_what_psutil_reports(tree):
+    import psutil
+
+    sampler = ProcessTreeSampler(tree.pid, rewalk=60)
+    sampler.sample()
+    procs = [psutil.Process(tree.pid), *psutil.Process(tree.pid).children(recursive=True)]
+    s = sampler.sample()
+    want_rss = sum(p.memory_info().rss for p in procs)
+    assert s["threads"] == sum(p.num_threads() for p in procs)
+    assert abs(s["rss"] - want_rss) <= 0.02 * want_rss  # the same counter, read a moment apart
+    busy = wait_for(lambda: (x := sampler.sample())["cpu"] > 20 and x)  # the root spins
+    assert busy["cpu"] < 100 * (psutil.cpu_count() or 1) + 50
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the /proc reader is Linux's")
+def test_files_held_open_are_closed_when_processes_go_and_on_close(tree):
+    import psutil
+
+    before = _open_fds()
+    sampler = ProcessTreeSampler(pids=lambda: [tree.pid], rewalk=0.0)
+    assert sampler.sample()["nprocs"] == 4
+    assert _open_fds() == before + 2 * 4  # stat and statm of each
+    psutil.Process(tree.pid).children()[0].kill()
+    wait_for(lambda: sampler.sample()["nprocs"] == 3)
+    assert _open_fds() == before + 2 * 3
+    sampler.close()
+    assert _open_fds() == before
+    assert sampler.sample()["nprocs"] == 4 - 1  # usable again: the files reopen
+    sampler.close()

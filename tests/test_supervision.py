@@ -368,3 +368,39 @@ def test_a_reader_on_a_full_disk_changes_nothing_and_the_next_one_marks_the_run_
     fill.unlink()
     assert refresh(project) == ["0123456789ab"]
     assert store.get_run("0123456789ab")["status"] == "lost"
+
+
+SLOW_SAMPLES = f"""
+[monitor]
+interval = 60
+
+[jobs.sleepy]
+command = "{PY} -c 'import time; print(\\"ready\\", flush=True); time.sleep(600)'"
+
+[jobs.quick]
+command = "{PY} -c 'print(\\"done\\")'"
+"""
+
+
+def test_the_wait_for_the_job_wakes_on_its_exit_not_on_the_next_sample(project):
+    """With samples a minute apart the supervisor sleeps until the job's leader exits (a
+    pidfd on Linux): the end is recorded at once, not at the next sample."""
+    write_config(project.root, SLOW_SAMPLES)
+    doc = launch_run(project, "quick")
+    final = wait_final(project, doc["id"], timeout=30)
+    assert final["status"] == "succeeded"
+
+
+def test_ctui_stop_wakes_the_supervisor_between_samples(project):
+    """SIGTERM from `ctui stop` wakes the supervisor's wait (its wake pipe), a minute before
+    the next sample is due; the job is stopped and the run ends cancelled."""
+    from ctui.jobs.stop import stop_run
+
+    write_config(project.root, SLOW_SAMPLES)
+    doc = launch_run(project, "sleepy")
+    run = wait_for(lambda: (d := run_doc(project, doc["id"])).get("pgid") and d)
+    wait_for(lambda: b"ready" in (project.run_dir(doc["id"]) / "output.log").read_bytes())
+    stop_run(project, doc["id"], grace=5)
+    final = wait_final(project, doc["id"], timeout=30)
+    assert final["status"] == "cancelled"
+    assert not group_alive(run["pgid"])
