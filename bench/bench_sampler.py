@@ -6,7 +6,8 @@ Once the run is under way (two resource samples written), the supervisor process
 time (psutil `cpu_times()` user + system of its pid, children excluded) is read at the start
 and the end of a window of `--seconds`; the share of one core is their difference over the
 window. Everything the supervisor does in that window counts: the sampling loop, the wait on
-the job, the output relay, the writes of `resources.jsonl`, the heartbeat.
+the job, the output relay, the writes of `resources.jsonl`, the heartbeat. The job's watchdog
+(a process of its own) is measured the same way and printed apart.
 
 The peer, interleaved (ctui, top, ctui, top, …) on the same kind of tree: `top -b -d 1 -p
 <the 16 pids>` (procps, what one would run to watch those processes at 1 Hz), its own CPU time
@@ -20,6 +21,7 @@ Target (issue 15): the supervisor at 1 Hz on a 16-process tree ≤ 0.5 % of one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import shutil
 import statistics
@@ -68,8 +70,17 @@ def tree_of(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def measure_ctui(root: Path, secs: float) -> tuple[float, int]:
-    """The supervisor's CPU share over a window of `secs`, and the processes it sampled."""
+def watchdog_of(sup: psutil.Process) -> psutil.Process | None:
+    for child in sup.children():
+        with contextlib.suppress(psutil.Error):
+            if "ctui.jobs.backends.local" in " ".join(child.cmdline()):
+                return child
+    return None
+
+
+def measure_ctui(root: Path, secs: float) -> tuple[float, float, int]:
+    """The supervisor's CPU share over a window of `secs`, its watchdog's (a process of its
+    own that stops the job should the supervisor die), and the processes it sampled."""
     job_secs = float(int(secs + 6.0))  # the job's param is a float in whole seconds
     out = subprocess.run(
         [*ctui_cmd(), "run", "tree", "--detach", "--json", "-p", f"secs={job_secs:g}"],
@@ -99,13 +110,16 @@ def measure_ctui(root: Path, secs: float) -> tuple[float, int]:
 
     wait_for(two_samples, 30, "the run's first samples of the whole tree")
     sup = psutil.Process(doc()["supervisor_pid"])
+    dog = watchdog_of(sup)
     c0, t0 = cpu_seconds(sup), time.monotonic()
+    d0 = cpu_seconds(dog) if dog else 0.0
     time.sleep(secs)
     c1, t1 = cpu_seconds(sup), time.monotonic()
+    d1 = cpu_seconds(dog) if dog else 0.0
     last = json.loads(resources.read_bytes().splitlines()[-1])
     subprocess.run([*ctui_cmd(), "stop", rid], cwd=root, capture_output=True)
     wait_for(lambda: not sup.is_running(), 30, "the supervisor to end")
-    return (c1 - c0) / (t1 - t0), int(last.get("nprocs", 0))
+    return (c1 - c0) / (t1 - t0), (d1 - d0) / (t1 - t0), int(last.get("nprocs", 0))
 
 
 def measure_top(root: Path, secs: float) -> float:
@@ -150,6 +164,7 @@ def main() -> int:
     args = ap.parse_args()
     with_top = not args.no_top and shutil.which("top") is not None
     sup: list[float] = []
+    dog: list[float] = []
     top: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ctui-bench-sampler-") as tmp:
         root = Path(tmp)
@@ -162,9 +177,13 @@ def main() -> int:
         (root / ".gitignore").write_text(".ctui/\n")
         subprocess.run([*ctui_cmd(), "init"], cwd=root, capture_output=True)
         for i in range(args.rounds):
-            share, nprocs = measure_ctui(root, args.seconds)
+            share, dog_share, nprocs = measure_ctui(root, args.seconds)
             sup.append(share)
-            line = f"round {i + 1}: supervisor {share:.2%} of a core ({nprocs} processes)"
+            dog.append(dog_share)
+            line = (
+                f"round {i + 1}: supervisor {share:.2%} of a core ({nprocs} processes), "
+                f"its watchdog {dog_share:.2%}"
+            )
             if with_top:
                 top.append(measure_top(root, args.seconds))
                 line += f", top {top[-1]:.2%}"
@@ -175,6 +194,7 @@ def main() -> int:
     )
     print(f"  {'':<34} {'min':>7} {'median':>7} {'max':>7}")
     print(row("ctui supervisor (whole process)", sup))
+    print(row("  its watchdog (a process apart)", dog))
     med = statistics.median(sup)
     if top:
         print(row("peer: top -b -d 1 -p <16 pids>", top))
