@@ -8,7 +8,8 @@ generate is printed. Then, interleaved round by round on the same runs, whole pr
 fresh interpreter, imports included; wall time, peak RSS):
 
 - `ctui runs --limit 50`, `ctui runs --json`, `ctui show PREFIX`, `ctui tag PREFIX x`
-  (PREFIX: the shortest unique prefix of an old run's id, so id resolution is timed too);
+  (PREFIX: the shortest unique prefix of an old run's id, so id resolution is timed too; the
+  tag is taken off again after each, untimed, so every timed tag is a real write);
 - the peers: a python process doing `mlflow.search_runs(experiment_ids=[...])` (all runs, as a
   DataFrame) and `mlflow runs list --experiment-id ID` (MLflow's CLI; it lists one page).
 
@@ -155,8 +156,13 @@ def measure(
     if uri:
         argvs["mlflow search_runs"] = peer_search_runs(uri, exp_id, n)
         argvs["mlflow runs list"] = peer_runs_list(uri, exp_id)
-    for argv in argvs.values():  # warm the page cache, the bytecode cache, a migration
+    # each timed `tag` adds a tag the run does not have (a real write): it is taken off
+    # again after each, untimed
+    untag = [*ctui, "tag", "--remove", prefix, "x"]
+    for name, argv in argvs.items():  # warm the page cache, the bytecode cache, a migration
         whole_process(argv, folder, env)
+        if name == "tag":
+            whole_process(untag, folder, env)
     figs = {name: Figure() for name in argvs}
     rounds = max(args.n, args.mlflow_n if uri else 0)
     for i in range(rounds):
@@ -166,6 +172,8 @@ def measure(
             wall, rss = whole_process(argv, folder, env)
             figs[name].walls.append(wall)
             figs[name].rss.append(rss)
+            if name == "tag":
+                whole_process(untag, folder, env)
     return figs
 
 
