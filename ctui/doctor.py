@@ -12,7 +12,16 @@ from ctui.atomic import is_temp_file, temp_in_use
 from ctui.errors import CtuiError, StoreCorruptError, os_error
 from ctui.objects import ObjectStore
 from ctui.project import Project
-from ctui.store import META, RUNS, SCHEMA_VERSION, backup_path, parse_store_bytes, run_problem
+from ctui.store import (
+    META,
+    RUNS,
+    SCHEMA_VERSION,
+    Store,
+    backup_path,
+    parse_store_bytes,
+    run_problem,
+)
+from ctui.store_segments import SegmentRuns, Segments, parse_index
 
 #: a temp file younger than this is left alone by `--clean` (a writer may be about to lock it)
 TEMP_MIN_AGE = 60.0
@@ -27,17 +36,36 @@ def check_store(project: Project) -> dict[str, Any]:
     checks: list[dict[str, str]] = []
     path = project.store_file
     data: dict[str, Any] | None = None
+    runs: dict[str, Any] | None = None
     if not path.exists():
         checks.append(_check("error", f"{path} does not exist", "run `ctui init`"))
     else:
         try:
             data = _parse(path)
-            n = len(data.get(RUNS, {}))
             version = data.get(META, {}).get("store", {}).get("schema", SCHEMA_VERSION)
             size = path.stat().st_size
-            checks.append(
-                _check("ok", f"{path} is readable: {n} runs, schema {version}, {size / 1e6:.1f} MB")
-            )
+            if Store.segmented(data):
+                store = Store(path)
+                more: list[dict[str, str]] = []
+                runs = _check_segments(store, more)
+                count = f"{len(runs)} runs" if runs is not None else "its runs unread"
+                where = f"{len(store.segments.names())} segment(s) in {store.segments.dir.name}/"
+                checks.append(
+                    _check(
+                        "ok",
+                        f"{path} is readable: {count} in {where}, schema {version}, {_mb(size)}",
+                    )
+                )
+                checks.extend(more)
+            else:
+                runs = data.get(RUNS, {})
+                checks.append(
+                    _check(
+                        "ok",
+                        f"{path} is readable: {len(runs)} runs in the file, schema {version}, "
+                        f"{_mb(size)}; the next write moves them into segments",
+                    )
+                )
         except CtuiError as exc:
             checks.append(_check("error", exc.message, exc.hint))
     backup = backup_path(path)
@@ -47,14 +75,18 @@ def check_store(project: Project) -> dict[str, Any]:
             checks.append(
                 _check(
                     "ok",
-                    f"last good copy {backup.name}: {len(bdata.get(RUNS, {}))} "
-                    f"runs, saved {time.ctime(backup.stat().st_mtime)}",
+                    f"last good copy {backup.name}: "
+                    + (
+                        "store file"
+                        if Store.segmented(bdata)
+                        else f"{len(bdata.get(RUNS, {}))} runs in the file"
+                    )
+                    + f", saved {time.ctime(backup.stat().st_mtime)}",
                 )
             )
         except CtuiError:
             checks.append(_check("warn", f"last good copy {backup} is unreadable too"))
-    if data is not None:
-        runs = data.get(RUNS, {})
+    if runs is not None:
         damaged = {k: p for k, d in runs.items() if (p := run_problem(k, d)) is not None}
         if damaged:
             shown = "; ".join(list(damaged.values())[:3]) + (" …" if len(damaged) > 3 else "")
@@ -62,7 +94,7 @@ def check_store(project: Project) -> dict[str, Any]:
                 _check(
                     "error",
                     f"{len(damaged)} run(s) with wrongly typed fields: {shown}",
-                    f"fix them by hand in {path}; the other runs read as ever",
+                    "fix them by hand in the file named; the other runs read as ever",
                 )
             )
         checks.extend(_check_runs(project, {k: d for k, d in runs.items() if k not in damaged}))
@@ -70,6 +102,100 @@ def check_store(project: Project) -> dict[str, Any]:
     checks.append(_check_mlflow(project))
     healthy = not any(c["level"] == "error" for c in checks)
     return {"store": str(path), "healthy": healthy, "checks": checks}
+
+
+def _check_segments(store: Store, checks: list[dict[str, str]]) -> dict[str, Any] | None:
+    """Every segment parses and its index matches it; the runs of those that parse."""
+    segs = store.segments
+    names = segs.names()
+    if not names:
+        checks.append(
+            _check(
+                "error",
+                f"the segments directory {segs.dir} is missing or empty",
+                "restore it from a backup; nothing was changed",
+            )
+        )
+        return None
+    if store.journal_path.exists():
+        checks.append(
+            _check(
+                "warn",
+                f"{store.journal_path.name}: a write was interrupted",
+                "the next write (`ctui tag`, a launch, …) finishes it",
+            )
+        )
+    table = SegmentRuns(segs)
+    runs: dict[str, Any] = {}
+    bad, stale, outside = [], [], 0
+    for lo in table.names:
+        try:
+            docs = table.segment(lo)
+        except CtuiError as exc:
+            checks.append(_check("error", exc.message, exc.hint))
+            bad.append(lo)
+            continue
+        raw, _ = segs.read(lo)
+        outside += len(raw) - len(docs)
+        runs.update(docs)
+        problem = index_problem(segs, lo)
+        if problem is not None:
+            stale.append(problem)
+    if not bad:
+        size = sum(segs.path(lo).stat().st_size for lo in table.names)
+        checks.append(_check("ok", f"every segment is readable ({_mb(size)})"))
+    if outside:
+        checks.append(
+            _check(
+                "ok",
+                f"{outside} copies of runs outside their segment's range (left by an "
+                "interrupted split; ignored, dropped by the next write of that segment)",
+            )
+        )
+    if stale:
+        level = "error" if any(p.startswith("unreadable") for p in stale) else "ok"
+        checks.append(
+            _check(
+                level,
+                f"{len(stale)} segment index(es) to make again: {'; '.join(stale[:3])}",
+                "`ctui doctor --reindex` makes them from the segments (readers remake a "
+                "missing or stale one themselves)",
+            )
+        )
+    else:
+        checks.append(_check("ok", "every segment index matches its segment"))
+    return runs
+
+
+def index_problem(segs: Segments, lo: str) -> str | None:
+    """Why segment `lo`'s index cannot be used as it is (None: it can)."""
+    path = segs.idx_path(lo)
+    try:
+        entry = parse_index(path, path.read_bytes())
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except CtuiError:
+        return f"unreadable {path.name}"
+    except OSError as exc:
+        return f"unreadable {path.name}: {exc.strerror}"
+    ident = segs.identity(lo)
+    if entry["segment"] != (list(ident) if ident else None):
+        return f"{path.name} is older than its segment"
+    return None
+
+
+def reindex(project: Project) -> str:
+    """Make every segment index again from its segment (under the store lock)."""
+    store = Store(project.store_file)
+    with store.locked():
+        data = store.read_all()
+        table = data.get(RUNS)
+        if not isinstance(table, SegmentRuns):
+            return f"{project.store_file} keeps its runs in the file: no index to make"
+        for lo in table.names:
+            docs, seen = store.segments.read(lo)  # a damaged segment: its error, named
+            store.segments.write_index(lo, docs, seen)
+    return f"made the index of {len(table.names)} segment(s) in {store.segments.dir} again"
 
 
 def _parse(path: Any) -> dict[str, Any]:
@@ -190,22 +316,42 @@ def _check_mlflow(project: Project) -> dict[str, str]:
 
 
 def restore_backup(project: Project) -> str:
-    """Put the last good copy back; the unreadable file is kept beside it, never deleted."""
+    """Put the last good copy back of the store file and of every unreadable segment; an
+    unreadable file is kept beside it, never deleted."""
     path = Path(os.path.realpath(project.store_file))  # a symlinked store: its target
+    said = [_restore(path, parse_store_bytes)]
+    store = Store(project.store_file)
+    try:
+        segmented = Store.segmented(_parse(path))
+    except (CtuiError, FileNotFoundError):
+        segmented = False
+    if segmented:
+        for lo in store.segments.names():
+            seg = store.segments.path(lo)
+            message = _restore(seg, lambda p, raw: parse_store_bytes(p, raw, segment=True))
+            if not message.endswith("nothing to restore"):
+                said.append(message)
+    restored = [m for m in said if not m.endswith("nothing to restore")]
+    return "\n".join(restored or said)
+
+
+def _restore(path: Path, parse: Any) -> str:
     backup = backup_path(path)
     try:
-        _parse(path)
+        parse(path, path.read_bytes())
         return f"{path} is readable; nothing to restore"
     except FileNotFoundError:
         pass
     except StoreCorruptError:
         pass
+    except OSError as exc:
+        raise os_error(exc, f"read {path}") from None
     if not backup.exists():
         raise CtuiError(
             f"{path} is unreadable and there is no last good copy ({backup.name})",
             hint="repair the JSON by hand; nothing was changed",
         )
-    _parse(backup)  # raises if the backup is bad too
+    parse(backup, backup.read_bytes())  # raises if the backup is bad too
     kept = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         if path.exists():

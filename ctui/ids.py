@@ -93,9 +93,11 @@ def check_run_ref(ref: str) -> str:
     return ref
 
 
-def resolve_ref(ref: str, runs: Mapping[str, Any] | list[str]) -> str:
+def resolve_ref(
+    ref: str, runs: Mapping[str, Any] | list[str], *, seqs: Mapping[int, str] | None = None
+) -> str:
     """The id a person's run reference names, among `runs` (the store's runs table: id →
-    document; or a sorted list of ids, which knows no run numbers).
+    document; or a sorted list of ids, with `seqs`, run number → id, when it is known).
 
     - `#42`: the run numbered 42 (its `seq`);
     - `42` (digits, no leading zero): the run numbered 42 when there is one, else an id prefix
@@ -104,11 +106,13 @@ def resolve_ref(ref: str, runs: Mapping[str, Any] | list[str]) -> str:
     - a full id, or any unique prefix of one, like git.
     """
     ref = check_run_ref(ref).strip()
+    numbers: dict[int, str]
     if isinstance(runs, Mapping):
         ids = sorted(runs)
-        seqs = {d.get("seq"): k for k, d in runs.items() if isinstance(d, dict) and d.get("seq")}
+        numbers = {d["seq"]: k for k, d in runs.items() if isinstance(d, dict) and d.get("seq")}
     else:
-        ids, seqs = list(runs), {}
+        ids, numbers = list(runs), dict(seqs or {})
+    seqs = numbers
     seq = _SEQ_REF.fullmatch(ref)
     if seq is not None:
         found = seqs.get(int(seq.group(1)))

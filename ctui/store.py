@@ -1,13 +1,20 @@
-"""The run store: one TinyDB file per project, safe with many writer processes.
+"""The run store: TinyDB files per project, safe with many writer processes.
 
-Only small documents live here (run summaries, trigger state, the schema version).
+Only small documents live here (run summaries, trigger state, the schema version). The
+store file holds the small tables (meta, triggers, causes, champions, …); the runs live in
+segments beside it (`ctui.store_segments`), so a command reads only the segments it needs.
+A store written before segments (schema 1: the runs in the file) reads as ever and is
+migrated on its first write, the old file kept as `<store>.v1-backup`.
+
 Every read-modify-write holds an flock on `<store>.lock` (waiting at most
-`CTUI_LOCK_TIMEOUT` seconds, then exit 3) and reads the file fresh; every write is atomic
-(temp + fsync + rename) and keeps the previous file as `<store>.bak` — only a file that
-parsed ever becomes `.bak`, and a file that does not parse is never written over. A
-symlinked store is written through: its target is replaced (lock and `.bak` beside the
-target), the link stays. Run documents are type-checked on read (`run_problem`).
-Chatty data (metrics, samples, heartbeats) goes to per-run JSONL files, never here.
+`CTUI_LOCK_TIMEOUT` seconds, then exit 3) and reads the files it changes fresh; every write
+is atomic (temp + fsync + rename) and keeps the previous file as `<file>.bak` — only a file
+that parsed ever becomes `.bak`, and a file that does not parse is never written over. A
+write that changes the store file and segments together goes through a journal, so a crash
+leaves all of it or none (the next writer finishes it). A symlinked store is written
+through: its target is replaced (lock, `.bak` and segments beside the target), the link
+stays. Run documents are type-checked on read (`run_problem`). Chatty data (metrics,
+samples, heartbeats) goes to per-run JSONL files, never here.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ import contextlib
 import os
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,15 +49,17 @@ from ctui.store_format import (
     MIGRATIONS,
     RUNS,
     SCHEMA_VERSION,
+    SEGMENTS,
     STATUSES,
     TRIGGERS,
-    _RunLines,
+    _age,
     backup_path,
     dump_store,
     number_runs,
     parse_store_bytes,
     run_problem,
 )
+from ctui.store_segments import FIRST, SegmentRuns, Segments, segments_dir
 
 __all__ = [
     "ACTIVE",
@@ -140,11 +148,6 @@ class OrjsonStorage(Storage):
         pass
 
 
-def _stamp(raw: bytes, ident: Identity) -> bytes:
-    """What the lock file says about the file the last writer wrote (see `Store`)."""
-    return b"%d %d %d %d %d %d\n" % (zlib.crc32(raw), SCHEMA_VERSION, *ident)
-
-
 def _identity_of(path: Path) -> Identity | None:
     try:
         return identity(os.stat(path))
@@ -152,19 +155,24 @@ def _identity_of(path: Path) -> Identity | None:
         return None
 
 
+#: the store file written before segments, kept by the migration beside it
+V1_BACKUP = ".v1-backup"
+
+
 class Store:
     """Run summaries and small state. Every public write is one locked read-modify-write.
 
-    The lock file also holds the identity and CRC-32 of the file the last writer wrote (and
-    so had checked): while the file is still that one, byte for byte, a one-run update
-    rewrites its line without parsing the others; any other file is parsed in full first,
-    and is never written over (nor rotated into `.bak`) when it does not parse.
+    `read_all()` gives the tables as a dict; its `runs` table reads the segments it is asked
+    about (`SegmentRuns`), so `get_run`, `resolve` (from the segment indexes) and `tag`
+    cost the same with 100,000 runs as with 1,000, and `runs()` reads each segment once.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         real = Path(os.path.realpath(self.path))
         self.lock_path = real.with_name(real.name + ".lock")
+        self.journal_path = real.with_name(real.name + ".journal")
+        self.segments = Segments(segments_dir(self.path))
         self._storage = OrjsonStorage(self.path)
         self._held = threading.local()  # the lock fd while this thread holds the lock
         #: runs with wrongly typed fields left out by the last `runs()`: id → problem
@@ -192,29 +200,42 @@ class Store:
             finally:
                 self._held.fd = None
 
+    @staticmethod
+    def segmented(data: dict[str, Any] | None) -> bool:
+        """Whether this store file keeps its runs in segments (schema 2)."""
+        return bool(((data or {}).get(META) or {}).get("store", {}).get(SEGMENTS))
+
     def read_all(self) -> dict[str, Any]:
-        """The whole file as a dict, fresh (no lock needed: files are replaced atomically)."""
-        return self._storage.read() or {}
+        """The tables, fresh (no lock needed: files are replaced atomically). The `runs`
+        table of a segmented store is a `SegmentRuns`: it reads what it is asked for."""
+        data = self._storage.read() or {}
+        if self.segmented(data):
+            data[RUNS] = SegmentRuns(self.segments)
+        return data
 
     def snapshot(self) -> Store:
-        """This store as one read of its file left it: `runs()`, `get_run`, the champions and
-        the other readers answer from that one parse (a screen that needs the runs *and* the
-        champions reads a 10,000-run file once, not twice). For reading only."""
+        """This store as one read left it: `runs()`, `get_run`, the champions and the other
+        readers answer from it (each segment read once), for reading only."""
         return _Snapshot(self.path, self.read_all())
 
-    def stamp(self) -> tuple[int, int] | None:
-        """A cheap change detector (mtime_ns, size) for polling readers."""
+    def stamp(self) -> tuple[Any, ...] | None:
+        """A cheap change detector for polling readers: the file's and every segment's
+        (mtime_ns, size)."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_mtime_ns, st.st_size, self.segments.stamp())
 
     def _check(self, run_id: str, doc: dict[str, Any]) -> dict[str, Any]:
         problem = run_problem(run_id, doc)
         if problem is not None:
+            where = self.path
+            table = self.read_all().get(RUNS)
+            if isinstance(table, SegmentRuns):
+                where = self.segments.path(table.segment_of(run_id))
             raise BadRunError(
-                f"run store {self.path}: {problem}",
+                f"run store {where}: {problem}",
                 hint="fix the field by hand in that file (`ctui doctor` lists every damaged "
                 "run); nothing was changed",
             )
@@ -226,7 +247,7 @@ class Store:
         fields are left out and named in `self.damaged`."""
         table = self.read_all().get(RUNS, {})
         docs, self.damaged = [], {}
-        for k in sorted(table):
+        for k in table if isinstance(table, SegmentRuns) else sorted(table):
             problem = run_problem(k, table[k])
             if problem is None:
                 docs.append(table[k])
@@ -243,29 +264,32 @@ class Store:
 
     def resolve(self, ref: str) -> str:
         """A full id, any unique prefix of one (like git), `#42` / `42` (the run's number,
-        `seq`), or `@last` / `@last~N` (see `ctui.ids.resolve_ref`)."""
-        return resolve_ref(ref, self.read_all().get(RUNS, {}))
+        `seq`), or `@last` / `@last~N` (see `ctui.ids.resolve_ref`); a segmented store
+        answers from its segment indexes."""
+        table = self.read_all().get(RUNS, {})
+        if isinstance(table, SegmentRuns):
+            ids, seqs, _ = table.index()
+            return resolve_ref(ref, ids, seqs=seqs)
+        return resolve_ref(ref, table)
+
+    def run_index(self) -> tuple[list[str], dict[int, str], dict[str, Any]]:
+        """(every id, sorted; run number → id; id → created), from the indexes alone."""
+        table = self.read_all().get(RUNS, {})
+        if isinstance(table, SegmentRuns):
+            return table.index()
+        ids = sorted(table)
+        seqs = {d.get("seq"): k for k, d in table.items() if type(d.get("seq")) is int}
+        return ids, seqs, {k: table[k].get("created") for k in ids}
 
     def insert_run(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Add one run; it gets the project's next number (`doc["seq"]`) in the same write."""
         doc.pop("seq", None)  # the store numbers runs, never the caller
         with self.locked():
-            lines = self._known_good()
-            last = lines.meta.get(LAST_SEQ) if lines is not None else None
-            if lines is not None and type(last) is int:  # one line in; the others not parsed
-                if lines.find(doc["id"]) is not None:
-                    raise CtuiError(f"run id {doc['id']} already exists")
-                doc["seq"] = last + 1
-                line = orjson.dumps(doc["id"]) + b":" + orjson.dumps(doc)
-                meta = {**lines.meta, LAST_SEQ: last + 1}
-                self._write(lines.with_new_run(line, meta), self._good)
-                return doc
-            data, seen = self._storage.read_checked()
-            runs = (data := data or {}).setdefault(RUNS, {})
+            data, seen, runs = self._begin()
             if doc["id"] in runs:
                 raise CtuiError(f"run id {doc['id']} already exists")
             runs[doc["id"]] = doc
-            self._write_data(data, seen)
+            self._commit(data, seen, runs, main_changed=False)
         return doc
 
     def update_run(
@@ -276,7 +300,7 @@ class Store:
         when: Callable[[dict[str, Any]], bool] | None = None,
         mutate: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any] | None:
-        """Update one run under the lock, reading it fresh.
+        """Update one run under the lock, reading its segment fresh.
 
         `when` is checked against the current document first (compare-and-set: e.g. only
         finish a run that is still `running`); returns the new document or None if skipped.
@@ -284,18 +308,10 @@ class Store:
         `fields` are still set on it.
         """
         with self.locked():
-            lines = self._known_good()
-            found = lines.find(run_id) if lines is not None else None
-            doc = lines.doc(*found) if lines is not None and found is not None else None
-            if lines is not None and found is None:
+            data, seen, runs = self._begin()
+            doc = runs.get(run_id)
+            if doc is None:
                 raise UnknownRunError(f"no run {run_id!r}")
-            data: dict[str, Any] | None = None
-            seen = self._good
-            if doc is None:  # another layout or a damaged line: parse (and check) everything
-                data, seen = self._storage.read_checked()
-                doc = (data or {}).get(RUNS, {}).get(run_id)
-                if data is None or doc is None:
-                    raise UnknownRunError(f"no run {run_id!r}")
             if mutate is not None:
                 self._check(run_id, doc)
             if when is not None and not when(doc):
@@ -304,48 +320,217 @@ class Store:
                 doc.update(fields)
             if mutate is not None:
                 mutate(doc)
-            if data is not None:
-                self._write_data(data, seen)
-            else:  # rewrite just this run's line
-                assert lines is not None and found is not None
-                start, end, key = found
-                comma = b"," if lines.raw[start:end].endswith(b",") else b""
-                line = key + orjson.dumps(doc) + comma
-                self._write(lines.raw[:start] + line + lines.raw[end:], seen)
+            runs[run_id] = doc
+            self._commit(data, seen, runs, main_changed=False)
             return doc
 
-    # -- writing -------------------------------------------------------------------------
-    _good: Identity | None = None  # the identity `_known_good` vouched for
+    def remove_runs(self, run_ids: Iterable[str]) -> int:
+        ids = set(run_ids)
+        with self.locked():
+            data, seen, runs = self._begin()
+            gone = [i for i in ids if i in runs]
+            for i in gone:
+                del runs[i]
+            if gone:
+                self._commit(data, seen, runs, main_changed=False)
+        return len(gone)
 
-    def _known_good(self) -> _RunLines | None:
-        """The file's layout when it is, byte for byte, the file a ctui writer last wrote
-        (per the stamp in the lock file: identity and CRC-32); None means: parse in full."""
-        self._good = None
-        fd = getattr(self._held, "fd", None)
+    def put_runs(self, docs: Iterable[dict[str, Any]], *, replace: bool = False) -> int:
+        """Insert many runs in one write (import, bench); existing ids kept unless `replace`.
+
+        New runs get this project's next numbers (a `seq` they carry is not kept); a
+        replaced run keeps its number."""
+        with self.locked():
+            data, seen, runs = self._begin()
+            n = 0
+            for doc in docs:
+                old = runs.get(doc["id"])
+                if replace or old is None:
+                    new = {k: v for k, v in doc.items() if k != "seq"}
+                    if old is not None and old.get("seq") is not None:
+                        new["seq"] = old["seq"]
+                    runs[doc["id"]] = new
+                    n += 1
+            # Numbers first, then the segments, highest first: a crash in between loses
+            # only numbers (never given twice), never a run that was there before.
+            self._commit(data, seen, runs, main_changed=False, journal=False)
+        return n
+
+    # -- generic keyed documents (triggers state, causes, meta) --------------------------
+    def get_doc(self, table: str, key: str) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = (self._storage.read() or {}).get(table, {}).get(key)
+        return doc
+
+    def docs(self, table: str) -> dict[str, dict[str, Any]]:
+        docs: dict[str, dict[str, Any]] = (self._storage.read() or {}).get(table, {})
+        return docs
+
+    def put_doc(self, table: str, key: str, doc: dict[str, Any]) -> None:
+        with self.locked():
+            data, seen, runs = self._begin()
+            data.setdefault(table, {})[key] = doc
+            self._commit(data, seen, runs)
+
+    def transact(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
+        """Run `fn(data)` on the fresh tables under the lock, then write what changed once
+        (all of it or, after a crash, none: see the journal).
+
+        `fn` mutates `data` in place (`data["runs"]` reads the segments it is asked for);
+        what it returns is returned. Raise to write nothing.
+        """
+        with self.locked():
+            data, seen, runs = self._begin()
+            data[RUNS] = runs
+            result = fn(data)
+            table = data.pop(RUNS, None)
+            if table is not runs:  # `fn` put a new runs table in place of the old one
+                new = table or {}
+                for k in [k for k in runs if k not in new]:
+                    del runs[k]
+                for k, doc in new.items():
+                    runs[k] = doc
+            self._commit(data, seen, runs)
+            return result
+
+    def initialise(self) -> None:
+        """Create the store (schema 2, one empty segment) if it does not exist yet."""
+        with self.locked():
+            if not self.path.exists():
+                data, seen, runs = self._begin()
+                self._commit(data, seen, runs)
+
+    # -- writing -------------------------------------------------------------------------
+    def _begin(self) -> tuple[dict[str, Any], Identity | None, SegmentRuns]:
+        """Under the lock: the store file's tables (a store without segments migrated
+        first; a journal left by a crash finished first), which file they came from, and
+        its runs table for writing."""
+        self._replay_journal()
+        data, seen = self._storage.read_checked()
+        if data is None or not self.segmented(data):
+            data, seen = self._migrate(data, seen)
+        data.pop(RUNS, None)
+        return data, seen, SegmentRuns(self.segments, writing=True)
+
+    def _commit(
+        self,
+        data: dict[str, Any],
+        seen: Identity | None,
+        runs: SegmentRuns,
+        *,
+        main_changed: bool = True,
+        journal: bool = True,
+    ) -> None:
+        """Write the segments `runs` changed and (when `main_changed`, or a new run got a
+        number) the store file."""
+        meta = data.setdefault(META, {}).setdefault("store", {})
+        if runs.unnumbered:
+            last = meta.get(LAST_SEQ)
+            last = last if type(last) is int and last > 0 else 0
+            for doc in sorted(runs.unnumbered, key=_age):
+                if doc.get("seq") is None:
+                    last += 1
+                    doc["seq"] = last
+            runs.unnumbered = []
+            meta[LAST_SEQ] = last
+            numbered = True
+        else:
+            numbered = False
+        plan = [
+            step
+            for lo in sorted(runs.changed())
+            for step in self.segments.plan(lo, runs.loaded[lo], runs.seen.get(lo))
+        ]
+        if journal and main_changed and plan:
+            self._write_journal(data, plan)
+        if main_changed or numbered:
+            self._write_data(data, seen)
+        for lo, docs, was in plan:
+            self.segments.write(lo, docs, was)
+        with contextlib.suppress(FileNotFoundError):
+            self.journal_path.unlink()
+        runs.dirty.clear()
+
+    def _write_journal(self, data: dict[str, Any], plan: list[Any]) -> None:
+        """What this write will do, in one file: the next writer redoes it after a crash."""
+        entry = {
+            "store": dump_store(self._with_schema(data)).decode(),
+            "segments": [[lo, dump_store({RUNS: docs}).decode()] for lo, docs, _ in plan],
+        }
         try:
-            with open(self.path, "rb") as fh:
-                now = identity(os.fstat(fh.fileno()))
-                stamp = os.pread(fd, 200, 0) if fd is not None else b""
-                if not stamp.endswith(_stamp(b"", now).partition(b" ")[2]):
-                    return None  # another file (or none stamped): no need to read it here
-                raw = fh.read()
-        except OSError:
-            return None
-        if stamp != _stamp(raw, now):
-            return None
-        lines = _RunLines.of(raw)
-        if lines is not None:
-            self._good = now
-        return lines
+            atomic_write_bytes(self.journal_path, orjson.dumps(entry))
+        except OSError as exc:
+            raise os_error(exc, f"write the run store journal {self.journal_path}") from None
+
+    def _replay_journal(self) -> None:
+        """Finish the write a crash interrupted (under the lock)."""
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise os_error(exc, f"read the run store journal {self.journal_path}") from None
+        try:
+            entry = orjson.loads(raw)
+            main = parse_store_bytes(self.path, entry["store"].encode())
+            steps = [
+                (lo, parse_store_bytes(self.segments.path(lo), text.encode(), segment=True))
+                for lo, text in entry["segments"]
+            ]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, CtuiError):
+            # Torn before it was complete (atomic writes make this a hand edit): the write it
+            # describes never began, so the files are as they were.
+            kept = self.journal_path.with_name(self.journal_path.name + ".unreadable")
+            os.replace(self.journal_path, kept)
+            return
+        for lo, seg in steps:
+            self.segments.write(lo, seg.get(RUNS, {}), self.segments.identity(lo))
+        self._write_data(main, _identity_of(self.path))
+        self.journal_path.unlink()
+
+    def _migrate(
+        self, data: dict[str, Any] | None, seen: Identity | None
+    ) -> tuple[dict[str, Any], Identity | None]:
+        """Move the runs of a one-file store into segments (a new store: one empty one).
+
+        The segments are written first, the store file last: a crash before that leaves
+        the one-file store as it was (its runs read as ever; the next write migrates again,
+        moving the unfinished segments aside). The old file is kept as `<store>.v1-backup`."""
+        if self.segments.dir.exists():
+            aside = self.segments.dir.with_name(
+                f"{self.segments.dir.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
+            try:
+                os.replace(self.segments.dir, aside)
+            except OSError as exc:
+                raise os_error(exc, f"move aside {self.segments.dir}") from None
+        fresh = data is None
+        data = data if data is not None else {META: {"store": {"created": time.time()}}}
+        old_runs = data.pop(RUNS, None) or {}
+        for step in self.segments.plan(FIRST, old_runs, None):
+            self.segments.write(*step)
+        if not fresh and old_runs:
+            real = Path(os.path.realpath(self.path))
+            keep = real.with_name(real.name + V1_BACKUP)
+            try:  # a copy: a link would change the file's identity under the check
+                atomic_write_bytes(keep, real.read_bytes())
+            except OSError as exc:
+                raise os_error(exc, f"keep {real} as {keep.name}") from None
+        data[META].setdefault("store", {})[SEGMENTS] = self.segments.dir.name
+        self._write_data(data, seen)
+        return data, _identity_of(self.path)
+
+    @staticmethod
+    def _with_schema(data: dict[str, Any]) -> dict[str, Any]:
+        data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
+        return data
 
     def _write_data(self, data: dict[str, Any], seen: Identity | None) -> None:
-        data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
-        number_runs(data)  # a run inserted by this write (any path) gets its number here
-        self._write(dump_store(data), seen)
+        self._write(dump_store(self._with_schema(data)), seen)
 
     def _write(self, raw: bytes, seen: Identity | None) -> None:
-        """Replace the file under the lock. `seen`: the version of it that was read and
-        checked; only that one becomes `.bak`, and a file changed since is not written over."""
+        """Replace the store file under the lock. `seen`: the version of it that was read
+        and checked; only that one becomes `.bak`, and a file changed since is not written
+        over."""
         try:
             current = _identity_of(self.path)
             if current is not None and current != seen:
@@ -359,77 +544,6 @@ class Store:
             atomic_write_bytes(self.path, raw, keep_previous=keep)
         except OSError as exc:
             raise os_error(exc, f"write the run store {self.path}") from None
-        fd = getattr(self._held, "fd", None)
-        new = _identity_of(self.path)
-        if fd is not None and new is not None:
-            with contextlib.suppress(OSError):  # no stamp: the next writer parses in full
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, _stamp(raw, new), 0)
-
-    def remove_runs(self, run_ids: Iterable[str]) -> int:
-        ids = set(run_ids)
-        with self.locked():
-            data, seen = self._storage.read_checked()
-            runs = (data or {}).get(RUNS, {})
-            gone = [i for i in ids if i in runs]
-            for i in gone:
-                del runs[i]
-            if gone and data is not None:
-                self._write_data(data, seen)
-        return len(gone)
-
-    def put_runs(self, docs: Iterable[dict[str, Any]], *, replace: bool = False) -> int:
-        """Insert many runs in one write (import, bench); existing ids kept unless `replace`.
-
-        New runs get this project's next numbers (a `seq` they carry is not kept); a
-        replaced run keeps its number."""
-        with self.locked():
-            data, seen = self._storage.read_checked()
-            runs = (data := data or {}).setdefault(RUNS, {})
-            n = 0
-            for doc in docs:
-                old = runs.get(doc["id"])
-                if replace or old is None:
-                    new = {k: v for k, v in doc.items() if k != "seq"}
-                    if old is not None and old.get("seq") is not None:
-                        new["seq"] = old["seq"]
-                    runs[doc["id"]] = new
-                    n += 1
-            self._write_data(data, seen)
-        return n
-
-    # -- generic keyed documents (triggers state, causes, meta) --------------------------
-    def get_doc(self, table: str, key: str) -> dict[str, Any] | None:
-        doc: dict[str, Any] | None = self.read_all().get(table, {}).get(key)
-        return doc
-
-    def docs(self, table: str) -> dict[str, dict[str, Any]]:
-        docs: dict[str, dict[str, Any]] = self.read_all().get(table, {})
-        return docs
-
-    def put_doc(self, table: str, key: str, doc: dict[str, Any]) -> None:
-        with self.locked():
-            data, seen = self._storage.read_checked()
-            (data := data or {}).setdefault(table, {})[key] = doc
-            self._write_data(data, seen)
-
-    def transact(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
-        """Run `fn(data)` on the fresh whole-file dict under the lock, then write it once.
-
-        `fn` mutates `data` in place; what it returns is returned. Raise to write nothing.
-        """
-        with self.locked():
-            data, seen = self._storage.read_checked()
-            result = fn(data := data or {})
-            self._write_data(data, seen)
-            return result
-
-    def initialise(self) -> None:
-        """Create the file with its schema version if it does not exist yet."""
-        with self.locked():
-            if not self.path.exists():
-                created = {"schema": SCHEMA_VERSION, "created": time.time()}
-                self._write_data({META: {"store": created}, RUNS: {}}, None)
 
 
 class _Snapshot(Store):

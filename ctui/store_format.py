@@ -13,7 +13,8 @@ import orjson
 from ctui.errors import CtuiError, StoreCorruptError
 from ctui.ids import FIELD_TYPES, STR_LISTS, check_run_doc, is_run_id
 
-SCHEMA_VERSION = 1
+#: 1: one file; 2: runs in segments beside it (`ctui.store_segments`), migrated on first write
+SCHEMA_VERSION = 2
 
 RUNS = "runs"
 TRIGGERS = "triggers"
@@ -27,11 +28,16 @@ FINAL = frozenset(STATUSES) - ACTIVE
 #: the final states in their documented order, for messages
 FINAL_STATUSES = tuple(s for s in STATUSES if s in FINAL)
 
-# Migrations from version N to N+1 over the raw JSON dict. Version 1 is the first, so
-# there is nothing to migrate yet; the mechanism is exercised by tests with a fake v0.
+# Migrations from version N to N+1 over the raw JSON dict (the documents keep their shape
+# from 0 to 2; 1 → 2 moves the runs into segments, which `ctui.store` does on the first
+# write: a version-1 file reads as ever until then). Exercised by tests with a fake v0.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: lambda data: data,
+    1: lambda data: data,
 }
+
+#: the `meta.store` field naming the segments directory (absent: the runs are in the file)
+SEGMENTS = "segments"
 
 #: the `meta.store` field holding the last run number given (`seq`; numbers are never reused)
 LAST_SEQ = "last_seq"
@@ -111,8 +117,9 @@ def _corrupt(path: Path, problem: str) -> StoreCorruptError:
     return StoreCorruptError(f"run store {path} is unreadable: {problem}", hint=hint)
 
 
-def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
-    """Parse and validate the raw file; migrate old schemas in memory."""
+def parse_store_bytes(path: Path, raw: bytes, *, segment: bool = False) -> dict[str, Any]:
+    """Parse and validate the raw file; migrate old schemas in memory. A `segment` (one
+    `runs` table, see `ctui.store_segments`) has no schema and no numbering of its own."""
     if not raw.strip():
         raise _corrupt(path, "the file is empty (truncated?)")
     try:
@@ -129,6 +136,10 @@ def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
         for key, doc in table.items():
             if not isinstance(doc, dict):
                 raise _corrupt(path, f"{name}[{key!r}] is {_kind(doc)}, expected an object")
+    if segment:
+        if set(data) - {RUNS}:
+            raise _corrupt(path, f"a segment holds only a {RUNS!r} table, not {sorted(data)}")
+        return data
     version = data.get(META, {}).get("store", {}).get("schema", SCHEMA_VERSION)
     if not isinstance(version, int) or isinstance(version, bool):
         raise _corrupt(path, f"schema version {version!r} is not a number")
@@ -147,8 +158,8 @@ def parse_store_bytes(path: Path, raw: bytes) -> dict[str, Any]:
 
 
 def dump_store(data: dict[str, Any]) -> bytes:
-    """The file's layout: plain JSON (TinyDB reads it as ever) with one document per line,
-    so one run can be rewritten without parsing the 10,000 others (see `_RunLines`)."""
+    """The file's layout: plain JSON (TinyDB reads it as ever) with one document per line
+    (a diff or a hand edit touches one line)."""
     tables = []
     for name, table in data.items():
         rows = b",\n".join(orjson.dumps(str(k)) + b":" + orjson.dumps(v) for k, v in table.items())
@@ -180,79 +191,3 @@ def run_problem(key: str, doc: dict[str, Any]) -> str | None:
     except CtuiError as exc:
         return exc.message
     return None
-
-
-class _RunLines:
-    """Where the `runs` table and one run's line are in a file written by `dump_store`.
-
-    Only used on a file this ctui wrote and checked (see `Store._known_good`); anything
-    unexpected makes `of` return None and the caller takes the full parse-everything path.
-    """
-
-    HEAD = b'\n"runs":{\n'
-    META_HEAD = b'\n"meta":{\n'
-
-    def __init__(self, raw: bytes, body: int, end: int, meta: tuple[int, int, dict[str, Any]]):
-        self.raw, self.body, self.end = raw, body, end
-        #: where the `meta.store` line's document is (start, end) and what it holds
-        self.meta_at, self.meta_end, self.meta = meta
-
-    @classmethod
-    def of(cls, raw: bytes) -> _RunLines | None:
-        if not (raw.startswith(b"{\n") and raw.endswith(b"\n}\n")):
-            return None
-        # The top-level meta table: a line that is exactly `"meta":{` can only be a table's
-        # head (orjson never writes a newline inside a document); its `store` line holds the
-        # schema. A run param `"schema":1` elsewhere is never looked at.
-        at = raw.find(cls.META_HEAD) + len(cls.META_HEAD)
-        line_end = raw.find(b"\n", at)
-        line = raw[at:line_end].removesuffix(b",")
-        if at < len(cls.META_HEAD) or not line.startswith(b'"store":'):
-            return None
-        try:
-            meta = orjson.loads(line.removeprefix(b'"store":'))
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(meta, dict) or meta.get("schema") != SCHEMA_VERSION:
-            return None
-        start = raw.find(cls.HEAD)
-        if start < 0:
-            return None
-        body = start + len(cls.HEAD)
-        end = raw.find(b"\n}", body - 1)  # doc lines start with '"': this is the table's end
-        if end < 0:
-            return None
-        at += len(b'"store":')
-        return cls(raw, body, end, (at, at + len(line) - len(b'"store":'), meta))
-
-    def with_new_run(self, line: bytes, store_meta: dict[str, Any]) -> bytes:
-        """The file with `line` appended to the runs table and the `meta.store` document
-        replaced by `store_meta`, in one piece."""
-        raw = self.raw
-        edits = sorted(
-            [
-                (self.end, self.end, b",\n" + line),
-                (self.meta_at, self.meta_end, orjson.dumps(store_meta)),
-            ]
-        )
-        out, pos = [], 0
-        for start, stop, text in edits:
-            out += [raw[pos:start], text]
-            pos = stop
-        return b"".join([*out, raw[pos:]])
-
-    def find(self, run_id: str) -> tuple[int, int, bytes] | None:
-        """(line start, line end, key) of a run, or None when it is not in the table."""
-        key = orjson.dumps(run_id) + b":"
-        i = self.raw.find(b"\n" + key, self.body - 1, self.end)
-        if i < 0:
-            return None
-        return i + 1, self.raw.find(b"\n", i + 1), key
-
-    def doc(self, line_start: int, line_end: int, key: bytes) -> dict[str, Any] | None:
-        line = self.raw[line_start + len(key) : line_end].removesuffix(b",")
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return None
-        return doc if isinstance(doc, dict) else None

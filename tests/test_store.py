@@ -15,6 +15,7 @@ import pytest
 from ctui.errors import AmbiguousRunError, CtuiError, StoreCorruptError, UnknownRunError
 from ctui.ids import new_run_id
 from ctui.store import MIGRATIONS, SCHEMA_VERSION, Store, parse_store_bytes, resolve_ref
+from tests.store_helpers import segment_file, stored_runs
 
 WORKER = """
 import sys
@@ -37,10 +38,11 @@ def test_many_writers_lose_no_update(tmp_path: Path) -> None:
         subprocess.Popen([sys.executable, "-c", WORKER, str(store.path), f"w{i}", "200"])
         for i in range(8)
     ]
-    # The file must be loadable at every moment while they write.
+    # The files must be loadable at every moment while they write.
     reads = 0
     while any(p.poll() is None for p in procs):
         parse_store_bytes(store.path, store.path.read_bytes())
+        assert stored_runs(store)["counter"]["n"] >= 0
         reads += 1
     assert all(p.returncode == 0 for p in procs)
     doc = store.get_run("counter")
@@ -73,9 +75,10 @@ def test_sigkill_mid_write_leaves_a_loadable_file(tmp_path: Path) -> None:
         time.sleep(0.15 + attempt * 0.07)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        data = parse_store_bytes(store.path, store.path.read_bytes())  # never half-written
-        assert len(data["runs"]) == 2000
-        i = data["runs"]["r0"].get("i", 0)
+        parse_store_bytes(store.path, store.path.read_bytes())  # never half-written
+        runs = stored_runs(store)  # nor any segment
+        assert len(runs) == 2000
+        i = runs["r0"].get("i", 0)
         assert i >= last_i
         last_i = i
     assert last_i > 0
@@ -97,6 +100,25 @@ def test_corrupt_store_is_a_clear_error_and_is_never_overwritten(tmp_path: Path)
     with pytest.raises(StoreCorruptError):
         store.insert_run({"id": "b2"})
     assert store.path.read_bytes() == broken
+
+
+def test_a_corrupt_segment_is_named_and_never_overwritten(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ctui.json")
+    store.initialise()
+    store.insert_run({"id": "a1", "status": "succeeded"})
+    seg = segment_file(store, "a1")
+    seg.write_bytes(seg.read_bytes()[:-9])
+    broken = seg.read_bytes()
+    for attempt in (
+        store.runs,
+        lambda: store.get_run("a1"),
+        lambda: store.update_run("a1", {"status": "failed"}),
+        lambda: store.insert_run({"id": "b2"}),
+    ):
+        with pytest.raises(StoreCorruptError) as info:
+            attempt()
+        assert str(seg) in info.value.message
+    assert seg.read_bytes() == broken
 
 
 @pytest.mark.parametrize(
@@ -132,8 +154,10 @@ def test_every_write_keeps_the_previous_copy(tmp_path: Path) -> None:
     store.initialise()
     store.insert_run({"id": "a1", "status": "running"})
     store.update_run("a1", {"status": "succeeded"})
-    backup = orjson.loads((tmp_path / "ctui.json.bak").read_bytes())
+    seg = segment_file(store, "a1")
+    backup = orjson.loads(seg.with_name(seg.name + ".bak").read_bytes())
     assert backup["runs"]["a1"]["status"] == "running"
+    assert orjson.loads((tmp_path / "ctui.json.bak").read_bytes())["meta"]["store"]
 
 
 def test_compare_and_set_update(tmp_path: Path) -> None:
@@ -213,7 +237,7 @@ def test_one_run_per_line_and_single_line_updates(tmp_path: Path) -> None:
     store.insert_run({"id": "r9", "status": "queued"})
     store.update_run("r2", {"status": "failed"})
     store.update_run("r9", {"status": "running"})
-    raw = store.path.read_bytes()
+    raw = segment_file(store, "r0").read_bytes()
     data = orjson.loads(raw)  # still one plain JSON document
     assert [data["runs"][f"r{i}"]["status"] for i in (0, 1, 2, 3, 4, 9)] == [
         "running", "running", "failed", "running", "running", "running",
@@ -231,8 +255,9 @@ def test_a_damaged_run_line_is_reported_not_rewritten(tmp_path: Path) -> None:
     store = Store(tmp_path / "ctui.json")
     store.initialise()
     store.put_runs({"id": f"r{i}", "status": "running"} for i in range(3))
-    raw = store.path.read_bytes().replace(b'"r1":{"id":"r1"', b'"r1":{"id":r1"')
-    store.path.write_bytes(raw)
+    seg = segment_file(store, "r1")
+    raw = seg.read_bytes().replace(b'"r1":{"id":"r1"', b'"r1":{"id":r1"')
+    seg.write_bytes(raw)
     with pytest.raises(StoreCorruptError):
         store.update_run("r1", {"status": "failed"})
-    assert store.path.read_bytes() == raw
+    assert seg.read_bytes() == raw

@@ -1,6 +1,7 @@
-"""Store hardening (issue 13): the quick-write path never writes over a damaged store nor
-rotates one into `.bak`, the schema is read from the top-level meta table, typed documents
-are checked on read, a symlinked store is written through, lock waits time out (exit 3)."""
+"""Store hardening (issue 13, carried over to the segmented store of issue 15): a write never
+writes over a damaged file (store file or segment) nor rotates one into `.bak`, the schema
+is read from the top-level meta table, typed documents are checked on read, a symlinked
+store is written through, lock waits time out (exit 3)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import orjson
 import pytest
 
 from ctui.errors import BadRunError, ExitCode, StoreCorruptError
-from ctui.store import SCHEMA_VERSION, Store, _RunLines, dump_store, parse_store_bytes
+from ctui.store import SCHEMA_VERSION, Store, dump_store, parse_store_bytes
+from ctui.store_segments import Segments
 from tests.jobs_helpers import wait_for
+from tests.store_helpers import segment_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,75 +64,105 @@ def store_of(root: Path) -> Store:
     return Store(root / ".ctui" / "ctui.json")
 
 
-# -- item 3: the quick one-line update path -------------------------------------------------
+# -- item 3: damage is never written over ----------------------------------------------------
 
 
 def test_a_store_damaged_in_another_runs_line_is_never_written_nor_rotated(root: Path) -> None:
     store = store_of(root)
-    store.update_run("run1", {"status": "failed"})  # the stamp now vouches for this file
-    raw = store.path.read_bytes()
+    store.update_run("run1", {"status": "failed"})
+    seg = segment_file(store, "run2")
+    raw = seg.read_bytes()
     damaged = raw.replace(b'"run2":{"id":"run2"', b'"run2":{"id":run2"')
     assert damaged != raw
-    store.path.write_bytes(damaged)  # another program damages run2's line
-    backup = store.path.with_name("ctui.json.bak")
+    seg.write_bytes(damaged)  # another program damages run2's line
+    backup = seg.with_name(seg.name + ".bak")
     good_backup = backup.read_bytes()
     attempts = [
-        lambda: store.update_run("run1", {"status": "lost"}),  # the quick path's case
+        lambda: store.update_run("run1", {"status": "lost"}),  # another run of that segment
         lambda: store.update_run("run0", mutate=lambda d: d.update(note="y")),
         lambda: store.insert_run({"id": "run9", "status": "queued"}),
-        lambda: store.put_doc("triggers", "t", {"name": "t"}),
-        lambda: store.transact(lambda data: None),
+        lambda: store.transact(lambda data: data["runs"].get("run1")),
         lambda: store.remove_runs(["run0"]),
     ]
     for attempt in attempts:
         with pytest.raises(StoreCorruptError, match="unreadable"):
             attempt()
-        assert store.path.read_bytes() == damaged
+        assert seg.read_bytes() == damaged
         assert backup.read_bytes() == good_backup
-    parse_store_bytes(backup, backup.read_bytes())  # `doctor --restore` has a good copy
+    store.put_doc("triggers", "t", {"name": "t"})  # the store file's tables are not held up
+    assert seg.read_bytes() == damaged
+    parse_store_bytes(backup, backup.read_bytes(), segment=True)  # `doctor --restore` has it
     proc = ctui(root, "tag", "run1", "x")
-    one_line_error(proc, ExitCode.BAD_INPUT, "unreadable", "ctui.json")
-    assert store.path.read_bytes() == damaged
+    one_line_error(proc, ExitCode.BAD_INPUT, "unreadable", str(seg))
+    assert seg.read_bytes() == damaged
+    doctor = ctui(root, "doctor")
+    assert doctor.returncode == ExitCode.FAILED and seg.name in doctor.stdout
     restored = ctui(root, "doctor", "--restore")
     assert restored.returncode == 0, restored.stderr
-    assert "restored" in restored.stdout
+    assert "restored" in restored.stdout and "ctui.segments/0.json" in restored.stdout
     assert store.get_run("run0")["note"] == "x"  # the copy before the last write
     assert store.get_run("run2")["id"] == "run2"
+    assert store.get_doc("triggers", "t") == {"name": "t"}
+
+
+def test_a_damaged_store_file_is_never_written_nor_rotated(root: Path) -> None:
+    store = store_of(root)
+    store.put_doc("triggers", "t", {"name": "t"})
+    raw = store.path.read_bytes()
+    damaged = raw.replace(b'"t":{"name"', b'"t":{name"')
+    store.path.write_bytes(damaged)
+    backup = store.path.with_name("ctui.json.bak")
+    good_backup = backup.read_bytes()
+    for attempt in (
+        lambda: store.update_run("run1", {"status": "lost"}),
+        lambda: store.insert_run({"id": "run9"}),
+        lambda: store.put_doc("triggers", "u", {}),
+        lambda: store.transact(lambda data: None),
+    ):
+        with pytest.raises(StoreCorruptError, match="unreadable"):
+            attempt()
+        assert store.path.read_bytes() == damaged
+        assert backup.read_bytes() == good_backup
+    restored = ctui(root, "doctor", "--restore")
+    assert restored.returncode == 0 and "restored" in restored.stdout, restored.stderr
+    assert store.get_run("run1")["status"] == "succeeded"
 
 
 def test_same_size_damage_in_place_is_caught_too(root: Path) -> None:
     store = store_of(root)
     store.update_run("run1", {"status": "failed"})
-    st = store.path.stat()
-    raw = store.path.read_bytes()
+    seg = segment_file(store, "run2")
+    st = seg.stat()
+    raw = seg.read_bytes()
     damaged = raw.replace(b'"run2":{"id":"run2"', b'"run2":{"id":"run2\x00')
     assert len(damaged) == len(raw)
-    with open(store.path, "r+b") as fh:  # in place: same inode, same size
+    with open(seg, "r+b") as fh:  # in place: same inode, same size
         fh.write(damaged)
-    os.utime(store.path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime
+    os.utime(seg, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime
     with pytest.raises(StoreCorruptError):
         store.update_run("run1", {"status": "lost"})
-    assert store.path.read_bytes() == damaged
+    assert seg.read_bytes() == damaged
 
 
 def test_the_backup_is_always_a_copy_that_parses(root: Path) -> None:
     store = store_of(root)
     backup = store.path.with_name("ctui.json.bak")
+    seg = segment_file(store, "run1")
     for i in range(5):
         store.update_run("run1", {"n": i})
         store.insert_run({"id": f"new{i}", "status": "queued"})
         store.transact(lambda data: data["runs"]["run2"].update(m=1))
         parse_store_bytes(backup, backup.read_bytes())
+        bak = seg.with_name(seg.name + ".bak")
+        parse_store_bytes(bak, bak.read_bytes(), segment=True)
 
 
 def test_a_run_param_named_schema_does_not_fool_the_schema_check(root: Path) -> None:
     store = store_of(root)
-    store.update_run("run1", {"params": {"schema": SCHEMA_VERSION}})
+    store.update_run("run1", {"params": {"schema": SCHEMA_VERSION + 1}})
     data = orjson.loads(store.path.read_bytes())
     data["meta"]["store"]["schema"] = SCHEMA_VERSION + 1  # a newer ctui's file
     newer = dump_store(data)
-    assert b'"schema":%d' % SCHEMA_VERSION in newer  # only in the run's params
-    assert _RunLines.of(newer) is None  # the layout check reads the meta table itself
     store.path.write_bytes(newer)
     with pytest.raises(Exception, match="knows up to"):
         store.update_run("run1", {"status": "lost"})
@@ -139,16 +172,23 @@ def test_a_run_param_named_schema_does_not_fool_the_schema_check(root: Path) -> 
     assert store.path.read_bytes() == newer
 
 
-def test_the_quick_path_is_taken_on_the_file_ctui_wrote(root: Path, monkeypatch) -> None:
+def test_a_one_run_write_reads_and_writes_only_its_segment(root: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CTUI_SEGMENT_RUNS", "4")
     store = store_of(root)
-    store.update_run("run1", {"status": "failed"})
-    parsed = []
-    real = parse_store_bytes
-    monkeypatch.setattr("ctui.store.parse_store_bytes", lambda p, r: parsed.append(1) or real(p, r))
-    store.update_run("run1", {"status": "lost"})
-    store.insert_run({"id": "run7"})
-    assert parsed == []  # neither parsed the other runs
-    assert orjson.loads(store.path.read_bytes())["runs"]["run1"]["status"] == "lost"
+    store.put_runs({"id": f"x{i:03d}", "status": "succeeded"} for i in range(40))
+    assert len(store.segments.names()) >= 10
+    read, written = [], []
+    real_read, real_write = Segments.read_raw, Segments.write
+    monkeypatch.setattr(Segments, "read_raw", lambda s, lo: read.append(lo) or real_read(s, lo))
+    monkeypatch.setattr(
+        Segments, "write", lambda s, lo, d, seen: written.append(lo) or real_write(s, lo, d, seen)
+    )
+    store.update_run("x017", {"status": "lost"})
+    assert len(set(read)) == 1 and written == read[:1]
+    read.clear(), written.clear()
+    assert store.get_run(store.resolve("x033"))["id"] == "x033"
+    assert len(set(read)) == 1  # the indexes are fresh: only the run's own segment is read
+    assert store.get_run("x017")["status"] == "lost"
 
 
 # -- item 8: typed documents ---------------------------------------------------------------
@@ -185,10 +225,11 @@ def test_valid_json_with_wrong_inner_types_is_one_line_exit_2(
 
 def test_a_run_with_a_wrongly_typed_field_is_named_and_the_rest_still_read(root: Path) -> None:
     store = store_of(root)
-    data = orjson.loads(store.path.read_bytes())
+    seg = segment_file(store, "run1")
+    data = orjson.loads(seg.read_bytes())
     data["runs"]["run1"]["tags"] = "str"
-    store.path.write_bytes(dump_store(data))
-    raw = store.path.read_bytes()
+    seg.write_bytes(dump_store(data))
+    raw = seg.read_bytes()
 
     listed = ctui(root, "runs", "--json")
     one_line_error(listed, ExitCode.BAD_INPUT, "run1", "'tags'", "a list of strings")
@@ -200,12 +241,12 @@ def test_a_run_with_a_wrongly_typed_field_is_named_and_the_rest_still_read(root:
     one_line_error(ctui(root, "show", "run1"), ExitCode.BAD_INPUT, "run1", "'tags'")
     one_line_error(ctui(root, "tag", "run1", "x"), ExitCode.BAD_INPUT, "'tags'")
     one_line_error(ctui(root, "note", "run1", "x"), ExitCode.BAD_INPUT, "'tags'")
-    assert store.path.read_bytes() == raw  # nothing rewritten over it
+    assert seg.read_bytes() == raw  # nothing rewritten over it
 
     assert ctui(root, "show", "run2").returncode == 0
     assert ctui(root, "tag", "run2", "b").returncode == 0
     assert store.get_run("run2")["tags"] == ["a", "b"]
-    assert orjson.loads(store.path.read_bytes())["runs"]["run1"]["tags"] == "str"
+    assert orjson.loads(seg.read_bytes())["runs"]["run1"]["tags"] == "str"
 
     doctor = ctui(root, "doctor")
     assert doctor.returncode == ExitCode.FAILED
@@ -218,7 +259,7 @@ def test_a_run_with_a_wrongly_typed_field_is_named_and_the_rest_still_read(root:
 
     removed = ctui(root, "rm", "run1", "--yes")  # and the damaged run can be removed
     assert removed.returncode == 0, removed.stderr
-    assert "run1" not in orjson.loads(store.path.read_bytes())["runs"]
+    assert "run1" not in orjson.loads(seg.read_bytes())["runs"]
     assert ctui(root, "doctor").returncode == 0
 
 
@@ -231,19 +272,22 @@ def test_a_symlinked_store_is_written_through_to_its_target(root: Path, tmp_path
     link = root / ".ctui" / "ctui.json"
     target = elsewhere / "shared.json"
     os.replace(link, target)
+    os.replace(root / ".ctui" / "ctui.segments", elsewhere / "shared.segments")  # beside it
     link.symlink_to(target)
     for args in (["tag", "run1", "t1"], ["note", "run2", "hello"], ["tag", "run1", "t2"]):
         proc = ctui(root, *args)
         assert proc.returncode == 0, proc.stderr
     assert link.is_symlink() and link.resolve() == target
-    data = orjson.loads(target.read_bytes())
+    seg = elsewhere / "shared.segments" / "0.json"
+    data = orjson.loads(seg.read_bytes())
     assert data["runs"]["run1"]["tags"] == ["a", "t1", "t2"]
     assert data["runs"]["run2"]["note"] == "hello"
-    backup = elsewhere / "shared.json.bak"  # the last good copy sits by the target
+    backup = seg.with_name("0.json.bak")  # the last good copy sits by the target
     assert orjson.loads(backup.read_bytes())["runs"]["run1"]["tags"] == ["a", "t1"]
+    assert not (root / ".ctui" / "ctui.segments").exists()
     doctor = ctui(root, "doctor")
     assert doctor.returncode == 0, doctor.stdout
-    assert "shared.json.bak" in doctor.stdout
+    assert "shared.segments/" in doctor.stdout
 
 
 # -- item 8: waiting for the lock times out --------------------------------------------------

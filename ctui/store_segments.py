@@ -1,0 +1,349 @@
+"""The segments of a run store: run documents in TinyDB files by id range, each with a
+small index file beside it.
+
+`<store>.segments/` (beside the store file, or its target when it is a symlink) holds
+`<lo>.json` files: plain TinyDB files with one table, `runs`. A segment holds the runs whose
+ids are ≥ its name and < the next segment's name (`0` is the first: every id is ≥ it), so the
+segment of an id is known from the directory listing alone. Ids are time-sortable, so new
+runs land in the last segment and the others stay as they are but for small edits (tags,
+notes). A segment over `segment_runs()` runs splits: its upper part goes to new files first
+(highest first), then the segment is rewritten with the rest — at every moment each id has
+exactly one segment whose range holds it, and copies outside a segment's range are ignored
+(and dropped by its next write).
+
+`<lo>.idx` is that segment's index: the ids, numbers and creation times of its runs plus the
+identity of the segment file it was made from. A reader uses an index only while its
+segment is that same file; a stale or missing one is made again from the segment. The
+indexes are a cache: deleting them loses nothing. No locking here (see `ctui.store`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ctui.atomic import atomic_write_bytes, identity
+from ctui.errors import CtuiError, StoreCorruptError, os_error
+from ctui.store_format import RUNS, backup_path, dump_store, parse_store_bytes
+
+#: the first segment's name: lower than every run id (ids start with a letter or digit)
+FIRST = "0"
+#: how many runs a segment holds before it splits (env: `CTUI_SEGMENT_RUNS`, for tests)
+SEGMENT_RUNS = 1000
+SEGMENT_RUNS_ENV = "CTUI_SEGMENT_RUNS"
+INDEX_VERSION = 1
+
+Identity = tuple[int, int, int, int]
+
+
+def segment_runs() -> int:
+    raw = os.environ.get(SEGMENT_RUNS_ENV)
+    if raw is None:
+        return SEGMENT_RUNS
+    if not raw.isdigit() or int(raw) < 2:
+        raise CtuiError(f"{SEGMENT_RUNS_ENV}={raw!r} is not a whole number ≥ 2")
+    return int(raw)
+
+
+def segments_dir(store_path: Path) -> Path:
+    """`.ctui/store.json` → `.ctui/store.segments` (a symlinked store: beside its target)."""
+    real = Path(os.path.realpath(store_path))
+    return real.with_name(real.stem + ".segments")
+
+
+def _identity_of(path: Path) -> Identity | None:
+    try:
+        return identity(os.stat(path))
+    except FileNotFoundError:
+        return None
+
+
+class Segments:
+    """The segment files of one store: listing, reading, writing, splitting, indexes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+
+    def path(self, lo: str) -> Path:
+        return self.dir / f"{lo}.json"
+
+    def idx_path(self, lo: str) -> Path:
+        return self.dir / f"{lo}.idx"
+
+    def names(self) -> list[str]:
+        """The segments' names (their lower bounds), sorted; [] when there is no directory."""
+        try:
+            entries = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise os_error(exc, f"list the run store's segments in {self.dir}") from None
+        return sorted(n[:-5] for n in entries if n.endswith(".json") and not n.startswith("."))
+
+    def stamp(self) -> tuple[tuple[str, int, int], ...]:
+        """What changes when any segment is written (for polling readers)."""
+        out = []
+        for lo in self.names():
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(self.path(lo))
+                out.append((lo, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    # -- reading -------------------------------------------------------------------------
+    def read(self, lo: str) -> tuple[dict[str, dict[str, Any]], Identity | None]:
+        """All documents in the file `lo` (in its range or not) and which file it was;
+        ({}, None) when there is none. A file that does not parse is a StoreCorruptError
+        naming it."""
+        docs, seen, _ = self.read_raw(lo)
+        return docs, seen
+
+    def read_raw(self, lo: str) -> tuple[dict[str, dict[str, Any]], Identity | None, bytes]:
+        """`read`, and the file's bytes."""
+        path = self.path(lo)
+        for attempt in range(3):
+            try:
+                with open(path, "rb") as fh:
+                    before = identity(os.fstat(fh.fileno()))
+                    raw = fh.read()
+            except FileNotFoundError:
+                return {}, None, b""
+            except OSError as exc:
+                raise os_error(exc, f"read the run store segment {path}") from None
+            try:
+                data = parse_store_bytes(path, raw, segment=True)
+            except StoreCorruptError:
+                if attempt == 2 or before == _identity_of(path):
+                    raise  # really damaged, not replaced while it was read
+                continue
+            return data.get(RUNS, {}), before, raw
+        raise AssertionError("unreachable")
+
+    # -- writing (the caller holds the store lock) ---------------------------------------
+    def write(self, lo: str, docs: dict[str, dict[str, Any]], seen: Identity | None) -> None:
+        """Replace segment `lo` with `docs` (atomic; the old file becomes `<lo>.json.bak`).
+        `seen`: the file that was read; a file changed since is not written over."""
+        path = self.path(lo)
+        current = _identity_of(path)
+        if current != seen:
+            raise StoreCorruptError(
+                f"run store segment {path} was changed by another program while ctui was "
+                "updating it",
+                hint="nothing was changed; try again",
+            )
+        raw = dump_store({RUNS: docs})
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            keep = backup_path(path) if current is not None else None
+            atomic_write_bytes(path, raw, keep_previous=keep)
+        except OSError as exc:
+            raise os_error(exc, f"write the run store segment {path}") from None
+        self.write_index(lo, docs, _identity_of(path))
+
+    def identity(self, lo: str) -> Identity | None:
+        return _identity_of(self.path(lo))
+
+    def plan(
+        self, lo: str, docs: dict[str, dict[str, Any]], seen: Identity | None
+    ) -> list[tuple[str, dict[str, dict[str, Any]], Identity | None]]:
+        """The writes that store `docs` (the ids in segment `lo`'s range) as `lo`, split in
+        pieces of at most `segment_runs()`: the new upper pieces first, highest first, then
+        `lo` — so at every moment each id has one segment whose range holds it. A segment
+        left empty stays (its range is its own, whatever an older file may still hold)."""
+        limit = segment_runs()
+        if len(docs) <= limit:
+            return [(lo, docs, seen)]
+        ids = sorted(docs)
+        pieces = [ids[i : i + limit] for i in range(0, len(ids), limit)]
+        steps = [(p[0], {k: docs[k] for k in p}, self.identity(p[0])) for p in pieces[1:]]
+        return [*reversed(steps), (lo, {k: docs[k] for k in pieces[0]}, seen)]
+
+    # -- the index -----------------------------------------------------------------------
+    def write_index(self, lo: str, docs: dict[str, dict[str, Any]], ident: Identity | None) -> None:
+        ids = sorted(docs)
+        entry = {
+            "version": INDEX_VERSION,
+            "segment": list(ident) if ident else None,
+            "ids": ids,
+            "seq": [docs[k].get("seq") for k in ids],
+            "created": [docs[k].get("created") for k in ids],
+        }
+        with contextlib.suppress(OSError):  # a cache: the next reader makes it again
+            atomic_write_bytes(self.idx_path(lo), orjson.dumps(entry))
+
+    def index(self, lo: str) -> dict[str, Any]:
+        """Segment `lo`'s index, made again (and saved) when it is missing or stale.
+        An index file that does not parse is a StoreCorruptError naming it."""
+        path = self.idx_path(lo)
+        now = _identity_of(self.path(lo))
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        except OSError as exc:
+            raise os_error(exc, f"read the run store index {path}") from None
+        if raw is not None:
+            entry = parse_index(path, raw)
+            if entry["segment"] == (list(now) if now else None):
+                return entry
+        docs, seen = self.read(lo)
+        self.write_index(lo, docs, seen)
+        ids = sorted(docs)
+        return {
+            "segment": list(seen) if seen else None,
+            "ids": ids,
+            "seq": [docs[k].get("seq") for k in ids],
+            "created": [docs[k].get("created") for k in ids],
+        }
+
+
+def parse_index(path: Path, raw: bytes) -> dict[str, Any]:
+    """A segment index file, checked; a damaged one is a StoreCorruptError naming it."""
+    hint = "nothing was changed. `ctui doctor --reindex` makes the index again from the segments"
+    try:
+        entry = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise StoreCorruptError(f"run store index {path} is unreadable: {exc}", hint=hint) from None
+    ok = isinstance(entry, dict) and entry.get("version") == INDEX_VERSION
+    lists = [entry.get(k) for k in ("ids", "seq", "created")] if ok else []
+    ok = ok and all(isinstance(x, list) for x in lists) and len({len(x) for x in lists}) == 1
+    ok = ok and all(type(i) is str for i in entry["ids"])
+    ok = ok and (entry.get("segment") is None or isinstance(entry.get("segment"), list))
+    if not ok:
+        raise StoreCorruptError(
+            f"run store index {path} is unreadable: not an index of this ctui", hint=hint
+        )
+    return entry
+
+
+def in_range(docs: dict[str, Any], lo: str, hi: str | None) -> dict[str, Any]:
+    """The documents of segment [lo, hi) (the first segment has no lower bound)."""
+    low = None if lo == FIRST else lo
+    if all((low is None or k >= low) and (hi is None or k < hi) for k in docs):
+        return docs
+    return {k: v for k, v in docs.items() if (low is None or k >= low) and (hi is None or k < hi)}
+
+
+class SegmentRuns(MutableMapping[str, dict[str, Any]]):
+    """The `runs` table of a segmented store as a mapping that reads only the segments it
+    is asked about (one for `runs[id]`, all of them to iterate), each once.
+
+    For writers (under the store lock) it records which segments changed (`changed()`) and
+    the documents set without a number (`unnumbered`), for `Store` to write. A reader that
+    iterates gets one consistent listing: when a split happened meanwhile, it reads again.
+    """
+
+    def __init__(self, segments: Segments, *, writing: bool = False) -> None:
+        self.segments = segments
+        #: under the store lock: keep each segment's bytes, to find the documents a caller
+        #: changed in place (`changed()`)
+        self.writing = writing
+        self._reset()
+
+    def _reset(self) -> None:
+        self.names = self.segments.names() or [FIRST]
+        self.loaded: dict[str, dict[str, dict[str, Any]]] = {}
+        self.seen: dict[str, Identity | None] = {}
+        self.dirty: set[str] = set()
+        self.unnumbered: list[dict[str, Any]] = []
+        self.raw: dict[str, bytes] = {}
+
+    def segment_of(self, run_id: str) -> str:
+        return self.names[max(0, bisect.bisect_right(self.names, run_id) - 1)]
+
+    def _hi(self, lo: str) -> str | None:
+        i = bisect.bisect_right(self.names, lo)
+        return self.names[i] if i < len(self.names) else None
+
+    def segment(self, lo: str) -> dict[str, dict[str, Any]]:
+        docs = self.loaded.get(lo)
+        if docs is None:
+            found, self.seen[lo], raw = self.segments.read_raw(lo)
+            docs = self.loaded[lo] = dict(in_range(found, lo, self._hi(lo)))
+            if self.writing:
+                self.raw[lo] = raw if len(docs) == len(found) else b""
+        return docs
+
+    def changed(self) -> set[str]:
+        """The segments to write: those given new documents, and those whose documents a
+        caller changed in place (their bytes differ from the file's)."""
+        return self.dirty | {
+            lo
+            for lo, docs in self.loaded.items()
+            if lo not in self.dirty and dump_store({RUNS: docs}) != self.raw.get(lo)
+        }
+
+    def load_all(self) -> None:
+        """Every segment, from one listing (read again if the listing changed meanwhile)."""
+        for _ in range(10):
+            for lo in self.names:
+                self.segment(lo)
+            if self.writing or (self.segments.names() or [FIRST]) == self.names:
+                return
+            self._reset()
+        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
+
+    def index(self) -> tuple[list[str], dict[int, str], dict[str, Any]]:
+        """(every id, sorted; run number → id; id → created) from the segment indexes."""
+        for _ in range(10):
+            ids: list[str] = []
+            seqs: dict[int, str] = {}
+            created: dict[str, Any] = {}
+            for lo in self.names:
+                entry = self.segments.index(lo)
+                hi = self._hi(lo)
+                low = None if lo == FIRST else lo
+                rows = list(zip(entry["ids"], entry["seq"], entry["created"], strict=True))
+                if rows and not (
+                    (low is None or rows[0][0] >= low) and (hi is None or rows[-1][0] < hi)
+                ):  # copies outside the range (an interrupted split): left out
+                    rows = [
+                        r
+                        for r in rows
+                        if (low is None or r[0] >= low) and (hi is None or r[0] < hi)
+                    ]
+                ids += entry["ids"] if len(rows) == len(entry["ids"]) else [r[0] for r in rows]
+                created.update((r[0], r[2]) for r in rows)
+                for rid, seq, _ in rows:
+                    if type(seq) is int and seq not in seqs:
+                        seqs[seq] = rid
+            if (self.segments.names() or [FIRST]) == self.names:
+                return ids, seqs, created
+            self._reset()
+        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
+
+    # -- the mapping ---------------------------------------------------------------------
+    def __getitem__(self, run_id: str) -> dict[str, Any]:
+        return self.segment(self.segment_of(run_id))[run_id]
+
+    def __contains__(self, run_id: object) -> bool:
+        return isinstance(run_id, str) and run_id in self.segment(self.segment_of(run_id))
+
+    def __setitem__(self, run_id: str, doc: dict[str, Any]) -> None:
+        lo = self.segment_of(run_id)
+        self.segment(lo)[run_id] = doc
+        self.dirty.add(lo)
+        if doc.get("seq") is None:
+            self.unnumbered.append(doc)
+
+    def __delitem__(self, run_id: str) -> None:
+        lo = self.segment_of(run_id)
+        del self.segment(lo)[run_id]
+        self.dirty.add(lo)
+
+    def __iter__(self) -> Iterator[str]:
+        self.load_all()
+        for lo in self.names:
+            yield from sorted(self.loaded[lo])
+
+    def __len__(self) -> int:
+        self.load_all()
+        return sum(len(d) for d in self.loaded.values())
+
+    def __repr__(self) -> str:
+        return f"<runs in {len(self.names)} segments of {self.segments.dir}>"
