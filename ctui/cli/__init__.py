@@ -1,8 +1,10 @@
 """The `ctui` command line: every feature as a typer subcommand (most with --json).
 
-Each group of commands lives in its own module with a `register(app)` function. Heavy
-libraries (textual, mlflow, dvc, docker) are imported inside the commands that use them, so
-`ctui --help` and `ctui runs` stay instant.
+Each group of commands lives in its own module with a `register(app)` function; the root
+group (`lazy_group.LazyGroup`) imports a module only when one of its commands is used, and
+`ctui --help` lists them from `command_table`. Heavy libraries (textual, mlflow, dvc,
+docker) are imported inside the commands that use them, so `ctui --help` and `ctui runs`
+stay instant.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Annotated
 import typer
 
 from ctui.cli import common
+from ctui.cli.lazy_group import LazyGroup
 from ctui.errors import CtuiError, ExitCode, os_error
 
 app = typer.Typer(
     name="ctui",
+    cls=LazyGroup,  # a command's module is imported only when that command is used
     help="Continuous Training workbench: browse, diff, retrain and reproduce ML runs.\n\n"
     "Run `ctui` with no command to open the terminal UI.",
     no_args_is_help=False,
@@ -59,61 +63,6 @@ def _root(
         open_tui()
 
 
-def _register_all() -> None:
-    from ctui.cli import (
-        gate_cmds,
-        job_cmds,
-        manifest_cmds,
-        repro_cmds,
-        store_cmds,
-        sync_cmds,
-        trigger_cmds,
-        tui_cmds,
-    )
-
-    for module in (
-        store_cmds,
-        manifest_cmds,
-        job_cmds,
-        trigger_cmds,
-        repro_cmds,
-        gate_cmds,
-        sync_cmds,
-        tui_cmds,
-    ):
-        module.register(app)
-
-
-_register_all()
-
-
-def app_for(args: list[str]) -> typer.Typer:
-    """The app to dispatch `args` with: when they start with a command name, an app holding
-    only that command. Typer inspects every registered command's signature on each call
-    (~2 ms each); `ctui runs` should not pay for the other thirty."""
-    if not args or args[0].startswith("-"):
-        return app
-    commands = [c for c in app.registered_commands if _command_name(c) == args[0]]
-    groups = [g for g in app.registered_groups if g.name == args[0]]
-    if not commands and not groups:
-        return app  # unknown: the full app says so, with the list of commands
-    lean = typer.Typer(
-        name="ctui", add_completion=False, pretty_exceptions_enable=False,
-        rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]},
-    )  # fmt: skip
-    lean.registered_callback = app.registered_callback
-    lean.registered_commands = commands
-    lean.registered_groups = groups
-    return lean
-
-
-def _command_name(info: typer.models.CommandInfo) -> str:
-    if info.name:
-        return info.name
-    callback = info.callback
-    return callback.__name__.lower().replace("_", "-") if callback else ""
-
-
 def main() -> None:
     try:
         if len(sys.argv) == 1:
@@ -123,7 +72,11 @@ def main() -> None:
 
             open_tui()
         else:
-            app_for(sys.argv[1:])()
+            if "--help" in sys.argv or "-h" in sys.argv:
+                from ctui.cli.rich_help import import_rich_utils
+
+                import_rich_utils()  # before typer imports it with rich.markdown (~45 ms)
+            app()
     except CtuiError as exc:
         common.print_error(exc)
         sys.exit(int(exc.code))

@@ -18,12 +18,10 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    from ctui.cli.log_cmds import logs
-
+    """Add this module's commands (`logs`: `log_cmds`)."""
     app.command("run")(run)
     app.command("stop")(stop)
     app.command("ps")(ps)
-    app.command("logs")(logs)
     app.command("queue")(queue)
     app.command("top")(top)
     app.command("jobs")(jobs)

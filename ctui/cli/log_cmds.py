@@ -29,6 +29,10 @@ _STREAMS = {"out": "o", "stdout": "o", "err": "e", "stderr": "e"}
 _TIME_WIDTH = 24
 
 
+def register(app: typer.Typer) -> None:
+    app.command("logs")(logs)
+
+
 def logs(
     run_refs: Annotated[
         list[str],

@@ -10,6 +10,10 @@ from ctui.cli import common
 from ctui.errors import CtuiError
 
 
+def register(app: typer.Typer) -> None:
+    app.command("show")(show)
+
+
 def show(
     run: Annotated[str, typer.Argument(help="Run id or unique prefix (or @last).")],
     as_json: Annotated[

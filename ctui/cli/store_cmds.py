@@ -39,16 +39,12 @@ CONFIG_TEMPLATE = """\
 
 
 def register(app: typer.Typer) -> None:
-    from ctui.cli import show_cmd, transfer_cmds
-
+    """Add this module's commands (`show`, `export`, `import`: their own modules)."""
     app.command("init")(init)
     app.command("runs")(runs)
-    app.command("show")(show_cmd.show)
     app.command("tag")(tag)
     app.command("note")(note)
     app.command("rm")(rm)
-    app.command("export")(transfer_cmds.export)
-    app.command("import")(transfer_cmds.import_)
     app.command("doctor")(doctor)
 
 

@@ -20,6 +20,11 @@ from ctui.errors import CtuiError
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("import")(import_)
+
+
 def _referenced_objects(objects: Any, doc: dict[str, Any]) -> dict[str, bytes]:
     """The manifest sections of a run and any object they point at (e.g. the patch)."""
     found: dict[str, bytes] = {}
