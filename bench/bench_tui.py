@@ -10,14 +10,19 @@ to the LAST byte of the frame it caused (the output is read until it has been qu
 both see the same machine load; min / median / max, the ratio of medians and the target are
 printed, and a missed target is said plainly. The sort cycles the table's columns (`>`).
 
-Measured 2026-12-02 on a shared 2-CPU box (load ~2, other work running; Python 3.11,
-10,000 runs, 9.2 MB store), median of 15:
-  80×24:  sort key → frame 36.7 ms (min 10.9, max 97.5; target ≤ 50 ms: met); cursor move
-          7.6 ms against the stock DataTable's 14.2 ms (ratio 0.54: met); first frame 0.86 s
-          (the DataTable app 2.96 s); RSS 83 MB (DataTable 97 MB).
-  160×48: sort 25–49 ms (met); cursor move 46–50 ms against 9–10 ms (MISSED, ratio ~5):
-          the preview pane redraws with the cursor; without it (measured with the pane
-          off) 16.4 ms against 11.0 ms, the table then showing 14 columns to the peer's 9.
+Measured 2026-12-02 on a shared 2-CPU box (load 1-2.4, other work running; Python 3.11,
+10,000 runs, 9.2 MB store), median of 15, three interleaved runs per size:
+  80×24:  sort key → frame 35-45 ms (max 180; target ≤ 50 ms: met); cursor move 4.3-4.9 ms
+          against the stock DataTable's 9.1-12.4 ms (ratio 0.39-0.48: met); first frame
+          0.5-1.3 s with load (the DataTable app 1.6-3.5 s); RSS 83 MB (DataTable 97 MB).
+  160×48: sort 43-50 ms (met, barely, with load); cursor move 4.0-6.0 ms against 6.7-9.5 ms
+          (ratio 0.58-0.66: met); the 15 moves that scroll 13.5-14.1 ms against 20-29 ms;
+          the preview pane complete 133-135 ms after the key (it waits 100 ms for the cursor
+          to rest, then draws and reads the verdict and log).
+  Before (same day): 160×48 cursor move 35.1 ms against 6.3 ms (ratio 5.6, MISSED): the
+  preview pane redrew on every move, and every move repainted the whole table (the cursor
+  reactive repainted the widget besides the two lines it changed); with the pane waiting for
+  the cursor to rest but the table still repainted whole, 9.0 against 6.4 ms (1.4, MISSED).
 Before the column orders were computed ahead (both directions, in a worker), a sort at
 80×24 took 67 ms median in the same conditions.
 """
@@ -167,15 +172,16 @@ class Pty:
             except OSError:
                 return
 
-    def key_to_frame(self, key: bytes, timeout: float = 5.0) -> float:
-        """Seconds from writing `key` to the last byte of the frame it caused."""
+    def key_to_frame(self, key: bytes, timeout: float = 5.0, quiet: float = QUIET) -> float:
+        """Seconds from writing `key` to the last byte of the frame it caused (the output is
+        over once it has been quiet for `quiet` seconds)."""
         self.drain()
         t = time.perf_counter()
         os.write(self.master, key)
         last = None
         end = t + timeout
         while time.perf_counter() < end:
-            r, _, _ = select.select([self.master], [], [], QUIET if last else timeout)
+            r, _, _ = select.select([self.master], [], [], quiet if last else timeout)
             if not r:
                 break
             try:
@@ -326,6 +332,21 @@ def main() -> None:
                 f"ratio ctui / DataTable (medians): {ratio:.2f}; target ≤ 1.00 "
                 f"(no slower than the peer): {verdict(ratio <= 1.0)}"
             )
+            # the last moves are past the first page for both: each one scrolls the table
+            scroll, peer_scroll = down[-args.samples :], peer_down[-args.samples :]
+            print(
+                f"  of which the {args.samples} that scroll: ctui {stats(scroll)}; "
+                f"DataTable {stats(peer_scroll)}; ratio "
+                f"{statistics.median(scroll) / statistics.median(peer_scroll):.2f}"
+            )
+            if cols >= 160:
+                # the preview pane is drawn once the cursor rests on a run (RunPreview.SETTLE),
+                # then its verdict and log are read: the time to the last byte of all that
+                rest = [ours.key_to_frame(b"\x1b[B", quiet=0.5) for _ in range(args.samples)]
+                print(
+                    f"cursor move → preview pane complete (it waits for the cursor to rest, "
+                    f"then reads the verdict and log; no peer): {stats(rest)}"
+                )
             print(f"RSS: ctui {ours.rss_mb():.0f} MB, stock DataTable {peer.rss_mb():.0f} MB")
         finally:
             ours.close()

@@ -90,6 +90,42 @@ async def test_wider_terminals_add_columns_and_a_preview(tui_project: Project) -
         assert {"git", "data_hash"} <= set(shown(app))
 
 
+async def test_moving_the_cursor_does_not_redraw_the_preview(
+    tui_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RunPreview, "SETTLE", 1000)  # a rest that never comes
+    app = make_app(tui_project)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        t, preview = table(app), app.screen.query_one(RunPreview)
+        first = t.cursor_run
+        assert first is not None and preview.run is first  # the first frame shows it at once
+        await pilot.press("down", "down", "j")
+        await pilot.pause()
+        assert t.cursor == 3 and preview.run is first and first["id"] in preview.text.plain
+
+
+async def test_the_preview_shows_the_run_once_the_cursor_rests(tui_project: Project) -> None:
+    app = make_app(tui_project)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        t, preview = table(app), app.screen.query_one(RunPreview)
+        first = t.cursor_run
+        assert first is not None
+        await pilot.press("down", "down", "j", "k")
+        await wait_for(pilot, lambda: preview.run is t.cursor_run)
+        run = t.cursor_run
+        assert run is not None and t.cursor == 2 and run is not first
+        # its verdict (read in a worker), its params and metrics
+        await wait_for(pilot, lambda: "comparing" not in preview.text.plain)
+        text = preview.text.plain
+        assert run["id"] in text and first["id"] not in text
+        assert all(key in text for key in run.get("metrics") or {})
+        # what is drawn is what the text says (the lines were rebuilt, not left stale)
+        drawn = "\n".join(preview.render_line(y).text for y in range(preview.size.height))
+        assert run["id"] in drawn
+
+
 async def test_gate_rules_choose_the_key_metrics(tmp_path: Path) -> None:
     project = make_tui_project(tmp_path / "demo", files=False)
     (project.root / "ctui.toml").write_text(

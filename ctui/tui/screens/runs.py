@@ -380,12 +380,12 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
 
     @on(RunsTable.CursorMoved)
     def _cursor_moved(self, event: RunsTable.CursorMoved) -> None:
-        self._preview()
+        self._preview(rest=True)  # drawn once the cursor rests: moving stays cheap
 
-    def _preview(self) -> None:
+    def _preview(self, *, rest: bool = False) -> None:
         preview = self.query_one(RunPreview)
         if not preview.has_class("hidden"):
-            preview.show(self.table.cursor_run, self.all_runs)
+            preview.show(self.table.cursor_run, self.all_runs, rest=rest)
 
     def _cursor_run(self) -> Run | None:
         run = self.table.cursor_run

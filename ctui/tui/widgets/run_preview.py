@@ -4,10 +4,15 @@ It shows the selected run: its handle and status, the one-line verdict against t
 the same job before it (`ctui.diff.diff_runs`, the diff screen's own comparison), its params,
 metrics and the last lines of its log (`ctui.logs.tail`). The verdict and the log are read
 in a worker, so moving the cursor never waits on the disk; each result is kept per run.
+
+A cursor move does not repaint the pane: it waits until the cursor has rested on a run for
+`SETTLE` seconds (one timer, re-armed only when it fires too early), so holding `j` costs no
+more than the table's own two lines; then the run is drawn and its verdict and log are read.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -79,8 +84,8 @@ class RunPreview(Widget):
     }
     """
 
-    #: seconds the cursor rests on a run before its verdict and log are read
-    SETTLE = 0.15
+    #: seconds the cursor rests on a run before the pane shows it (and reads its verdict, log)
+    SETTLE = 0.1
 
     def __init__(self, project: Project, **kw: Any) -> None:
         super().__init__(**kw)
@@ -89,12 +94,41 @@ class RunPreview(Widget):
         self._extras: dict[str, tuple[str, list[str]]] = {}
         self._before: tuple[list[Run], dict[str, Run | None]] | None = None
         self._timer: Timer | None = None
+        #: the run a cursor move asked for, and when (shown once the cursor rests)
+        self._wanted: tuple[Run | None, list[Run]] | None = None
+        self._moved_at = 0.0
         self.text = Text()
         self._lines: list[Strip] = []
         self._blank = Strip.blank(0)
         self._width = 0
 
-    def show(self, run: Run | None, runs: list[Run]) -> None:
+    def show(self, run: Run | None, runs: list[Run], *, rest: bool = False) -> None:
+        """Show `run` now; with `rest` (a cursor move), once the cursor has rested on it."""
+        if rest and self.run is not None:
+            self._wanted = (run, runs)
+            self._moved_at = time.monotonic()
+            if self._timer is None:
+                self._timer = self.set_timer(self.SETTLE, self._settle)
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._wanted = None
+        self._present(run, runs)
+
+    def _settle(self) -> None:
+        """The timer fired: show the wanted run, or wait on while the cursor still moves."""
+        rested = time.monotonic() - self._moved_at
+        if rested < self.SETTLE:
+            self._timer = self.set_timer(self.SETTLE - rested, self._settle)
+            return
+        self._timer = None
+        if self._wanted is not None:
+            run, runs = self._wanted
+            self._wanted = None
+            self._present(run, runs)
+
+    def _present(self, run: Run | None, runs: list[Run]) -> None:
         if run is self.run and run is not None:
             return
         self.run = run
@@ -103,11 +137,7 @@ class RunPreview(Widget):
             return
         if self._before is None or self._before[0] is not runs:
             self._before = (runs, previous_runs(runs))
-        before = self._before[1].get(run["id"])
-        if self._timer is not None:
-            self._timer.stop()
-        # reading the log and diffing waits until the cursor rests: moving stays smooth
-        self._timer = self.set_timer(self.SETTLE, lambda: self._load(run, before))
+        self._load(run, self._before[1].get(run["id"]))
 
     def forget(self) -> None:
         """The runs changed (a reload): verdicts and logs are read again."""

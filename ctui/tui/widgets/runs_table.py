@@ -53,7 +53,8 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("enter", "select", "Open", id="table.select"),
     ]
 
-    cursor: reactive[int] = reactive(0, always_update=True, layout=False)
+    #: no repaint of its own: watch_cursor repaints the two lines that changed
+    cursor: reactive[int] = reactive(0, always_update=True, layout=False, repaint=False)
 
     class CursorMoved(Message):
         def __init__(self, table: RunsTable, run: Run | None) -> None:
