@@ -167,6 +167,9 @@ class CtuiApp(App[None]):
         if action == "jump":
             from textual.widgets import Input, TextArea
 
+            # a modal may say a jump makes no sense there (the too-small overlay)
+            if not getattr(self.screen, "JUMP", True):
+                return False
             return not isinstance(self.focused, Input | TextArea)
         return True
 
@@ -180,8 +183,16 @@ class CtuiApp(App[None]):
         prompt.focus_input()
 
     def _jumped(self, name: str | None) -> None:
-        if name:
-            self.jump_to(name)
+        """The prompt's answer. A modal it was opened over (a question, the columns chooser)
+        is closed first, answered as its `escape` would, unless the jump is to its help."""
+        from ctui.tui.screens.modal import NavModal
+
+        if not name:
+            return
+        if name != "help":
+            while isinstance(self.screen, NavModal) and len(self.screen_stack) > 1:
+                self.screen.dismiss(self.screen.BACK)
+        self.jump_to(name)
 
     def jump_to(self, name: str) -> None:
         """Go to a screen by name: `runs` (home), `triggers`, `help`; `q`/`quit` quits."""

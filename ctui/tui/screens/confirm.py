@@ -8,19 +8,20 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ctui.tui.screens.modal import NavModal
 
-class ConfirmScreen(ModalScreen[bool]):
-    """Dismisses with True on `y`/enter, False on `n`/escape."""
 
+class ConfirmScreen(NavModal[bool]):
+    """Dismisses with True on `y`/enter, False on `n` (and `escape`/`q`, the way back)."""
+
+    HELP_SECTION = "Question"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape,q", "answer(False)", "No", id="confirm.no"),
-        # a modal screen does not see the app's bindings: its own Q
-        Binding("Q", "app.quit", "Quit", show=False, id="confirm.quit"),
+        Binding("n", "answer(False)", "No", id="confirm.no"),
     ]
+    BACK = False
 
     def __init__(self, question: str, detail: str = "") -> None:
         super().__init__()
@@ -33,9 +34,6 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Static(Text(self.detail), id="confirm-detail")
             yield Static(Text("y / enter: yes    n / escape / q: no", style="dim"))
-
-    def action_back(self) -> None:
-        self.dismiss(False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

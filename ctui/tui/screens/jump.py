@@ -12,9 +12,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Static
+
+from ctui.tui.screens.modal import NavModal
 
 #: what a user may type → the screen it names
 JUMP_TARGETS = {
@@ -40,8 +41,18 @@ def resolve(name: str) -> str | None:
     return matches.pop() if len(matches) == 1 else None
 
 
-class JumpScreen(ModalScreen[str | None]):
-    """One line at the bottom: `:` then the name; `tab` (or `→`) takes the completion."""
+class NameInput(Input):
+    """The prompt's input: `?` is in no screen's name, so it is left to the `?` binding."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return character != "?" and super().check_consume_key(key, character)
+
+
+class JumpScreen(NavModal[str | None]):
+    """One line at the bottom: `:` then the name; `tab` (or `→`) takes the completion.
+
+    The input keeps the focus, so `q` and `Q` are letters of a name; `?` is in no name, so
+    it shows this prompt's keys."""
 
     HELP_SECTION = "Jump"
     AUTO_FOCUS = "#jump-input"
@@ -75,6 +86,7 @@ class JumpScreen(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Cancel", id="jump.cancel"),
         Binding("tab", "complete", "Complete", priority=True, id="jump.complete"),
+        Binding("question_mark", "app.help", "Help", show=False, priority=True, id="jump.help"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -84,7 +96,7 @@ class JumpScreen(ModalScreen[str | None]):
                 Text("jump to: " + "  ".join(NAMES) + "    tab completes · esc cancels"),
                 id="jump-hint",
             )
-            yield Input(
+            yield NameInput(
                 placeholder="runs, triggers, help, q",
                 suggester=SuggestFromList(NAMES, case_sensitive=False),
                 id="jump-input",
@@ -113,6 +125,3 @@ class JumpScreen(ModalScreen[str | None]):
             error.update(Text(f"no screen named {typed!r}: try " + ", ".join(NAMES)))
             return
         self.dismiss(target)
-
-    def action_back(self) -> None:
-        self.dismiss(None)

@@ -7,19 +7,22 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ctui.tui.screens.modal import NavModal
 
-class TooSmallScreen(ModalScreen[None]):
+
+class TooSmallScreen(NavModal[None]):
     """ "ctui needs at least 80×24 (now 60×20)"; the app removes it once the terminal grows.
 
-    `Q` and ctrl+c still quit; nothing below it is reachable meanwhile.
+    `Q` and ctrl+c still quit and `?` shows its keys; nothing below it is reachable meanwhile:
+    `escape`/`q` stay here (with a bell) and `:` does not jump.
     """
 
-    # a modal screen does not see the app's bindings: its own Q
+    HELP_SECTION = "Terminal too small"
+    JUMP = False
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("Q", "app.quit", "Quit", id="small.quit"),
+        Binding("escape,q", "back", "Back (not until it grows)", show=False, id="small.back"),
     ]
     DEFAULT_CSS = """
     TooSmallScreen {
@@ -45,6 +48,17 @@ class TooSmallScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.show_size(*self.app.size)
+
+    def on_screen_resume(self) -> None:
+        """Back from the help: the terminal may have grown meanwhile."""
+        width, height = self.app.size
+        if width >= self.minimum[0] and height >= self.minimum[1]:
+            self.dismiss()
+        else:
+            self.show_size(width, height)
+
+    def action_back(self) -> None:
+        self.app.bell()  # nothing to go back to until the terminal is big enough
 
     def show_size(self, width: int, height: int) -> None:
         w, h = self.minimum

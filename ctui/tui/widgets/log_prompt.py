@@ -12,14 +12,17 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from ctui.tui.screens.modal import NavModal
 from ctui.tui.widgets.log_search import LogQuery
 
 
-class LogPrompt(ModalScreen[str | None]):
-    """Asks for one line; answers it (None on escape)."""
+class LogPrompt(NavModal[str | None]):
+    """Asks for one line; answers it (None on escape). The input has the focus: `?`, `q` and
+    `Q` are typed into it (a search may look for them); `escape` goes back."""
+
+    HELP_SECTION = "Log prompt"
 
     DEFAULT_CSS = """
     LogPrompt {
