@@ -22,23 +22,24 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-from tinydb.storages import Storage
-
-from ctui.atomic import atomic_write_bytes, file_lock, identity
+from ctui.atomic import file_lock
 from ctui.errors import (
     BadRunError,
     CtuiError,
-    StoreCorruptError,
     UnknownRunError,
     os_error,
 )
 from ctui.ids import resolve_ref
+from ctui.store_file import (
+    Journal,
+    OrjsonStorage,
+    lock_timeout,
+    migrate,
+)
 from ctui.store_format import (
     ACTIVE,
     CAUSES,
@@ -55,11 +56,10 @@ from ctui.store_format import (
     _age,
     backup_path,
     dump_store,
-    number_runs,
     parse_store_bytes,
     run_problem,
 )
-from ctui.store_segments import FIRST, SegmentRuns, Segments, segments_dir
+from ctui.store_segments import Identity, SegmentRuns, Segments, segments_dir
 
 __all__ = [
     "ACTIVE",
@@ -82,82 +82,6 @@ __all__ = [
     "run_problem",
 ]
 
-#: how long a writer waits for the store lock before giving up with exit 3 (busy)
-LOCK_TIMEOUT = 30.0
-LOCK_TIMEOUT_ENV = "CTUI_LOCK_TIMEOUT"
-
-
-def lock_timeout() -> float:
-    raw = os.environ.get(LOCK_TIMEOUT_ENV)
-    if raw is None:
-        return LOCK_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise CtuiError(
-            f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds",
-            hint=f"e.g. {LOCK_TIMEOUT_ENV}=30 (0 = do not wait)",
-        )
-    return value
-
-
-Identity = tuple[int, int, int, int]
-
-
-class OrjsonStorage(Storage):
-    """TinyDB storage: orjson (≈2.5× faster than json) + atomic writes + last-good backup."""
-
-    def __init__(self, path: str | os.PathLike[str], create: bool = True):
-        self.path = Path(path)
-        self.backup = backup_path(self.path)
-        self.create = create
-
-    def read(self) -> dict[str, Any] | None:
-        return self.read_checked()[0]
-
-    def read_checked(self) -> tuple[dict[str, Any] | None, Identity | None]:
-        """The parsed file and which version of the file it was (None, None: no file)."""
-        for attempt in range(3):
-            try:
-                with open(self.path, "rb") as fh:
-                    before = identity(os.fstat(fh.fileno()))
-                    raw = fh.read()
-            except FileNotFoundError:
-                return None, None
-            try:
-                return parse_store_bytes(self.path, raw), before
-            except StoreCorruptError:
-                # Unreadable *and* replaced while we read it: read the new file instead.
-                # A file that is still the same one is really damaged.
-                if attempt == 2 or before == _identity_of(self.path):
-                    raise
-        raise AssertionError("unreachable")
-
-    def write(self, data: dict[str, Any]) -> None:
-        if not self.create and not self.path.exists():
-            raise CtuiError(f"run store {self.path} does not exist", hint="run `ctui init`")
-        data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
-        number_runs(data)
-        self.read_checked()  # a file that does not parse is neither written over nor kept
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, dump_store(data), keep_previous=self.backup)
-
-    def close(self) -> None:
-        pass
-
-
-def _identity_of(path: Path) -> Identity | None:
-    try:
-        return identity(os.stat(path))
-    except FileNotFoundError:
-        return None
-
-
-#: the store file written before segments, kept by the migration beside it
-V1_BACKUP = ".v1-backup"
-
 
 class Store:
     """Run summaries and small state. Every public write is one locked read-modify-write.
@@ -171,9 +95,10 @@ class Store:
         self.path = Path(path)
         real = Path(os.path.realpath(self.path))
         self.lock_path = real.with_name(real.name + ".lock")
-        self.journal_path = real.with_name(real.name + ".journal")
         self.segments = Segments(segments_dir(self.path))
         self._storage = OrjsonStorage(self.path)
+        self._journal = Journal(self._storage, self.segments)
+        self.journal_path = self._journal.path
         self._held = threading.local()  # the lock fd while this thread holds the lock
         #: runs with wrongly typed fields left out by the last `runs()`: id → problem
         self.damaged: dict[str, str] = {}
@@ -254,6 +179,27 @@ class Store:
             else:
                 self.damaged[k] = problem
         return docs
+
+    def newest(self, n: int) -> tuple[list[dict[str, Any]], int]:
+        """The `n` newest runs (by id, newest first: `runs()` reversed) and how many runs
+        the store holds, reading only the segments that hold those `n` (the indexes say
+        which); wrongly typed ones are left out and named in `self.damaged`."""
+        table = self.read_all().get(RUNS, {})
+        if not isinstance(table, SegmentRuns):
+            docs = self.runs()
+            return docs[::-1][: max(n, 0)], len(docs) + len(self.damaged)
+        ids = table.index()[0]
+        docs, self.damaged = [], {}
+        for k in reversed(ids[-n:] if n > 0 else []):
+            doc = table.get(k)
+            if doc is None:
+                continue
+            problem = run_problem(k, doc)
+            if problem is None:
+                docs.append(doc)
+            else:
+                self.damaged[k] = problem
+        return docs, len(ids)
 
     def get_run(self, run_id: str, *, checked: bool = True) -> dict[str, Any]:
         """One run; a wrongly typed one is a `BadRunError` unless `checked=False`."""
@@ -404,10 +350,10 @@ class Store:
         """Under the lock: the store file's tables (a store without segments migrated
         first; a journal left by a crash finished first), which file they came from, and
         its runs table for writing."""
-        self._replay_journal()
+        self._journal.replay()
         data, seen = self._storage.read_checked()
         if data is None or not self.segmented(data):
-            data, seen = self._migrate(data, seen)
+            data, seen = migrate(self._storage, self.segments, data, seen)
         data.pop(RUNS, None)
         return data, seen, SegmentRuns(self.segments, writing=True)
 
@@ -441,109 +387,13 @@ class Store:
             for step in self.segments.plan(lo, runs.loaded[lo], runs.seen.get(lo))
         ]
         if journal and main_changed and plan:
-            self._write_journal(data, plan)
+            self._journal.write(data, plan)
         if main_changed or numbered:
-            self._write_data(data, seen)
+            self._storage.write_checked(data, seen)
         for lo, docs, was in plan:
             self.segments.write(lo, docs, was)
-        with contextlib.suppress(FileNotFoundError):
-            self.journal_path.unlink()
+        self._journal.done()
         runs.dirty.clear()
-
-    def _write_journal(self, data: dict[str, Any], plan: list[Any]) -> None:
-        """What this write will do, in one file: the next writer redoes it after a crash."""
-        entry = {
-            "store": dump_store(self._with_schema(data)).decode(),
-            "segments": [[lo, dump_store({RUNS: docs}).decode()] for lo, docs, _ in plan],
-        }
-        try:
-            atomic_write_bytes(self.journal_path, orjson.dumps(entry))
-        except OSError as exc:
-            raise os_error(exc, f"write the run store journal {self.journal_path}") from None
-
-    def _replay_journal(self) -> None:
-        """Finish the write a crash interrupted (under the lock)."""
-        try:
-            raw = self.journal_path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise os_error(exc, f"read the run store journal {self.journal_path}") from None
-        try:
-            entry = orjson.loads(raw)
-            main = parse_store_bytes(self.path, entry["store"].encode())
-            steps = [
-                (lo, parse_store_bytes(self.segments.path(lo), text.encode(), segment=True))
-                for lo, text in entry["segments"]
-            ]
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, CtuiError):
-            # Torn before it was complete (atomic writes make this a hand edit): the write it
-            # describes never began, so the files are as they were.
-            kept = self.journal_path.with_name(self.journal_path.name + ".unreadable")
-            os.replace(self.journal_path, kept)
-            return
-        for lo, seg in steps:
-            self.segments.write(lo, seg.get(RUNS, {}), self.segments.identity(lo))
-        self._write_data(main, _identity_of(self.path))
-        self.journal_path.unlink()
-
-    def _migrate(
-        self, data: dict[str, Any] | None, seen: Identity | None
-    ) -> tuple[dict[str, Any], Identity | None]:
-        """Move the runs of a one-file store into segments (a new store: one empty one).
-
-        The segments are written first, the store file last: a crash before that leaves
-        the one-file store as it was (its runs read as ever; the next write migrates again,
-        moving the unfinished segments aside). The old file is kept as `<store>.v1-backup`."""
-        if self.segments.dir.exists():
-            aside = self.segments.dir.with_name(
-                f"{self.segments.dir.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}"
-            )
-            try:
-                os.replace(self.segments.dir, aside)
-            except OSError as exc:
-                raise os_error(exc, f"move aside {self.segments.dir}") from None
-        fresh = data is None
-        data = data if data is not None else {META: {"store": {"created": time.time()}}}
-        old_runs = data.pop(RUNS, None) or {}
-        for step in self.segments.plan(FIRST, old_runs, None):
-            self.segments.write(*step)
-        if not fresh and old_runs:
-            real = Path(os.path.realpath(self.path))
-            keep = real.with_name(real.name + V1_BACKUP)
-            try:  # a copy: a link would change the file's identity under the check
-                atomic_write_bytes(keep, real.read_bytes())
-            except OSError as exc:
-                raise os_error(exc, f"keep {real} as {keep.name}") from None
-        data[META].setdefault("store", {})[SEGMENTS] = self.segments.dir.name
-        self._write_data(data, seen)
-        return data, _identity_of(self.path)
-
-    @staticmethod
-    def _with_schema(data: dict[str, Any]) -> dict[str, Any]:
-        data.setdefault(META, {}).setdefault("store", {})["schema"] = SCHEMA_VERSION
-        return data
-
-    def _write_data(self, data: dict[str, Any], seen: Identity | None) -> None:
-        self._write(dump_store(self._with_schema(data)), seen)
-
-    def _write(self, raw: bytes, seen: Identity | None) -> None:
-        """Replace the store file under the lock. `seen`: the version of it that was read
-        and checked; only that one becomes `.bak`, and a file changed since is not written
-        over."""
-        try:
-            current = _identity_of(self.path)
-            if current is not None and current != seen:
-                raise StoreCorruptError(
-                    f"run store {self.path} was changed by another program while ctui "
-                    "was updating it",
-                    hint="nothing was changed; try again",
-                )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            keep = self._storage.backup if current is not None else None
-            atomic_write_bytes(self.path, raw, keep_previous=keep)
-        except OSError as exc:
-            raise os_error(exc, f"write the run store {self.path}") from None
 
 
 class _Snapshot(Store):

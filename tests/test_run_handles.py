@@ -16,6 +16,7 @@ from jobs_helpers import PY, wait_final, write_config
 
 from ctui.errors import ExitCode
 from ctui.store import Store
+from tests.store_helpers import stored_runs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -68,10 +69,10 @@ def test_every_insert_path_numbers_runs_once_and_never_reuses(project, tmp_path)
     for r in json.loads(out.stdout):
         wait_final(project, r["id"])
     assert sorted(_numbers(project.root).values()) == [1, 2, 3, 5, 6, 7, 8]
-    # in the file itself: each write that inserted a run wrote its number
-    data = orjson.loads(project.store_file.read_bytes())
-    assert sorted(d["seq"] for d in data["runs"].values()) == [1, 2, 3, 5, 6, 7, 8]
-    assert data["meta"]["store"]["last_seq"] == 8
+    # in the files themselves: each write that inserted a run wrote its number
+    on_disk = stored_runs(Store(project.store_file))
+    assert sorted(d["seq"] for d in on_disk.values()) == [1, 2, 3, 5, 6, 7, 8]
+    assert orjson.loads(project.store_file.read_bytes())["meta"]["store"]["last_seq"] == 8
 
 
 def test_number_refs_work_in_every_command(project) -> None:
@@ -184,10 +185,11 @@ def test_an_old_store_is_numbered_by_created_and_kept_on_the_next_write(project)
     assert project.store_file.read_bytes() == before  # reading writes nothing
     assert json.loads(ctui(project.root, "show", "#3", "--json").stdout)["id"] == "0aaaaaaa0003"
     assert ctui(project.root, "tag", "2", "oldest").returncode == 0  # the first write …
-    data = orjson.loads(project.store_file.read_bytes())
-    assert {k: d["seq"] for k, d in data["runs"].items()} == expected
-    assert data["meta"]["store"]["last_seq"] == 4  # … keeps the numbers in the file
-    assert data["runs"]["0aaaaaaa0002"]["tags"] == ["oldest"]
+    data = orjson.loads(project.store_file.read_bytes())  # … moves the runs into segments
+    on_disk = stored_runs(Store(project.store_file))
+    assert {k: d["seq"] for k, d in on_disk.items()} == expected
+    assert data["meta"]["store"]["last_seq"] == 4  # … and keeps the numbers
+    assert on_disk["0aaaaaaa0002"]["tags"] == ["oldest"]
     Store(project.store_file).insert_run(_doc(9, 50.0))  # older `created`, newer number
     assert _numbers(project.root)["0aaaaaaa0009"] == 5
 
