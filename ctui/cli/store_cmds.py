@@ -332,14 +332,20 @@ def doctor(
         bool,
         typer.Option("--clean", help="Remove temp files left by interrupted writes."),
     ] = False,
+    reindex: Annotated[
+        bool,
+        typer.Option("--reindex", help="Make the segment indexes again from the segments."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check the store's health: readable, schema, typed runs, objects, run folders, temp
-    files, stale runs."""
-    from ctui.doctor import check_store, clean_temp_files, restore_backup
+    """Check the store's health: readable, schema, segments and their indexes, typed runs,
+    objects, run folders, temp files, stale runs."""
+    from ctui.doctor import check_store, clean_temp_files, reindex as remake, restore_backup
 
     project = common.project()
     said = [restore_backup(project)] if restore else []
+    if reindex:
+        said.append(remake(project))
     if clean:
         said.append(clean_temp_files(project))
     for message in said:
