@@ -59,7 +59,7 @@ from ctui.store_format import (
     parse_store_bytes,
     run_problem,
 )
-from ctui.store_segments import Identity, SegmentRuns, Segments, segments_dir
+from ctui.store_segments import Identity, SegmentCache, SegmentRuns, Segments, segments_dir
 
 __all__ = [
     "ACTIVE",
@@ -91,13 +91,16 @@ class Store:
     cost the same with 100,000 runs as with 1,000, and `runs()` reads each segment once.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, cache: bool = False):
+        """`cache`: for a reader that reads again and again (the TUI), reuse the segments
+        that did not change since its last read (`SegmentCache`; read-only documents)."""
         self.path = Path(path)
         real = Path(os.path.realpath(self.path))
         self.lock_path = real.with_name(real.name + ".lock")
         self.segments = Segments(segments_dir(self.path))
         self._storage = OrjsonStorage(self.path)
         self._journal = Journal(self._storage, self.segments)
+        self._cache = SegmentCache(self.segments) if cache else None
         self.journal_path = self._journal.path
         self._held = threading.local()  # the lock fd while this thread holds the lock
         #: runs with wrongly typed fields left out by the last `runs()`: id → problem
@@ -135,7 +138,7 @@ class Store:
         table of a segmented store is a `SegmentRuns`: it reads what it is asked for."""
         data = self._storage.read() or {}
         if self.segmented(data):
-            data[RUNS] = SegmentRuns(self.segments)
+            data[RUNS] = SegmentRuns(self.segments, cache=self._cache)
         return data
 
     def snapshot(self) -> Store:
@@ -171,8 +174,19 @@ class Store:
         """All run summaries, oldest first (ids are time-sortable); runs with wrongly typed
         fields are left out and named in `self.damaged`."""
         table = self.read_all().get(RUNS, {})
-        docs, self.damaged = [], {}
-        for k in table if isinstance(table, SegmentRuns) else sorted(table):
+        docs: list[dict[str, Any]] = []
+        self.damaged = {}
+        if isinstance(table, SegmentRuns):
+            table.load_all()
+            for lo in table.names:
+                seg, problems = table.loaded[lo], table.problems(lo)
+                for k in sorted(seg):
+                    if k in problems:
+                        self.damaged[k] = problems[k]
+                    else:
+                        docs.append(seg[k])
+            return docs
+        for k in sorted(table):
             problem = run_problem(k, table[k])
             if problem is None:
                 docs.append(table[k])

@@ -30,7 +30,7 @@ import orjson
 
 from ctui.atomic import atomic_write_bytes, identity
 from ctui.errors import CtuiError, StoreCorruptError, os_error
-from ctui.store_format import RUNS, backup_path, dump_store, parse_store_bytes
+from ctui.store_format import RUNS, backup_path, dump_store, parse_store_bytes, run_problem
 
 #: the first segment's name: lower than every run id (ids start with a letter or digit)
 FIRST = "0"
@@ -229,6 +229,29 @@ def in_range(docs: dict[str, Any], lo: str, hi: str | None) -> dict[str, Any]:
     return {k: v for k, v in docs.items() if (low is None or k >= low) and (hi is None or k < hi)}
 
 
+class SegmentCache:
+    """For a reader that reads again and again (the TUI's poll): each segment as last read,
+    reused while the file is that same one (a stat tells), so reading 100,000 runs again
+    after one changed costs one segment's parse. Its documents are shared between reads:
+    for reading only."""
+
+    def __init__(self, segments: Segments) -> None:
+        self.segments = segments
+        self.files: dict[str, tuple[Identity, dict[str, dict[str, Any]]]] = {}
+        #: per segment file: the run checks already made (id → problem or None)
+        self.checked: dict[str, tuple[Identity, dict[str, str]]] = {}
+
+    def read(self, lo: str) -> tuple[dict[str, dict[str, Any]], Identity | None]:
+        now = self.segments.identity(lo)
+        hit = self.files.get(lo)
+        if hit is not None and now is not None and hit[0] == now:
+            return hit[1], now
+        docs, seen = self.segments.read(lo)
+        if seen is not None:
+            self.files[lo] = (seen, docs)
+        return docs, seen
+
+
 class SegmentRuns(MutableMapping[str, dict[str, Any]]):
     """The `runs` table of a segmented store as a mapping that reads only the segments it
     is asked about (one for `runs[id]`, all of them to iterate), each once.
@@ -238,11 +261,15 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
     iterates gets one consistent listing: when a split happened meanwhile, it reads again.
     """
 
-    def __init__(self, segments: Segments, *, writing: bool = False) -> None:
+    def __init__(
+        self, segments: Segments, *, writing: bool = False, cache: SegmentCache | None = None
+    ) -> None:
         self.segments = segments
         #: under the store lock: keep each segment's bytes, to find the documents a caller
         #: changed in place (`changed()`)
         self.writing = writing
+        #: a long-lived reader's segments as last read (see `SegmentCache`)
+        self.cache = None if writing else cache
         self._reset()
 
     def _reset(self) -> None:
@@ -263,11 +290,27 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
     def segment(self, lo: str) -> dict[str, dict[str, Any]]:
         docs = self.loaded.get(lo)
         if docs is None:
-            found, self.seen[lo], raw = self.segments.read_raw(lo)
+            if self.cache is not None:
+                found, self.seen[lo] = self.cache.read(lo)
+                raw = b""
+            else:
+                found, self.seen[lo], raw = self.segments.read_raw(lo)
             docs = self.loaded[lo] = dict(in_range(found, lo, self._hi(lo)))
             if self.writing:
                 self.raw[lo] = raw if len(docs) == len(found) else b""
         return docs
+
+    def problems(self, lo: str) -> dict[str, str]:
+        """The runs of segment `lo` with wrongly typed fields: id → problem (remembered in
+        the cache while the file is the same)."""
+        docs, seen = self.segment(lo), self.seen.get(lo)
+        hit = self.cache.checked.get(lo) if self.cache is not None else None
+        if hit is not None and seen is not None and hit[0] == seen:
+            return hit[1]
+        found = {k: p for k, d in docs.items() if (p := run_problem(k, d)) is not None}
+        if self.cache is not None and seen is not None:
+            self.cache.checked[lo] = (seen, found)
+        return found
 
     def changed(self) -> set[str]:
         """The segments to write: those given new documents, and those whose documents a

@@ -279,3 +279,27 @@ def test_a_damaged_segment_is_named_by_every_command_and_restored_by_doctor(
     assert len(kept) == 1 and kept[0].read_bytes() == b'{"runs": {"0d1": '
     with pytest.raises(StoreCorruptError):
         parse_store_bytes(kept[0], kept[0].read_bytes(), segment=True)
+
+
+def test_a_caching_reader_reads_again_only_the_segments_that_changed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CTUI_SEGMENT_RUNS", "10")
+    store = Store(tmp_path / "ctui.json")
+    store.initialise()
+    store.put_runs({"id": f"0e{i:03d}", "status": "succeeded"} for i in range(50))
+    reader = Store(store.path, cache=True)
+    assert len(reader.snapshot().runs()) == 50
+    parsed: list[str] = []
+    real = Segments.read
+    monkeypatch.setattr(Segments, "read", lambda s, lo: parsed.append(lo) or real(s, lo))
+    assert len(reader.snapshot().runs()) == 50
+    assert parsed == []  # nothing changed: nothing parsed
+    store.update_run("0e023", {"status": "failed", "tags": 5})  # a write, and a damaged run
+    snap = reader.snapshot()
+    runs = snap.runs()
+    assert parsed == [segment_file(store, "0e023").name.removesuffix(".json")]
+    assert [r["id"] for r in runs if r["status"] == "failed"] == []
+    assert "0e023" in snap.damaged and len(runs) == 49
+    store.insert_run({"id": "0e999", "status": "queued"})
+    assert [r["id"] for r in reader.snapshot().runs()][-1] == "0e999"
