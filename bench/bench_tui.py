@@ -23,6 +23,10 @@ Measured 2026-12-02 on a shared 2-CPU box (load 1-2.4, other work running; Pytho
   preview pane redrew on every move, and every move repainted the whole table (the cursor
   reactive repainted the widget besides the two lines it changed); with the pane waiting for
   the cursor to rest but the table still repainted whole, 9.0 against 6.4 ms (1.4, MISSED).
+  Again on the segmented store (same day, later; load 1-3): 160×48 cursor move 4.1 and
+  5.7 ms against 6.9 and 11.8 ms (0.59, 0.48: met); sort 31.3 and 53.5 ms (the second
+  MISSED, under load: the DataTable app's first frame took 4.8 s there); 80×24 cursor 7.1
+  against 10.1 ms (0.71: met), sort 36.0 ms (met).
 Before the column orders were computed ahead (both directions, in a worker), a sort at
 80×24 took 67 ms median in the same conditions.
 """
@@ -294,9 +298,10 @@ def main() -> None:
         runs = Store(project / ".ctui" / "ctui.json").runs()
         newest = sort_runs(runs, "started", True)[0]["id"]
         print(f"machine: {machine()}")
+        # the store may be one file or an index and its segments: every file under .ctui/
+        size = sum(f.stat().st_size for f in (project / ".ctui").rglob("*") if f.is_file())
         print(
-            f"runs in store: {len(runs)}  (store file "
-            f"{(project / '.ctui' / 'ctui.json').stat().st_size / 1e6:.1f} MB), "
+            f"runs in store: {len(runs)}  (store files {size / 1e6:.1f} MB), "
             f"terminal {cols}x{rows}, {args.samples} samples each, interleaved A B A B"
         )
         ours = Pty(ctui_argv(), project, cols, rows)
