@@ -59,7 +59,14 @@ from ctui.store_format import (
     parse_store_bytes,
     run_problem,
 )
-from ctui.store_segments import Identity, SegmentCache, SegmentRuns, Segments, segments_dir
+from ctui.store_segments import (
+    Identity,
+    SegmentCache,
+    SegmentRuns,
+    Segments,
+    is_live,
+    segments_dir,
+)
 
 __all__ = [
     "ACTIVE",
@@ -193,6 +200,10 @@ class Store:
             else:
                 self.damaged[k] = problem
         return docs
+
+    def live_runs(self) -> list[dict[str, Any]]:
+        """The queued, running and orphaned lost runs, oldest first (see `live_runs`)."""
+        return live_runs(self.read_all().get(RUNS, {}))
 
     def newest(self, n: int) -> tuple[list[dict[str, Any]], int]:
         """The `n` newest runs (by id, newest first: `runs()` reversed) and how many runs
@@ -417,6 +428,17 @@ class _Snapshot(Store):
 
     def read_all(self) -> dict[str, Any]:
         return self._data
+
+
+def live_runs(table: Any) -> list[dict[str, Any]]:
+    """The queued, running and orphaned lost runs of a runs table (`read_all()`'s or the one
+    `transact` hands over), oldest first; a segmented one reads only the segments whose
+    index lists some. Runs with wrongly typed fields are left out."""
+    if isinstance(table, SegmentRuns):
+        docs = table.live()
+    else:
+        docs = [table[k] for k in sorted(table) if is_live(table[k])]
+    return [d for d in docs if run_problem(str(d.get("id")), d) is None]
 
 
 def open_store(project: Any) -> Store:

@@ -184,7 +184,7 @@ def migrate(
     `<store>.v1-backup`."""
     if segments.dir.exists():
         aside = segments.dir.with_name(
-            f"{segments.dir.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}"
+            f"{segments.dir.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         )
         try:
             os.replace(segments.dir, aside)

@@ -165,20 +165,12 @@ class Segments:
 
     # -- the index -----------------------------------------------------------------------
     def write_index(self, lo: str, docs: dict[str, dict[str, Any]], ident: Identity | None) -> None:
-        ids = sorted(docs)
-        entry = {
-            "version": INDEX_VERSION,
-            "segment": list(ident) if ident else None,
-            "ids": ids,
-            "seq": [docs[k].get("seq") for k in ids],
-            "created": [docs[k].get("created") for k in ids],
-        }
         with contextlib.suppress(OSError):  # a cache: the next reader makes it again
-            atomic_write_bytes(self.idx_path(lo), orjson.dumps(entry))
+            atomic_write_bytes(self.idx_path(lo), orjson.dumps(index_entry(docs, ident)))
 
     def index(self, lo: str) -> dict[str, Any]:
-        """Segment `lo`'s index, made again (and saved) when it is missing or stale.
-        An index file that does not parse is a StoreCorruptError naming it."""
+        """Segment `lo`'s index, made again (and saved) when it is missing, stale or of
+        another version. An index file that does not parse is a StoreCorruptError naming it."""
         path = self.idx_path(lo)
         now = _identity_of(self.path(lo))
         try:
@@ -189,17 +181,37 @@ class Segments:
             raise os_error(exc, f"read the run store index {path}") from None
         if raw is not None:
             entry = parse_index(path, raw)
-            if entry["segment"] == (list(now) if now else None):
+            if entry["version"] == INDEX_VERSION and entry["segment"] == (
+                list(now) if now else None
+            ):
                 return entry
         docs, seen = self.read(lo)
         self.write_index(lo, docs, seen)
-        ids = sorted(docs)
-        return {
-            "segment": list(seen) if seen else None,
-            "ids": ids,
-            "seq": [docs[k].get("seq") for k in ids],
-            "created": [docs[k].get("created") for k in ids],
-        }
+        return index_entry(docs, seen)
+
+
+def is_live(doc: dict[str, Any]) -> bool:
+    """A run that may hold a slot or need a look: queued, running, or a lost run whose
+    job's processes may live on (`orphan`)."""
+    status = doc.get("status")
+    return status in ("queued", "running") or (
+        status == "lost" and isinstance(doc.get("orphan"), dict)
+    )
+
+
+def index_entry(docs: dict[str, dict[str, Any]], ident: Identity | None) -> dict[str, Any]:
+    """What the index of a segment holding `docs` says: its ids (sorted), their numbers,
+    creation times and states, and the ids of its live runs (see `is_live`)."""
+    ids = sorted(docs)
+    return {
+        "version": INDEX_VERSION,
+        "segment": list(ident) if ident else None,
+        "ids": ids,
+        "seq": [docs[k].get("seq") for k in ids],
+        "created": [docs[k].get("created") for k in ids],
+        "status": [docs[k].get("status") for k in ids],
+        "live": [k for k in ids if is_live(docs[k])],
+    }
 
 
 def parse_index(path: Path, raw: bytes) -> dict[str, Any]:
@@ -209,10 +221,16 @@ def parse_index(path: Path, raw: bytes) -> dict[str, Any]:
         entry = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise StoreCorruptError(f"run store index {path} is unreadable: {exc}", hint=hint) from None
-    ok = isinstance(entry, dict) and entry.get("version") == INDEX_VERSION
-    lists = [entry.get(k) for k in ("ids", "seq", "created")] if ok else []
+    if isinstance(entry, dict) and type(entry.get("version")) is int:
+        if entry["version"] != INDEX_VERSION:
+            return {"version": entry["version"], "segment": None}  # another ctui's: remake it
+    else:
+        entry = None
+    ok = entry is not None
+    lists = [entry.get(k) for k in ("ids", "seq", "created", "status")] if ok else []
     ok = ok and all(isinstance(x, list) for x in lists) and len({len(x) for x in lists}) == 1
-    ok = ok and all(type(i) is str for i in entry["ids"])
+    ok = ok and isinstance(entry.get("live"), list)
+    ok = ok and all(type(i) is str for i in [*entry["ids"], *entry["live"]])
     ok = ok and (entry.get("segment") is None or isinstance(entry.get("segment"), list))
     if not ok:
         raise StoreCorruptError(
@@ -357,6 +375,22 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
                         seqs[seq] = rid
             if (self.segments.names() or [FIRST]) == self.names:
                 return ids, seqs, created
+            self._reset()
+        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
+
+    def live(self) -> list[dict[str, Any]]:
+        """The queued, running and orphaned lost runs (see `is_live`), oldest first, reading
+        only the segments whose index lists some."""
+        for _ in range(10):
+            found: list[dict[str, Any]] = []
+            for lo in self.names:
+                entry = self.segments.index(lo) if lo not in self.loaded else None
+                if entry is not None and not entry["live"]:
+                    continue
+                docs = self.segment(lo)
+                found += [docs[k] for k in sorted(docs) if is_live(docs[k])]
+            if self.writing or (self.segments.names() or [FIRST]) == self.names:
+                return found
             self._reset()
         raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
 

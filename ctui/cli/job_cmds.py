@@ -230,7 +230,7 @@ def _active_runs(project: Project) -> list[dict[str, Any]]:
 
     store = open_store(project)
     refresh(project, store)
-    return [r for r in store.runs() if r.get("status") in ("running", "queued")]
+    return [r for r in store.live_runs() if r.get("status") in ("running", "queued")]
 
 
 def ps(

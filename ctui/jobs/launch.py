@@ -33,7 +33,7 @@ from ctui.jobs.queue import holds_slot
 from ctui.jobs.seal import keep_sealed, seal
 from ctui.jobs.spawn import Spawner, start_supervisors, starter
 from ctui.jobs.stop import stop_run
-from ctui.store import RUNS, Store, open_store
+from ctui.store import RUNS, Store, live_runs, open_store
 
 if TYPE_CHECKING:
     from ctui.config import Config, JobConfig
@@ -214,7 +214,7 @@ def launch_many(
     def insert(data: dict[str, Any]) -> list[str]:
         runs = data.setdefault(RUNS, {})
         # a lost run whose job lives on (an orphan) still holds its slot
-        busy = sum(1 for r in runs.values() if r.get("job") == job.name and holds_slot(r))
+        busy = sum(1 for r in live_runs(runs) if r.get("job") == job.name and holds_slot(r))
         running = []
         for doc in docs:
             if job.max_concurrent is not None and busy >= job.max_concurrent:
@@ -236,8 +236,8 @@ def launch_many(
             spawner.hand(running)  # nothing, when the insert failed: it exits
     if running and not spawner:
         start_supervisors(project, running, store)
-    by_id = {r["id"]: r for r in store.runs()}
-    return [by_id.get(doc["id"], doc) for doc in docs]
+    table = store.read_all().get(RUNS, {})  # the launched runs' own segments only
+    return [table.get(doc["id"], doc) for doc in docs]
 
 
 def _forget(project: Project, run_ids: list[str]) -> None:

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ctui.jobs.backends import EXTERNAL
-from ctui.store import RUNS, Store, open_store
+from ctui.store import RUNS, Store, live_runs, open_store
 
 if TYPE_CHECKING:
     from ctui.config import Config
@@ -71,14 +71,14 @@ def claim_slots(store: Store, config: Config | None = None) -> list[str]:
 
     Returns their ids, oldest first; the caller starts their supervisors.
     """
-    if not any(r.get("status") == "queued" for r in store.runs()):
+    if not any(r.get("status") == "queued" for r in store.live_runs()):
         return []
     from ctui.jobs.spawn import starter
 
     who = starter()
 
     def pick(data: dict[str, Any]) -> list[str]:
-        runs = list(data.get(RUNS, {}).values())
+        runs = live_runs(data.get(RUNS, {}))  # no other run holds a slot or waits for one
         here = socket.gethostname()
         busy = Counter(r.get("job") for r in runs if holds_slot(r, here=here))
         chosen: list[str] = []

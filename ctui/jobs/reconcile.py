@@ -59,7 +59,7 @@ def refresh(project: Project, store: Store | None = None) -> list[str]:
     CtuiError, having changed nothing; `ctui runs` shows it as a warning.
     """
     store = store or open_store(project)
-    runs = store.runs()
+    runs = store.live_runs()  # the others need no look (a segmented store: its index says)
     changed = _orphans_gone(store, runs)
     active = [r for r in runs if r.get("status") in ACTIVE]
     if not active:

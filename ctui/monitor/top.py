@@ -64,7 +64,7 @@ class TopView:
             refresh(self.project, self.store)
         if self.run_id:
             return [self.store.get_run(self.run_id)]
-        return [r for r in self.store.runs() if r.get("status") == "running"]
+        return [r for r in self.store.live_runs() if r.get("status") == "running"]
 
     def frame(self) -> RenderableType:
         from rich.console import Group
