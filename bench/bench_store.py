@@ -104,7 +104,8 @@ def generate(folder: Path, *extra: str) -> dict[str, Any]:
 
 def prepare(cache: Path, n: int, with_mlflow: bool) -> tuple[Path, str, str | None, str]:
     """The project folder of `n` runs (made, or reused from the cache), a prefix of an old
-    run, the MLflow tracking URI and the experiment id."""
+    run, the MLflow tracking URI and the experiment id. The MLflow store depends on the
+    generator only, so it outlives a change of ctui's store code."""
     folder = cache / f"runs-{n}-{store_key()}"
     meta_file = folder / "bench.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
@@ -115,14 +116,24 @@ def prepare(cache: Path, n: int, with_mlflow: bool) -> tuple[Path, str, str | No
         print(f"  {n} runs: ctui store written in {meta['ctui_s']:.1f} s", flush=True)
     else:
         print(f"  {n} runs: ctui store reused from {folder}", flush=True)
-    if with_mlflow and "mlflow_s" not in meta:
-        meta.update(generate(folder, "--mlflow"))
-        meta_file.write_text(json.dumps(meta))
-        print(f"  {n} runs: MLflow sqlite store written in {meta['mlflow_s']:.1f} s", flush=True)
-    elif with_mlflow:
-        print(f"  {n} runs: MLflow store reused", flush=True)
-    uri = f"sqlite:///{folder / 'mlflow.db'}" if with_mlflow else None
-    return folder, meta["prefix"], uri, str(meta.get("exp_id", ""))
+    if not with_mlflow:
+        return folder, meta["prefix"], None, ""
+    ml_folder = (
+        cache
+        / f"mlflow-{n}-{hashlib.sha256((HERE / 'gen_store.py').read_bytes()).hexdigest()[:12]}"
+    )
+    ml_meta_file = ml_folder / "bench.json"
+    ml_meta = json.loads(ml_meta_file.read_text()) if ml_meta_file.exists() else {}
+    if "mlflow_s" not in ml_meta:
+        shutil.rmtree(ml_folder, ignore_errors=True)
+        ml_folder.mkdir(parents=True)
+        ml_meta = generate(folder, "--mlflow", "--db", str(ml_folder / "mlflow.db"))
+        ml_meta_file.write_text(json.dumps(ml_meta))
+        print(f"  {n} runs: MLflow sqlite store written in {ml_meta['mlflow_s']:.1f} s", flush=True)
+    else:
+        print(f"  {n} runs: MLflow store reused from {ml_folder}", flush=True)
+    uri = f"sqlite:///{ml_folder / 'mlflow.db'}"
+    return folder, meta["prefix"], uri, str(ml_meta["exp_id"])
 
 
 def peer_search_runs(uri: str, exp_id: str, n: int, page: bool = False) -> list[str]:

@@ -166,8 +166,8 @@ def shortest_prefix(ids: list[str], target: str) -> str:
 
 
 def main() -> None:
-    """`gen_store.py DIR [N]`: a project of N runs at DIR; `--mlflow`: the same runs (of the
-    store already at DIR) in DIR/mlflow.db. Prints what it did as one JSON line."""
+    """`gen_store.py DIR [N]`: a project of N runs at DIR; `--mlflow [--db DB]`: the same runs
+    (of the store already at DIR) in DB (DIR/mlflow.db). Prints what it did as one JSON line."""
     import argparse
     import json
     import time
@@ -176,6 +176,7 @@ def main() -> None:
     ap.add_argument("dir", type=Path)
     ap.add_argument("n", type=int, nargs="?", default=10_000)
     ap.add_argument("--mlflow", action="store_true")
+    ap.add_argument("--db", type=Path, default=None, help="with --mlflow (default DIR/mlflow.db)")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -188,7 +189,7 @@ def main() -> None:
         return
     project = Project(root=args.dir, state_dir=args.dir / ".ctui")
     runs = open_store(project).runs()
-    db = args.dir / "mlflow.db"
+    db = args.db or args.dir / "mlflow.db"
     db.unlink(missing_ok=True)
     t = time.perf_counter()
     _, exp_id = make_mlflow_store(db, runs)
