@@ -133,3 +133,28 @@ async def test_relative_times_move_on_within_seconds(tui_project: Project) -> No
         assert "3m ago" in table.render_line(1).text  # the running run started 3 minutes ago
         now[0] += 60
         await wait_for(pilot, lambda: "4m ago" in table.render_line(1).text, timeout=10)
+
+
+async def test_a_big_store_shows_its_newest_runs_first_then_all_of_them(
+    tui_project: Project, monkeypatch
+) -> None:
+    from ctui.store import Store
+
+    total = len(Store(tui_project.store_file).runs())
+    monkeypatch.setattr(RunsScreen, "FIRST_PAGE", 3)
+    newest = [r["id"] for r in Store(tui_project.store_file).runs()][-3:]
+    seen_first: list[list[str]] = []
+    real = RunsScreen._poll_store
+
+    def first_frame_then_poll(self: RunsScreen) -> None:  # what the first frame holds
+        seen_first.append(sorted(r["id"] for r in self.all_runs))
+        real(self)
+
+    monkeypatch.setattr(RunsScreen, "_poll_store", first_frame_then_poll)
+    app = make_app(tui_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = runs_screen(app)
+        await wait_for(pilot, lambda: len(screen.all_runs) == total)
+        assert seen_first[0] == sorted(newest)  # the newest three, read first
+        assert len(screen.query_one(RunsTable).rows) == total
+        assert "reading" not in str(screen.query_one("#runs-bar").render())

@@ -94,13 +94,16 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
     POLL_INTERVAL = 1.0
     #: seconds between checks that a shown "3m ago" still reads right
     AGE_TICK = 1.0
+    #: a bigger store shows its newest runs first (read from their segments alone); the
+    #: rest follow from a worker a moment later
+    FIRST_PAGE = 500
 
     def __init__(
         self, project: Project, *, clock: Clock | None = None, poll_interval: float | None = None
     ) -> None:
         super().__init__(id="runs-screen")
         self.project = project
-        self.store = Store(project.store_file)
+        self.store = Store(project.store_file, cache=True)  # a poll reads what changed
         self.clock = clock
         self.poll_interval = poll_interval or self.POLL_INTERVAL
         self.view = RunsView()
@@ -110,8 +113,10 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
         self.extra_keys: list[str] | None = None
         self.columns: list[Column] = []
         self.champions: dict[str, str] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[object, ...] | None = None
         self._polls = 0
+        #: while only the newest runs are shown: how many runs the store holds
+        self._reading: int = 0
         #: the filter applied when the filter box opened (escape goes back to it)
         self._filter_before = ""
         self._ui_file = ui_file(project.store_file)
@@ -148,10 +153,13 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
         return self.query_one(RunsTable)
 
     def on_mount(self) -> None:
-        # The first load is synchronous: one orjson parse, so the first frame has rows.
+        # The first load is synchronous, so the first frame has rows: every run of a small
+        # store; the newest of a big one (the others come from the first poll, at once).
         try:
             self._stamp = self.store.stamp()
-            self.all_runs, self.champions = self.read_runs()
+            self.all_runs, self.champions, self._reading = self.read_first(self.FIRST_PAGE)
+            if self._reading:
+                self._stamp = None
         except CtuiError as exc:
             self.notify(str(exc), title="cannot read the run store", severity="error")
         self._rules = gate_rules(self.project.root)
@@ -163,8 +171,11 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
             self.filter_text = ""
             self._apply()
         self.table.focus()
-        self._warm_sort_keys()
-        self.set_timer(self.poll_interval, self._poll)
+        if self._reading:
+            self._poll_store()  # the other runs, now
+        else:
+            self._warm_sort_keys()
+            self.set_timer(self.poll_interval, self._poll)
         self.set_interval(self.AGE_TICK, self.table.retick_if_stale)
 
     # -- data ----------------------------------------------------------------------------
@@ -224,7 +235,10 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
         bar = Text()
         bar.append(" ctui ", style="bold reverse")
         bar.append(f" {self.project.root.name}  ", style="bold")
-        bar.append(f"{len(table.rows)}/{len(self.all_runs)} runs")
+        if self._reading:
+            bar.append(f"{len(table.rows)}/{self._reading} runs (reading…)")
+        else:
+            bar.append(f"{len(table.rows)}/{len(self.all_runs)} runs")
         bar.append(f"  sort: {label}{'▼' if self.sort_desc else '▲'}", style="dim")
         if self.filter_text.strip():
             bar.append("  filter: ", style="dim")
@@ -271,6 +285,7 @@ class RunsScreen(SortAndState, RunActions, GateActions, PlotActions, PlainNotify
         if error:
             self.notify(error, severity="error", timeout=5)
         if runs is not None:
+            self._reading = 0
             self.query_one(RunPreview).forget()
             self.all_runs = runs
             if champions is not None:

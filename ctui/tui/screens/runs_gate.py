@@ -43,6 +43,15 @@ class GateActions:
         snapshot = self.store.snapshot()
         return snapshot.runs(), champions(snapshot)
 
+    def read_first(self, page: int) -> tuple[list[Run], dict[str, str], int]:
+        """For the first frame: every run when there are at most `page`, else the newest
+        `page` (read from their own segments) and how many runs the store holds."""
+        snapshot = self.store.snapshot()
+        newest, total = snapshot.newest(page)
+        if total <= page:
+            return snapshot.runs(), champions(snapshot), 0
+        return newest[::-1], champions(snapshot), total
+
     def show_champions(self, champions: dict[str, str]) -> None:
         self.champions = champions
         self.table.set_champions(
