@@ -317,23 +317,20 @@ def _views(refs: list[str]) -> tuple[list[dict[str, Any]], Any, Path | None]:
     views: list[dict[str, Any]] = []
     objects = None
     repo: Path | None = None
-    runs: dict[str, Any] | None = None
+    store: Any = None
     for ref in refs:
         path = Path(ref)
         if path.is_file():
             views.append(engine.manifest_view(_read_manifest_file(path), ref))
             continue
-        if runs is None:  # one read of the store for all refs (it can hold 10k runs)
+        if store is None:  # one read for all refs: each run's own segment, once
             from ctui.objects import ObjectStore
-            from ctui.store import RUNS
 
             project = common.project()
-            runs = common.store().read_all().get(RUNS, {})
+            store = common.store().snapshot()
             objects = ObjectStore(project.objects_dir)
             repo = project.root
-        from ctui.store import resolve_ref
-
-        views.append(engine.run_view(runs[resolve_ref(ref, runs)], objects))
+        views.append(engine.run_view(store.get_run(store.resolve(ref), checked=False), objects))
     if repo is None:
         repo = Path.cwd()
     return views, objects, repo
