@@ -37,7 +37,7 @@ FIRST = "0"
 #: how many runs a segment holds before it splits (env: `CTUI_SEGMENT_RUNS`, for tests)
 SEGMENT_RUNS = 1000
 SEGMENT_RUNS_ENV = "CTUI_SEGMENT_RUNS"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 1: ids, seq, created; 2: + status, live
 
 Identity = tuple[int, int, int, int]
 
