@@ -21,7 +21,7 @@ from ctui.store import (
     parse_store_bytes,
     run_problem,
 )
-from ctui.store_segments import SegmentRuns, Segments, parse_index
+from ctui.store_segments import INDEX_VERSION, SegmentRuns, Segments, parse_index
 
 #: a temp file younger than this is left alone by `--clean` (a writer may be about to lock it)
 TEMP_MIN_AGE = 60.0
@@ -178,6 +178,8 @@ def index_problem(segs: Segments, lo: str) -> str | None:
         return f"unreadable {path.name}"
     except OSError as exc:
         return f"unreadable {path.name}: {exc.strerror}"
+    if entry["version"] != INDEX_VERSION:
+        return f"{path.name} is of index version {entry['version']}"
     ident = segs.identity(lo)
     if entry["segment"] != (list(ident) if ident else None):
         return f"{path.name} is older than its segment"
