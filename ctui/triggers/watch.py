@@ -135,8 +135,11 @@ def run_cycle(
     interval: float | None = None,
     stop: threading.Event | None = None,
     housekeeping: bool = True,
+    reader: Store | None = None,
 ) -> CycleResult:
-    """One evaluation of all triggers and the launches it calls for."""
+    """One evaluation of all triggers and the launches it calls for. `reader`: a caching
+    store (`Store(cache=True)`) a watcher keeps from cycle to cycle, so a cycle parses only
+    the segments that changed since the last one."""
     from ctui.config import load_config
     from ctui.triggers.validate import validate_all
 
@@ -151,7 +154,7 @@ def run_cycle(
         _housekeeping(project, config, store, log)
     result.events += reconcile_intents(project, config, store=store, log=log)
 
-    evaluations = evaluate_all(project, config, store.read_all(), now=now)
+    evaluations = evaluate_all(project, config, (reader or store).read_all(), now=now)
     result.evaluations = evaluations
     for ev in evaluations:
         for cause in ev.causes:
@@ -199,6 +202,7 @@ def watch_loop(
     restore = _install_signal_handlers(stop) if not once else {}
     results: list[CycleResult] = []
     seen: dict[str, tuple[str, str]] = {}
+    reader = Store(project.store_file, cache=True)
     try:
         if not once:
             log(
@@ -212,7 +216,12 @@ def watch_loop(
         while True:
             try:
                 res = run_cycle(
-                    project, now=clock(), log=log, interval=None if once else interval, stop=stop
+                    project,
+                    now=clock(),
+                    log=log,
+                    interval=None if once else interval,
+                    stop=stop,
+                    reader=reader,
                 )
             except CtuiError as exc:
                 if once:
