@@ -12,12 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
+from test_tui_fixtures import FROZEN_NOW, make_app, tui_project  # noqa: F401
 
 from ctui.errors import CtuiError
 from ctui.log_grep import Match, grep_runs
 from ctui.project import Project
-from ctui.tui.app import CtuiApp
 from ctui.tui.widgets.runs_table import RunsTable
 
 pytestmark = pytest.mark.timeout(90)
@@ -84,10 +83,6 @@ def test_a_bad_regex_raises_one_line_before_reading(tui_project: Project) -> Non
     assert "\n" not in message
     # the same text as a plain pattern is fine
     assert list(grep_runs(tui_project, run_ids(tui_project), "loss=(")) == []
-
-
-def make_app(project: Project) -> CtuiApp:
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, poll_interval=1000, keymap={})
 
 
 async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 20) -> Any:

@@ -7,12 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_tui_fixtures import FROZEN_NOW, fixed_id, run_docs, tui_project  # noqa: F401
+from test_tui_fixtures import FROZEN_NOW, fixed_id, make_app, run_docs, tui_project, wait_for  # noqa: F401
 
 from ctui.project import Project
 from ctui.tui.app import CtuiApp
@@ -21,20 +19,6 @@ from ctui.tui.screens.runs import RunsScreen
 from ctui.tui.widgets.runs_table import RunsTable
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def make_app(project: Project, **kw: object) -> CtuiApp:
-    kw.setdefault("poll_interval", 1000)
-    kw.setdefault("keymap", {})
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, **kw)  # type: ignore[arg-type]
-
-
-async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
-    """Pause until `condition()` holds (workers report back), failing after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
 
 
 def table(app: CtuiApp) -> RunsTable:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +183,21 @@ def tui_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pro
 def test_fixed_runs_are_sorted_by_time() -> None:
     ids = [d["id"] for d in run_docs()]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def make_app(project: Project, clock: Callable[[], float] = lambda: FROZEN_NOW, **kw: Any) -> Any:
+    """The app on `project` as the Pilot tests drive it: a frozen clock, no polling, the
+    default keys."""
+    from ctui.tui.app import CtuiApp
+
+    kw.setdefault("poll_interval", 1000)
+    kw.setdefault("keymap", {})
+    return CtuiApp(project, clock=clock, **kw)
+
+
+async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
+    """Pause until `condition()` holds (workers report back), failing after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await pilot.pause(0.05)

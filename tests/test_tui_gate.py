@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_fixtures import FROZEN_NOW, make_tui_project, run_docs
+from test_tui_fixtures import FROZEN_NOW, make_app, make_tui_project, run_docs
 
 from ctui.project import Project
 from ctui.store import Store
@@ -110,10 +110,6 @@ def make_gate_project(root: Path, *, files: bool = True) -> Project:
 def gate_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     monkeypatch.setenv("CTUI_KEYMAP", str(tmp_path / "no-keymap.toml"))
     return make_gate_project(tmp_path / "demo")
-
-
-def make_app(project: Project) -> CtuiApp:
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, poll_interval=1000, keymap={})
 
 
 async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 20) -> None:

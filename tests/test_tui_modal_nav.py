@@ -5,12 +5,10 @@ does, presses `?`, `escape`, `q`, `Q`, `:` and asserts on the screen it lands on
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
+from test_tui_fixtures import FROZEN_NOW, make_app, tui_project, wait_for  # noqa: F401
 from textual.widgets import Input
 
 from ctui.project import Project
@@ -47,17 +45,6 @@ def test_every_modal_screen_has_the_navigation_model() -> None:
         keys = cls._merged_bindings.key_to_bindings if cls._merged_bindings else {}
         assert {"question_mark", "escape", "q", "Q"} <= set(keys)
         assert getattr(cls, "HELP_SECTION", None) in help_sections()
-
-
-def make_app(project: Project) -> CtuiApp:
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, poll_interval=1000, keymap={})
-
-
-async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
 
 
 def stack(app: CtuiApp) -> list[str]:

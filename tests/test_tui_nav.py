@@ -7,13 +7,11 @@ not only that nothing crashed.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from test_tui_diff import diff_project  # noqa: F401
-from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
+from test_tui_fixtures import FROZEN_NOW, make_app, tui_project, wait_for  # noqa: F401
 
 from ctui.project import Project
 from ctui.tui.app import CtuiApp
@@ -28,19 +26,6 @@ from ctui.tui.screens.triggers import TriggersScreen
 from ctui.tui.widgets.key_footer import KeyFooter, footer_text
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def make_app(project: Project, **kw: Any) -> CtuiApp:
-    kw.setdefault("poll_interval", 1000)
-    kw.setdefault("keymap", {})
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, **kw)
-
-
-async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
 
 
 def stack(app: CtuiApp) -> list[str]:

@@ -7,14 +7,12 @@ Snapshots at 80×24 live in snapshots/test_tui_plot/; refresh with `--snapshot-u
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
+from test_tui_fixtures import FROZEN_NOW, make_app, tui_project, wait_for  # noqa: F401
 
 from ctui.project import Project
 from ctui.store import Store
@@ -34,17 +32,6 @@ from ctui.tui.widgets.metric_plot import (
 from ctui.tui.widgets.runs_table import RunsTable
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def make_app(project: Project) -> CtuiApp:
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, poll_interval=1000, keymap={})
-
-
-async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
 
 
 def browser(app: CtuiApp, selector: str) -> ChartBrowser:

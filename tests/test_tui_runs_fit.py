@@ -4,13 +4,18 @@ view at 80×24, a preview pane at 160 columns; mouse, `y`, filter errors and the
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_fixtures import FROZEN_NOW, make_tui_project, run_docs, tui_project  # noqa: F401
+from test_tui_fixtures import (  # noqa: F401
+    FROZEN_NOW,
+    make_app,
+    make_tui_project,
+    run_docs,
+    tui_project,
+    wait_for,
+)
 
 from ctui.project import Project
 from ctui.store import Store
@@ -20,17 +25,6 @@ from ctui.tui.widgets.run_preview import RunPreview
 from ctui.tui.widgets.runs_table import RunsTable
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def make_app(project: Project) -> CtuiApp:
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, poll_interval=1000, keymap={})
-
-
-async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
 
 
 def table(app: CtuiApp) -> RunsTable:

@@ -4,14 +4,11 @@ ignored with a notice; relative times stay right without waiting 30 seconds."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
+from test_tui_fixtures import FROZEN_NOW, make_app, tui_project, wait_for  # noqa: F401
 
 from ctui.project import Project
 from ctui.tui.app import CtuiApp
@@ -20,17 +17,6 @@ from ctui.tui.widgets.runs_table import RunsTable
 from ctui.ui_state import RunsState, load_runs_state, save_runs_state, ui_file
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def make_app(project: Project, clock: Callable[[], float] = lambda: FROZEN_NOW) -> CtuiApp:
-    return CtuiApp(project, clock=clock, poll_interval=1000, keymap={})
-
-
-async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
 
 
 def runs_screen(app: CtuiApp) -> RunsScreen:

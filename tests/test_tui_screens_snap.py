@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_fixtures import FROZEN_NOW, make_tui_project, run_docs
+from test_tui_fixtures import make_app, make_tui_project, run_docs
 
 from ctui.project import Project
-from ctui.tui.app import CtuiApp
 from ctui.tui.widgets.key_footer import KeyFooter
 
 pytestmark = pytest.mark.timeout(120)
@@ -38,10 +37,6 @@ def fixed_project(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[P
     monkeypatch.undo()
     time.tzset()
     shutil.rmtree(root.parent, ignore_errors=True)
-
-
-def make_app(project: Project) -> CtuiApp:
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, poll_interval=1000, keymap={})
 
 
 async def until(pilot: Any, condition: Any, timeout: float = 20) -> None:

@@ -11,18 +11,13 @@ import time
 from typing import Any
 
 import pytest
-from test_tui_fixtures import FROZEN_NOW, tui_project  # noqa: F401
+from test_tui_fixtures import FROZEN_NOW, make_app, tui_project  # noqa: F401
 
 from ctui.project import Project
-from ctui.tui.app import CtuiApp
 
 pytestmark = pytest.mark.timeout(120)
 
 SIZES = [(80, 24), (120, 40)]
-
-
-def make_app(project: Project) -> CtuiApp:
-    return CtuiApp(project, clock=lambda: FROZEN_NOW, poll_interval=1000, keymap={})
 
 
 async def settle(pilot: Any) -> None:
