@@ -279,17 +279,29 @@ class RunsView:
         """Compute the orders of these columns ahead (from a worker thread)."""
         runs = self.runs
         for key in keys:
+            decorated = None  # each run's key, computed once for both directions
             for descending in (True, False):
                 if self.runs is not runs:
                     return
                 if (key, descending) not in self._orders:
-                    self._order(runs, key, descending)
+                    decorated = decorated or self._decorate(runs, key)
+                    self._order(runs, key, descending, decorated)
 
-    def _order(self, runs: list[Run], key: str, descending: bool) -> list[Run]:
+    @staticmethod
+    def _decorate(runs: list[Run], key: str) -> list[tuple[Any, Run]]:
         from ctui.query import sort_key
 
         k = sort_key(key)
-        decorated = [(k(r), r) for r in runs]
+        return [(k(r), r) for r in runs]
+
+    def _order(
+        self,
+        runs: list[Run],
+        key: str,
+        descending: bool,
+        decorated: list[tuple[Any, Run]] | None = None,
+    ) -> list[Run]:
+        decorated = decorated or self._decorate(runs, key)
         present = [kr for kr in decorated if kr[0][0] != 2]
         present.sort(key=_first, reverse=descending)  # stable: ties keep the store's order
         order = [r for _, r in present] + [r for kk, r in decorated if kk[0] == 2]
