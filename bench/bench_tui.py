@@ -27,6 +27,12 @@ Measured 2026-12-02 on a shared 2-CPU box (load 1-2.4, other work running; Pytho
   5.7 ms against 6.9 and 11.8 ms (0.59, 0.48: met); sort 31.3 and 53.5 ms (the second
   MISSED, under load: the DataTable app's first frame took 4.8 s there); 80×24 cursor 7.1
   against 10.1 ms (0.71: met), sort 36.0 ms (met).
+At 100,000 runs (`--runs 100000 --samples 5`, 96.8 MB of store files, 80×24, load 0.3-0.7,
+same day, segmented store): first frame 0.58 and 0.63 s (target ≤ 1.0 s: met; the newest
+500 runs come first, the rest from a worker; the DataTable app 15-17 s); sort key → frame
+median 42.5 ms (target at 100k ≤ 100 ms: met; 199 ms before each run's key was computed
+once for both directions); cursor move 4.1-4.3 ms against 7.2-7.5 ms (met); RSS 484 MB
+(target ≤ 200 MB: MISSED, the TUI holds every run document; the DataTable app 575 MB).
 Before the column orders were computed ahead (both directions, in a worker), a sort at
 80×24 took 67 ms median in the same conditions.
 """
