@@ -21,7 +21,8 @@ from ctui.store import (
     parse_store_bytes,
     run_problem,
 )
-from ctui.store_segments import INDEX_VERSION, SegmentRuns, Segments, parse_index
+from ctui.store_runs import SegmentRuns
+from ctui.store_segments import INDEX_VERSION, Segments, parse_index
 
 #: a temp file younger than this is left alone by `--clean` (a writer may be about to lock it)
 TEMP_MIN_AGE = 60.0

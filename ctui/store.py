@@ -59,10 +59,9 @@ from ctui.store_format import (
     parse_store_bytes,
     run_problem,
 )
+from ctui.store_runs import SegmentCache, SegmentRuns
 from ctui.store_segments import (
     Identity,
-    SegmentCache,
-    SegmentRuns,
     Segments,
     is_live,
     segments_dir,

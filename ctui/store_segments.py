@@ -19,10 +19,8 @@ indexes are a cache: deleting them loses nothing. No locking here (see `ctui.sto
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
-from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import orjson
 
 from ctui.atomic import atomic_write_bytes, identity
 from ctui.errors import CtuiError, StoreCorruptError, os_error
-from ctui.store_format import RUNS, backup_path, dump_store, parse_store_bytes, run_problem
+from ctui.store_format import RUNS, backup_path, dump_store, parse_store_bytes
 
 #: the first segment's name: lower than every run id (ids start with a letter or digit)
 FIRST = "0"
@@ -245,182 +243,3 @@ def in_range(docs: dict[str, Any], lo: str, hi: str | None) -> dict[str, Any]:
     if all((low is None or k >= low) and (hi is None or k < hi) for k in docs):
         return docs
     return {k: v for k, v in docs.items() if (low is None or k >= low) and (hi is None or k < hi)}
-
-
-class SegmentCache:
-    """For a reader that reads again and again (the TUI's poll): each segment as last read,
-    reused while the file is that same one (a stat tells), so reading 100,000 runs again
-    after one changed costs one segment's parse. Its documents are shared between reads:
-    for reading only."""
-
-    def __init__(self, segments: Segments) -> None:
-        self.segments = segments
-        self.files: dict[str, tuple[Identity, dict[str, dict[str, Any]]]] = {}
-        #: per segment file: the run checks already made (id → problem or None)
-        self.checked: dict[str, tuple[Identity, dict[str, str]]] = {}
-
-    def read(self, lo: str) -> tuple[dict[str, dict[str, Any]], Identity | None]:
-        now = self.segments.identity(lo)
-        hit = self.files.get(lo)
-        if hit is not None and now is not None and hit[0] == now:
-            return hit[1], now
-        docs, seen = self.segments.read(lo)
-        if seen is not None:
-            self.files[lo] = (seen, docs)
-        return docs, seen
-
-
-class SegmentRuns(MutableMapping[str, dict[str, Any]]):
-    """The `runs` table of a segmented store as a mapping that reads only the segments it
-    is asked about (one for `runs[id]`, all of them to iterate), each once.
-
-    For writers (under the store lock) it records which segments changed (`changed()`) and
-    the documents set without a number (`unnumbered`), for `Store` to write. A reader that
-    iterates gets one consistent listing: when a split happened meanwhile, it reads again.
-    """
-
-    def __init__(
-        self, segments: Segments, *, writing: bool = False, cache: SegmentCache | None = None
-    ) -> None:
-        self.segments = segments
-        #: under the store lock: keep each segment's bytes, to find the documents a caller
-        #: changed in place (`changed()`)
-        self.writing = writing
-        #: a long-lived reader's segments as last read (see `SegmentCache`)
-        self.cache = None if writing else cache
-        self._reset()
-
-    def _reset(self) -> None:
-        self.names = self.segments.names() or [FIRST]
-        self.loaded: dict[str, dict[str, dict[str, Any]]] = {}
-        self.seen: dict[str, Identity | None] = {}
-        self.dirty: set[str] = set()
-        self.unnumbered: list[dict[str, Any]] = []
-        self.raw: dict[str, bytes] = {}
-
-    def segment_of(self, run_id: str) -> str:
-        return self.names[max(0, bisect.bisect_right(self.names, run_id) - 1)]
-
-    def _hi(self, lo: str) -> str | None:
-        i = bisect.bisect_right(self.names, lo)
-        return self.names[i] if i < len(self.names) else None
-
-    def segment(self, lo: str) -> dict[str, dict[str, Any]]:
-        docs = self.loaded.get(lo)
-        if docs is None:
-            if self.cache is not None:
-                found, self.seen[lo] = self.cache.read(lo)
-                raw = b""
-            else:
-                found, self.seen[lo], raw = self.segments.read_raw(lo)
-            docs = self.loaded[lo] = dict(in_range(found, lo, self._hi(lo)))
-            if self.writing:
-                self.raw[lo] = raw if len(docs) == len(found) else b""
-        return docs
-
-    def problems(self, lo: str) -> dict[str, str]:
-        """The runs of segment `lo` with wrongly typed fields: id → problem (remembered in
-        the cache while the file is the same)."""
-        docs, seen = self.segment(lo), self.seen.get(lo)
-        hit = self.cache.checked.get(lo) if self.cache is not None else None
-        if hit is not None and seen is not None and hit[0] == seen:
-            return hit[1]
-        found = {k: p for k, d in docs.items() if (p := run_problem(k, d)) is not None}
-        if self.cache is not None and seen is not None:
-            self.cache.checked[lo] = (seen, found)
-        return found
-
-    def changed(self) -> set[str]:
-        """The segments to write: those given new documents, and those whose documents a
-        caller changed in place (their bytes differ from the file's)."""
-        return self.dirty | {
-            lo
-            for lo, docs in self.loaded.items()
-            if lo not in self.dirty and dump_store({RUNS: docs}) != self.raw.get(lo)
-        }
-
-    def load_all(self) -> None:
-        """Every segment, from one listing (read again if the listing changed meanwhile)."""
-        for _ in range(10):
-            for lo in self.names:
-                self.segment(lo)
-            if self.writing or (self.segments.names() or [FIRST]) == self.names:
-                return
-            self._reset()
-        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
-
-    def index(self) -> tuple[list[str], dict[int, str], dict[str, Any]]:
-        """(every id, sorted; run number → id; id → created) from the segment indexes."""
-        for _ in range(10):
-            ids: list[str] = []
-            seqs: dict[int, str] = {}
-            created: dict[str, Any] = {}
-            for lo in self.names:
-                entry = self.segments.index(lo)
-                hi = self._hi(lo)
-                low = None if lo == FIRST else lo
-                rows = list(zip(entry["ids"], entry["seq"], entry["created"], strict=True))
-                if rows and not (
-                    (low is None or rows[0][0] >= low) and (hi is None or rows[-1][0] < hi)
-                ):  # copies outside the range (an interrupted split): left out
-                    rows = [
-                        r
-                        for r in rows
-                        if (low is None or r[0] >= low) and (hi is None or r[0] < hi)
-                    ]
-                ids += entry["ids"] if len(rows) == len(entry["ids"]) else [r[0] for r in rows]
-                created.update((r[0], r[2]) for r in rows)
-                for rid, seq, _ in rows:
-                    if type(seq) is int and seq not in seqs:
-                        seqs[seq] = rid
-            if (self.segments.names() or [FIRST]) == self.names:
-                return ids, seqs, created
-            self._reset()
-        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
-
-    def live(self) -> list[dict[str, Any]]:
-        """The queued, running and orphaned lost runs (see `is_live`), oldest first, reading
-        only the segments whose index lists some."""
-        for _ in range(10):
-            found: list[dict[str, Any]] = []
-            for lo in self.names:
-                entry = self.segments.index(lo) if lo not in self.loaded else None
-                if entry is not None and not entry["live"]:
-                    continue
-                docs = self.segment(lo)
-                found += [docs[k] for k in sorted(docs) if is_live(docs[k])]
-            if self.writing or (self.segments.names() or [FIRST]) == self.names:
-                return found
-            self._reset()
-        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
-
-    # -- the mapping ---------------------------------------------------------------------
-    def __getitem__(self, run_id: str) -> dict[str, Any]:
-        return self.segment(self.segment_of(run_id))[run_id]
-
-    def __contains__(self, run_id: object) -> bool:
-        return isinstance(run_id, str) and run_id in self.segment(self.segment_of(run_id))
-
-    def __setitem__(self, run_id: str, doc: dict[str, Any]) -> None:
-        lo = self.segment_of(run_id)
-        self.segment(lo)[run_id] = doc
-        self.dirty.add(lo)
-        if doc.get("seq") is None:
-            self.unnumbered.append(doc)
-
-    def __delitem__(self, run_id: str) -> None:
-        lo = self.segment_of(run_id)
-        del self.segment(lo)[run_id]
-        self.dirty.add(lo)
-
-    def __iter__(self) -> Iterator[str]:
-        self.load_all()
-        for lo in self.names:
-            yield from sorted(self.loaded[lo])
-
-    def __len__(self) -> int:
-        self.load_all()
-        return sum(len(d) for d in self.loaded.values())
-
-    def __repr__(self) -> str:
-        return f"<runs in {len(self.names)} segments of {self.segments.dir}>"

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ctui.store import Store, parse_store_bytes
-from ctui.store_segments import SegmentRuns, in_range
+from ctui.store_runs import SegmentRuns
+from ctui.store_segments import in_range
 
 
 def stored_runs(store: Store) -> dict[str, dict[str, Any]]:
