@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ctui.logtext import CUT_MARK, MAX_LINE_CHARS, LineAssembler, plain, render_line
+from ctui.logtext import CUT_MARK, MAX_LINE_CHARS, LineAssembler, LogIndex, plain, render_line
 
 _BLOCK = 64 * 1024
 #: `tail` reads at most this much from the end: a log without newlines is never read whole
@@ -182,6 +182,25 @@ def read_lines(
     yield from reader.flush()
 
 
+def stream_lines(
+    path: str | os.PathLike[str], index: LogIndex, kind: str, end: int | None = None
+) -> Iterator[tuple[int, str]]:
+    """The lines of one stream alone (`index`: the run's output.idx; `kind`: `o` or `e`),
+    with the offset where each starts: that stream's spans joined, so a line the other
+    stream broke into mid-line comes out whole and holds none of the other's bytes."""
+    reader = LineReader(0)
+    offsets = index.offsets
+    size = os.path.getsize(path) if end is None else end
+    for i, start in enumerate(offsets):
+        if index.kinds[i] != kind or start >= size:
+            continue
+        reader.jump(start)
+        stop = min(offsets[i + 1] if i + 1 < len(offsets) else size, size)
+        for chunk in _chunks(path, start, stop):
+            yield from reader.feed(chunk)
+    yield from reader.flush()
+
+
 def rendered_lines(
     path: str | os.PathLike[str], start: int = 0, end: int | None = None
 ) -> Iterator[str]:
@@ -262,6 +281,12 @@ class LineReader:
             out = list(zip(starts, lines, strict=True))
         self._pos += len(chunk)
         return out
+
+    def jump(self, offset: int) -> None:
+        """The next chunk is from `offset` on (one stream's spans, read apart)."""
+        if self._asm.at_line_start():
+            self._line_start = offset
+        self._pos = offset
 
     def partial(self) -> tuple[int, str]:
         """The line being written (rendered) and where it starts; '' when none."""

@@ -279,3 +279,20 @@ def test_follow_of_a_500_mb_log_without_newlines_needs_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert line.endswith(CUT_MARK) and len(line) <= 16384
     assert peak < 8 << 20, peak  # about a read's worth, not the 500 MB line
+
+
+def test_one_streams_lines_are_whole_when_the_other_broke_in_mid_line(tmp_path) -> None:
+    """The relay reads the two pipes apart: a stderr bar without its newline yet can be
+    followed in output.log by a stdout line; `--stream err` must not glue them together."""
+    from ctui.logs import stream_lines
+    from ctui.logtext import LogIndex
+
+    err1, out, err2 = b"\rbar 10%\rbar 50%", b"epoch 0 done\n", b"\rbar 100%\n"
+    (tmp_path / "output.log").write_bytes(err1 + out + err2)
+    (tmp_path / "output.idx").write_text(
+        f"0 1.0 e\n{len(err1)} 1.1 o\n{len(err1) + len(out)} 1.2 e\n"
+    )
+    index = LogIndex.load(tmp_path)
+    log = tmp_path / "output.log"
+    assert list(stream_lines(log, index, "e")) == [(0, "bar 100%")]
+    assert list(stream_lines(log, index, "o")) == [(len(err1), "epoch 0 done")]

@@ -126,10 +126,15 @@ def test_a_tqdm_bar_on_stderr_told_from_stdout(lp):
     of the two interleave is up to the relay, so only each stream's own order is asserted)."""
     run_id = run_job(lp, "bar_err")
     errs = job_lines(ctui(lp.root, "logs", run_id, "--stream", "err"))
-    assert [BAR_END.match(x).group(1) for x in errs] == ["0", "1"]  # type: ignore[union-attr]
+    ends = [BAR_END.match(x) for x in errs]
+    assert [m.group(1) if m else x for m, x in zip(ends, errs, strict=True)] == ["0", "1"]
     outs = job_lines(ctui(lp.root, "logs", run_id, "--stream", "out"))
     assert outs == ["epoch 0 done", "epoch 1 done"]
-    assert sorted(job_lines(ctui(lp.root, "logs", run_id))) == sorted(errs + outs)
+    whole = job_lines(ctui(lp.root, "logs", run_id))
+    assert all(e in whole for e in errs)  # each bar's end is a line of the whole log, but
+    # the relay reads the pipes apart: a stdout line can land on a half-drawn stderr bar
+    # there (`--stream` reads each stream's own bytes, so it never does)
+    assert all(any(o in line for line in whole) for o in outs)
 
 
 def test_grep_on_a_hf_trainer_log_counts_and_lists_matches(lp):

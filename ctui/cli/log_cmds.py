@@ -257,7 +257,7 @@ class _RunLog:
 def _existing(log: _RunLog, opts: _Options) -> Iterable[tuple[int, int, str]]:
     """`(line_no, offset, text)` of the log's lines to show before following (line_no 0
     where it is not known: `-n` alone reads only the end)."""
-    from ctui.logs import read_lines, rendered_lines, tail_lines
+    from ctui.logs import read_lines, rendered_lines, stream_lines, tail_lines
 
     if opts.lines is not None and not opts.filtering:
         return ((0, off, text) for off, text in tail_lines(log.path, opts.lines, end=log.size))
@@ -267,9 +267,12 @@ def _existing(log: _RunLog, opts: _Options) -> Iterable[tuple[int, int, str]]:
             (no, 0, text) for no, text in enumerate(rendered_lines(log.path, 0, log.size), 1)
         )
     else:
-        numbered = (
-            (no, off, text) for no, (off, text) in enumerate(read_lines(log.path, 0, log.size), 1)
+        lines = (
+            stream_lines(log.path, log.index, opts.stream, log.size)
+            if opts.stream is not None
+            else read_lines(log.path, 0, log.size)
         )
+        numbered = ((no, off, text) for no, (off, text) in enumerate(lines, 1))
     if opts.lines is None:
         return numbered
     return deque(
