@@ -5,12 +5,14 @@ segments it is asked about, and the cache of a reader that reads again and again
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, TypeVar
 
 from ctui.errors import CtuiError
 from ctui.store_format import RUNS, dump_store, run_problem
-from ctui.store_segments import FIRST, Identity, Segments, in_range, is_live
+from ctui.store_segments import FIRST, Identity, Segments, in_range, inside, is_live
+
+T = TypeVar("T")
 
 
 class SegmentCache:
@@ -105,60 +107,59 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
             if lo not in self.dirty and dump_store({RUNS: docs}) != self.raw.get(lo)
         }
 
-    def load_all(self) -> None:
-        """Every segment, from one listing (read again if the listing changed meanwhile)."""
+    def _consistent(self, read: Callable[[], T]) -> T:
+        """`read()` over one listing of the segments; read again if a split changed the
+        listing meanwhile (a writer holds the lock: nothing can change under it)."""
         for _ in range(10):
-            for lo in self.names:
-                self.segment(lo)
+            result = read()
             if self.writing or (self.segments.names() or [FIRST]) == self.names:
-                return
+                return result
             self._reset()
         raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
 
-    def index(self) -> tuple[list[str], dict[int, str], dict[str, Any]]:
-        """(every id, sorted; run number → id; id → created) from the segment indexes."""
-        for _ in range(10):
+    def load_all(self) -> None:
+        """Every segment, from one listing."""
+
+        def read() -> None:
+            for lo in self.names:
+                self.segment(lo)
+
+        self._consistent(read)
+
+    def index(self) -> tuple[list[str], dict[int, str]]:
+        """(every id, sorted; run number → id) from the segment indexes."""
+
+        def read() -> tuple[list[str], dict[int, str]]:
             ids: list[str] = []
             seqs: dict[int, str] = {}
-            created: dict[str, Any] = {}
             for lo in self.names:
                 entry = self.segments.index(lo)
-                hi = self._hi(lo)
-                low = None if lo == FIRST else lo
-                rows = list(zip(entry["ids"], entry["seq"], entry["created"], strict=True))
-                if rows and not (
-                    (low is None or rows[0][0] >= low) and (hi is None or rows[-1][0] < hi)
-                ):  # copies outside the range (an interrupted split): left out
-                    rows = [
-                        r
-                        for r in rows
-                        if (low is None or r[0] >= low) and (hi is None or r[0] < hi)
-                    ]
-                ids += entry["ids"] if len(rows) == len(entry["ids"]) else [r[0] for r in rows]
-                created.update((r[0], r[2]) for r in rows)
-                for rid, seq, _ in rows:
+                within = inside(lo, self._hi(lo))
+                rows = list(zip(entry["ids"], entry["seq"], strict=True))
+                if rows and not (within(rows[0][0]) and within(rows[-1][0])):
+                    rows = [r for r in rows if within(r[0])]  # copies of an interrupted split
+                ids += [r[0] for r in rows]
+                for rid, seq in rows:
                     if type(seq) is int and seq not in seqs:
                         seqs[seq] = rid
-            if (self.segments.names() or [FIRST]) == self.names:
-                return ids, seqs, created
-            self._reset()
-        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
+            return ids, seqs
+
+        return self._consistent(read)
 
     def live(self) -> list[dict[str, Any]]:
         """The queued, running and orphaned lost runs (see `is_live`), oldest first, reading
         only the segments whose index lists some."""
-        for _ in range(10):
+
+        def read() -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
             for lo in self.names:
-                entry = self.segments.index(lo) if lo not in self.loaded else None
-                if entry is not None and not entry["live"]:
+                if lo not in self.loaded and not self.segments.index(lo)["live"]:
                     continue
                 docs = self.segment(lo)
                 found += [docs[k] for k in sorted(docs) if is_live(docs[k])]
-            if self.writing or (self.segments.names() or [FIRST]) == self.names:
-                return found
-            self._reset()
-        raise CtuiError(f"the run store's segments in {self.segments.dir} keep changing")
+            return found
+
+        return self._consistent(read)
 
     # -- the mapping ---------------------------------------------------------------------
     def __getitem__(self, run_id: str) -> dict[str, Any]:

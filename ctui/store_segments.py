@@ -11,16 +11,18 @@ notes). A segment over `segment_runs()` runs splits: its upper part goes to new 
 exactly one segment whose range holds it, and copies outside a segment's range are ignored
 (and dropped by its next write).
 
-`<lo>.idx` is that segment's index: the ids, numbers and creation times of its runs plus the
-identity of the segment file it was made from. A reader uses an index only while its
-segment is that same file; a stale or missing one is made again from the segment. The
-indexes are a cache: deleting them loses nothing. No locking here (see `ctui.store`).
+`<lo>.idx` is that segment's index: the ids and numbers of its runs, which of them are live
+(queued, running, orphaned), and the identity of the segment file it was made from. A
+reader uses an index only while its segment is that same file; a stale or missing one is
+made again from the segment. The indexes are a cache: deleting them loses nothing. No
+locking here (see `ctui.store`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ FIRST = "0"
 #: how many runs a segment holds before it splits (env: `CTUI_SEGMENT_RUNS`, for tests)
 SEGMENT_RUNS = 1000
 SEGMENT_RUNS_ENV = "CTUI_SEGMENT_RUNS"
-INDEX_VERSION = 2  # 1: ids, seq, created; 2: + status, live
+INDEX_VERSION = 2  # 1: ids, seq, created; 2: ids, seq, live
 
 Identity = tuple[int, int, int, int]
 
@@ -162,9 +164,14 @@ class Segments:
         return [*reversed(steps), (lo, {k: docs[k] for k in pieces[0]}, seen)]
 
     # -- the index -----------------------------------------------------------------------
-    def write_index(self, lo: str, docs: dict[str, dict[str, Any]], ident: Identity | None) -> None:
+    def write_index(
+        self, lo: str, docs: dict[str, dict[str, Any]], ident: Identity | None
+    ) -> dict[str, Any]:
+        """Save (and return) the index of segment `lo` holding `docs`."""
+        entry = index_entry(docs, ident)
         with contextlib.suppress(OSError):  # a cache: the next reader makes it again
-            atomic_write_bytes(self.idx_path(lo), orjson.dumps(index_entry(docs, ident)))
+            atomic_write_bytes(self.idx_path(lo), orjson.dumps(entry))
+        return entry
 
     def index(self, lo: str) -> dict[str, Any]:
         """Segment `lo`'s index, made again (and saved) when it is missing, stale or of
@@ -184,8 +191,7 @@ class Segments:
             ):
                 return entry
         docs, seen = self.read(lo)
-        self.write_index(lo, docs, seen)
-        return index_entry(docs, seen)
+        return self.write_index(lo, docs, seen)
 
 
 def is_live(doc: dict[str, Any]) -> bool:
@@ -198,16 +204,14 @@ def is_live(doc: dict[str, Any]) -> bool:
 
 
 def index_entry(docs: dict[str, dict[str, Any]], ident: Identity | None) -> dict[str, Any]:
-    """What the index of a segment holding `docs` says: its ids (sorted), their numbers,
-    creation times and states, and the ids of its live runs (see `is_live`)."""
+    """What the index of a segment holding `docs` says: its ids (sorted), their numbers
+    and the ids of its live runs (see `is_live`)."""
     ids = sorted(docs)
     return {
         "version": INDEX_VERSION,
         "segment": list(ident) if ident else None,
         "ids": ids,
         "seq": [docs[k].get("seq") for k in ids],
-        "created": [docs[k].get("created") for k in ids],
-        "status": [docs[k].get("status") for k in ids],
         "live": [k for k in ids if is_live(docs[k])],
     }
 
@@ -225,7 +229,7 @@ def parse_index(path: Path, raw: bytes) -> dict[str, Any]:
     else:
         entry = None
     ok = entry is not None
-    lists = [entry.get(k) for k in ("ids", "seq", "created", "status")] if ok else []
+    lists = [entry.get(k) for k in ("ids", "seq")] if ok else []
     ok = ok and all(isinstance(x, list) for x in lists) and len({len(x) for x in lists}) == 1
     ok = ok and isinstance(entry.get("live"), list)
     ok = ok and all(type(i) is str for i in [*entry["ids"], *entry["live"]])
@@ -237,9 +241,15 @@ def parse_index(path: Path, raw: bytes) -> dict[str, Any]:
     return entry
 
 
-def in_range(docs: dict[str, Any], lo: str, hi: str | None) -> dict[str, Any]:
-    """The documents of segment [lo, hi) (the first segment has no lower bound)."""
+def inside(lo: str, hi: str | None) -> Callable[[str], bool]:
+    """Whether an id is in segment [lo, hi) (the first segment has no lower bound)."""
     low = None if lo == FIRST else lo
-    if all((low is None or k >= low) and (hi is None or k < hi) for k in docs):
+    return lambda k: (low is None or k >= low) and (hi is None or k < hi)
+
+
+def in_range(docs: dict[str, Any], lo: str, hi: str | None) -> dict[str, Any]:
+    """The documents of segment [lo, hi)."""
+    within = inside(lo, hi)
+    if all(within(k) for k in docs):
         return docs
-    return {k: v for k, v in docs.items() if (low is None or k >= low) and (hi is None or k < hi)}
+    return {k: v for k, v in docs.items() if within(k)}
