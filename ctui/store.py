@@ -180,22 +180,28 @@ class Store:
         """All run summaries, oldest first (ids are time-sortable); runs with wrongly typed
         fields are left out and named in `self.damaged`."""
         table = self.read_all().get(RUNS, {})
-        docs: list[dict[str, Any]] = []
         self.damaged = {}
-        if isinstance(table, SegmentRuns):
-            table.load_all()
-            for lo in table.names:
-                seg, problems = table.loaded[lo], table.problems(lo)
-                for k in sorted(seg):
-                    if k in problems:
-                        self.damaged[k] = problems[k]
-                    else:
-                        docs.append(seg[k])
-            return docs
-        for k in sorted(table):
-            problem = run_problem(k, table[k])
+        if not isinstance(table, SegmentRuns):
+            return self._sound((k, table[k]) for k in sorted(table))
+        table.load_all()
+        docs: list[dict[str, Any]] = []
+        for lo in table.names:  # each segment's checks made once while its file is the same
+            seg = table.loaded[lo]
+            docs += self._sound(((k, seg[k]) for k in sorted(seg)), table.problems(lo))
+        return docs
+
+    def _sound(
+        self,
+        pairs: Iterable[tuple[str, dict[str, Any]]],
+        problems: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The documents without wrongly typed fields; the others go to `self.damaged`
+        (`problems`: the checks already made, id → problem)."""
+        docs = []
+        for k, doc in pairs:
+            problem = problems.get(k) if problems is not None else run_problem(k, doc)
             if problem is None:
-                docs.append(table[k])
+                docs.append(doc)
             else:
                 self.damaged[k] = problem
         return docs
@@ -213,16 +219,9 @@ class Store:
             docs = self.runs()
             return docs[::-1][: max(n, 0)], len(docs) + len(self.damaged)
         ids = table.index()[0]
-        docs, self.damaged = [], {}
-        for k in reversed(ids[-n:] if n > 0 else []):
-            doc = table.get(k)
-            if doc is None:
-                continue
-            problem = run_problem(k, doc)
-            if problem is None:
-                docs.append(doc)
-            else:
-                self.damaged[k] = problem
+        self.damaged = {}
+        newest = reversed(ids[-n:] if n > 0 else [])
+        docs = self._sound((k, doc) for k in newest if (doc := table.get(k)) is not None)
         return docs, len(ids)
 
     def get_run(self, run_id: str, *, checked: bool = True) -> dict[str, Any]:
@@ -236,20 +235,16 @@ class Store:
         """A full id, any unique prefix of one (like git), `#42` / `42` (the run's number,
         `seq`), or `@last` / `@last~N` (see `ctui.ids.resolve_ref`); a segmented store
         answers from its segment indexes."""
-        table = self.read_all().get(RUNS, {})
-        if isinstance(table, SegmentRuns):
-            ids, seqs, _ = table.index()
-            return resolve_ref(ref, ids, seqs=seqs)
-        return resolve_ref(ref, table)
+        ids, seqs = self.run_index()
+        return resolve_ref(ref, ids, seqs=seqs)
 
-    def run_index(self) -> tuple[list[str], dict[int, str], dict[str, Any]]:
-        """(every id, sorted; run number → id; id → created), from the indexes alone."""
+    def run_index(self) -> tuple[list[str], dict[int, str]]:
+        """(every id, sorted; run number → id), from the segment indexes alone."""
         table = self.read_all().get(RUNS, {})
         if isinstance(table, SegmentRuns):
             return table.index()
         ids = sorted(table)
-        seqs = {d.get("seq"): k for k, d in table.items() if type(d.get("seq")) is int}
-        return ids, seqs, {k: table[k].get("created") for k in ids}
+        return ids, {d["seq"]: k for k, d in table.items() if type(d.get("seq")) is int}
 
     def insert_run(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Add one run; it gets the project's next number (`doc["seq"]`) in the same write."""
@@ -393,18 +388,15 @@ class Store:
         """Write the segments `runs` changed and (when `main_changed`, or a new run got a
         number) the store file."""
         meta = data.setdefault(META, {}).setdefault("store", {})
-        if runs.unnumbered:
+        numbered = bool(runs.unnumbered)
+        if numbered:
             last = meta.get(LAST_SEQ)
             last = last if type(last) is int and last > 0 else 0
             for doc in sorted(runs.unnumbered, key=_age):
                 if doc.get("seq") is None:
                     last += 1
                     doc["seq"] = last
-            runs.unnumbered = []
             meta[LAST_SEQ] = last
-            numbered = True
-        else:
-            numbered = False
         plan = [
             step
             for lo in sorted(runs.changed())
@@ -417,7 +409,6 @@ class Store:
         for lo, docs, was in plan:
             self.segments.write(lo, docs, was)
         self._journal.done()
-        runs.dirty.clear()
 
 
 class _Snapshot(Store):
