@@ -22,7 +22,7 @@ from ctui.store import (
     run_problem,
 )
 from ctui.store_runs import SegmentRuns
-from ctui.store_segments import INDEX_VERSION, Segments, parse_index
+from ctui.store_segments import INDEX_VERSION, Segments, in_range, parse_index
 
 #: a temp file younger than this is left alone by `--clean` (a writer may be about to lock it)
 TEMP_MIN_AGE = 60.0
@@ -126,24 +126,23 @@ def _check_segments(store: Store, checks: list[dict[str, str]]) -> dict[str, Any
                 "the next write (`ctui tag`, a launch, …) finishes it",
             )
         )
-    table = SegmentRuns(segs)
     runs: dict[str, Any] = {}
     bad, stale, outside = [], [], 0
-    for lo in table.names:
+    for i, lo in enumerate(names):
         try:
-            docs = table.segment(lo)
+            raw, _ = segs.read(lo)
         except CtuiError as exc:
             checks.append(_check("error", exc.message, exc.hint))
             bad.append(lo)
             continue
-        raw, _ = segs.read(lo)
+        docs = in_range(raw, lo, names[i + 1] if i + 1 < len(names) else None)
         outside += len(raw) - len(docs)
         runs.update(docs)
         problem = index_problem(segs, lo)
         if problem is not None:
             stale.append(problem)
     if not bad:
-        size = sum(segs.path(lo).stat().st_size for lo in table.names)
+        size = sum(segs.path(lo).stat().st_size for lo in names)
         checks.append(_check("ok", f"every segment is readable ({_mb(size)})"))
     if outside:
         checks.append(
