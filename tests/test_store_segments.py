@@ -35,6 +35,27 @@ def v1(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def project_store(
+    tmp_path: Path,
+    monkeypatch,
+    per_segment: int,
+    prefix: str,
+    n: int,
+    *,
+    digits: int = 3,
+    status: str = "succeeded",
+) -> Store:
+    """A project store of `n` runs `<prefix>000`, `<prefix>001`, … (`digits` wide) in
+    segments of `per_segment` runs (the setting also reaches the ctui processes a test
+    starts)."""
+    monkeypatch.setenv("CTUI_SEGMENT_RUNS", str(per_segment))
+    (tmp_path / ".ctui").mkdir(exist_ok=True)
+    store = Store(tmp_path / ".ctui" / "ctui.json")
+    store.initialise()
+    store.put_runs({"id": f"{prefix}{i:0{digits}d}", "status": status} for i in range(n))
+    return store
+
+
 def test_a_one_file_store_reads_as_ever_then_migrates_on_the_first_write(v1: Path) -> None:
     path = v1 / ".ctui" / "ctui.json"
     original = path.read_bytes()
@@ -141,10 +162,7 @@ for i in range(int(sys.argv[4])):
 def test_writers_across_segments_lose_no_update_and_share_no_number(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setenv("CTUI_SEGMENT_RUNS", "20")
-    store = Store(tmp_path / "ctui.json")
-    store.initialise()
-    store.put_runs({"id": f"0a{i:04d}", "status": "succeeded"} for i in range(200))
+    store = project_store(tmp_path, monkeypatch, 20, "0a", 200, digits=4)
     assert len(store.segments.names()) == 10
     ids = [r["id"] for r in store.runs()]
     mine = [ids[i::6] for i in range(6)]  # each writer's runs spread over every segment
@@ -171,11 +189,7 @@ def test_writers_across_segments_lose_no_update_and_share_no_number(
 def test_the_indexes_are_made_again_when_deleted_and_a_damaged_one_is_named(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setenv("CTUI_SEGMENT_RUNS", "10")
-    (tmp_path / ".ctui").mkdir()
-    store = Store(tmp_path / ".ctui" / "ctui.json")
-    store.initialise()
-    store.put_runs({"id": f"0b{i:03d}", "status": "succeeded"} for i in range(35))
+    store = project_store(tmp_path, monkeypatch, 10, "0b", 35)
     for idx in store.segments.dir.glob("*.idx"):
         idx.unlink()
     assert store.resolve("0b017") == "0b017" and store.resolve("#35") == "0b034"
@@ -227,11 +241,7 @@ def test_an_interrupted_transaction_is_finished_by_the_next_writer(
 def test_a_split_interrupted_after_its_new_segment_keeps_one_copy_of_each_run(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setenv("CTUI_SEGMENT_RUNS", "10")
-    (tmp_path / ".ctui").mkdir()
-    store = Store(tmp_path / ".ctui" / "ctui.json")
-    store.initialise()
-    store.put_runs({"id": f"0c{i:03d}", "status": "ok"} for i in range(10))
+    store = project_store(tmp_path, monkeypatch, 10, "0c", 10, status="ok")
     calls = []
     real = Segments.write
 
@@ -284,10 +294,7 @@ def test_a_damaged_segment_is_named_by_every_command_and_restored_by_doctor(
 def test_a_caching_reader_reads_again_only_the_segments_that_changed(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setenv("CTUI_SEGMENT_RUNS", "10")
-    store = Store(tmp_path / "ctui.json")
-    store.initialise()
-    store.put_runs({"id": f"0e{i:03d}", "status": "succeeded"} for i in range(50))
+    store = project_store(tmp_path, monkeypatch, 10, "0e", 50)
     reader = Store(store.path, cache=True)
     assert len(reader.snapshot().runs()) == 50
     parsed: list[str] = []
