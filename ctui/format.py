@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -77,7 +78,7 @@ def signed(v: Any, digits: int = DIGITS) -> str:
     return f"{v:+.{digits}g}" if isinstance(v, float) else f"{v:+d}"
 
 
-def run_duration(run: dict[str, Any], *, now: float | None = None) -> float | None:
+def run_duration(run: Mapping[str, Any], *, now: float | None = None) -> float | None:
     """Final duration, or the time so far for a running run."""
     if run.get("duration") is not None:
         return float(run["duration"])
@@ -105,7 +106,7 @@ def common_keys(runs: list[dict[str, Any]], field: str, limit: int) -> list[str]
     return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
-def seq(run: dict[str, Any]) -> str:
+def seq(run: Mapping[str, Any]) -> str:
     """A run's short handle, `#42` (its `seq`), or "" for a run not numbered yet."""
     n = run.get("seq")
     return f"#{n}" if type(n) is int else ""

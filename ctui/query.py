@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +58,7 @@ _NESTED: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-def getter(key: str) -> Callable[[dict[str, Any]], Any]:
+def getter(key: str) -> Callable[[Mapping[str, Any]], Any]:
     """`value_of` for one key, its prefix worked out once (for a sort over 100,000 runs)."""
     for prefixes, field in _NESTED:
         if key.startswith(prefixes):
@@ -68,7 +68,7 @@ def getter(key: str) -> Callable[[dict[str, Any]], Any]:
     return lambda run: run.get(name)
 
 
-def value_of(run: dict[str, Any], key: str) -> Any:
+def value_of(run: Mapping[str, Any], key: str) -> Any:
     """The value a filter or sort column means: `metric.acc`, `param.lr`, `status`, …"""
     return getter(key)(run)
 
@@ -80,8 +80,11 @@ class Term:
     values: tuple[str, ...]
 
     def matches(self, run: dict[str, Any]) -> bool:
-        actual = value_of(run, self.key)
-        if isinstance(actual, list):  # tags: any element may match; != means none does
+        return self.matches_value(value_of(run, self.key))
+
+    def matches_value(self, actual: Any) -> bool:
+        """Whether a run whose `key` holds `actual` matches (a list or tuple: its elements)."""
+        if isinstance(actual, list | tuple):  # tags: any element may match; != means none does
             positive = Term(self.key, "=", self.values) if self.op == "!=" else self
             hit = any(positive._one(a) for a in actual)
             return (not hit) if self.op == "!=" else hit
@@ -125,6 +128,15 @@ def _equal(actual: Any, wanted: str) -> bool:
     return text == wanted
 
 
+def word_text(
+    run_id: Any, job: Any, trigger: Any, note: Any, tags: Iterable[Any] | None
+) -> str:
+    """What a bare word of a filter is looked for in: a run's id, job, trigger, note and tags
+    (lower case)."""
+    parts = (run_id, job, trigger, note, *(tags or ()))
+    return " ".join(str(x) for x in parts if x).lower()
+
+
 @dataclass(frozen=True)
 class Filter:
     text: str
@@ -132,19 +144,11 @@ class Filter:
     words: tuple[str, ...]
 
     def matches(self, run: dict[str, Any]) -> bool:
-        for word in self.words:
-            hay = " ".join(
-                str(x)
-                for x in (
-                    run.get("id"),
-                    run.get("job"),
-                    run.get("trigger"),
-                    run.get("note"),
-                    *(run.get("tags") or ()),
-                )
-                if x
-            ).lower()
-            if word not in hay:
+        if self.words:
+            hay = word_text(
+                run.get("id"), run.get("job"), run.get("trigger"), run.get("note"), run.get("tags")
+            )
+            if not all(word in hay for word in self.words):
                 return False
         return all(t.matches(run) for t in self.terms)
 
@@ -261,29 +265,34 @@ def sort_key(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
     """A key function putting missing values last and numbers before text."""
 
     get = getter(key)
+    return lambda run: sort_value(get(run))
 
-    def k(run: dict[str, Any]) -> tuple[int, Any]:
-        v = get(run)
-        if v is None:
-            return (2, 0)
-        kind = type(v)
-        if kind is float or kind is int:  # the common case first (bool is neither)
-            return (0, float(v))
-        n = as_number(v) if kind is not str else None
-        if n is not None:
-            return (0, n)
-        return (1, str(v).lower())
 
-    return k
+def sort_value(v: Any) -> tuple[int, Any]:
+    """What a value sorts by: numbers first (as numbers), then text, a missing value last."""
+    if v is None:
+        return (2, 0)
+    kind = type(v)
+    if kind is list or kind is tuple:  # tags: by their text; none at all is missing
+        return (1, ",".join(map(str, v)).lower()) if v else (2, 0)
+    if kind is float or kind is int:  # the common case first (bool is neither)
+        return (0, float(v))
+    n = as_number(v) if kind is not str else None
+    if n is not None:
+        return (0, n)
+    return (1, str(v).lower())
 
 
 def sort_runs(
     runs: Iterable[dict[str, Any]], key: str, descending: bool = False
 ) -> list[dict[str, Any]]:
     """Sort by any column; runs missing the value stay at the end either way."""
-    items = list(runs)
     k = sort_key(key)
-    present = [r for r in items if value_of(r, key) is not None]
-    missing = [r for r in items if value_of(r, key) is None]
-    present.sort(key=k, reverse=descending)
-    return present + missing
+    keyed = [(k(r), r) for r in runs]
+    present = [kr for kr in keyed if kr[0][0] != 2]
+    present.sort(key=_first, reverse=descending)
+    return [r for _, r in present] + [r for kk, r in keyed if kk[0] == 2]
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctui.atomic import file_lock
 from ctui.errors import (
@@ -66,6 +66,9 @@ from ctui.store_segments import (
     is_live,
     segments_dir,
 )
+
+if TYPE_CHECKING:
+    from ctui.run_columns import RunColumns
 
 __all__ = [
     "ACTIVE",
@@ -205,6 +208,16 @@ class Store:
             else:
                 self.damaged[k] = problem
         return docs
+
+    def columns(self) -> RunColumns:
+        """Every run's table fields as columns (`ctui.run_columns`), oldest first, from the
+        segment indexes: no run document is read (but those of a stale index's segment)."""
+        from ctui.run_columns import RunColumns
+
+        table = self.read_all().get(RUNS, {})
+        if isinstance(table, SegmentRuns):
+            return table.columns()
+        return RunColumns.from_runs(self.runs())
 
     def live_runs(self) -> list[dict[str, Any]]:
         """The queued, running and orphaned lost runs, oldest first (see `live_runs`)."""

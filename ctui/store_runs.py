@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, TypeVar
 
 from ctui.errors import CtuiError
+from ctui.run_columns import RunColumns, block_within, compact, new_shared
 from ctui.store_format import RUNS, dump_store, run_problem
 from ctui.store_segments import FIRST, Identity, Segments, in_range, inside, is_live
 
@@ -26,6 +27,48 @@ class SegmentCache:
         self.files: dict[str, tuple[Identity, dict[str, dict[str, Any]]]] = {}
         #: per segment file: the run checks already made (id → problem or None)
         self.checked: dict[str, tuple[Identity, dict[str, str]]] = {}
+        #: per segment: its index as last read
+        self.indexes: dict[str, dict[str, Any]] = {}
+        #: the last `columns`, where each segment's rows are in it, and its shared values
+        self.table: RunColumns | None = None
+        self.spans: dict[str, tuple[list[int], int, int]] = {}
+        self.shared = new_shared()
+
+    def index(self, lo: str) -> dict[str, Any]:
+        """Segment `lo`'s index, parsed again only when the segment file changed."""
+        now = self.segments.identity(lo)
+        hit = self.indexes.get(lo)
+        if hit is not None and now is not None and hit["segment"] == list(now):
+            return hit
+        entry = self.segments.index(lo)
+        entry.pop("table", None)  # kept by `columns`, as one table
+        self.indexes[lo] = entry
+        return entry
+
+    def columns(self, names: list[str], hi: Callable[[str], str | None]) -> RunColumns:
+        """The table fields of segments `names` as one `RunColumns`, the rows of those whose
+        file did not change since the last call taken from the last table (only a changed
+        segment's index is read)."""
+        parts: list[dict[str, Any] | tuple[int, int]] = []
+        spans: dict[str, tuple[list[int], int, int]] = {}
+        start = 0
+        for lo in names:
+            now = self.segments.identity(lo)
+            span = self.spans.get(lo)
+            if self.table is not None and span is not None and now and span[0] == list(now):
+                parts.append((span[1], span[2]))
+                ident, n = span[0], span[2]
+            else:
+                entry = self.segments.index(lo)
+                part = compact(block_within(entry["table"], inside(lo, hi(lo))), self.shared)
+                parts.append(part)
+                ident, n = entry["segment"], part["n"]
+            if ident:
+                spans[lo] = (ident, start, n)
+            start += n
+        self.table = RunColumns.assemble(parts, self.table)
+        self.spans = spans
+        return self.table
 
     def read(self, lo: str) -> tuple[dict[str, dict[str, Any]], Identity | None]:
         now = self.segments.identity(lo)
@@ -133,7 +176,7 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
             ids: list[str] = []
             seqs: dict[int, str] = {}
             for lo in self.names:
-                entry = self.segments.index(lo)
+                entry = self._index(lo)
                 within = inside(lo, self._hi(lo))
                 rows = list(zip(entry["ids"], entry["seq"], strict=True))
                 if rows and not (within(rows[0][0]) and within(rows[-1][0])):
@@ -146,6 +189,25 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
 
         return self._consistent(read)
 
+    def _index(self, lo: str) -> dict[str, Any]:
+        return self.cache.index(lo) if self.cache is not None else self.segments.index(lo)
+
+    def columns(self) -> RunColumns:
+        """Every run's table fields (`ctui.run_columns`), oldest first, from the segment
+        indexes alone."""
+
+        def read() -> RunColumns:
+            if self.cache is not None:
+                return self.cache.columns(self.names, self._hi)
+            return RunColumns.join(
+                [
+                    block_within(self.segments.index(lo)["table"], inside(lo, self._hi(lo)))
+                    for lo in self.names
+                ]
+            )
+
+        return self._consistent(read)
+
     def live(self) -> list[dict[str, Any]]:
         """The queued, running and orphaned lost runs (see `is_live`), oldest first, reading
         only the segments whose index lists some."""
@@ -153,7 +215,7 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
         def read() -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
             for lo in self.names:
-                if lo not in self.loaded and not self.segments.index(lo)["live"]:
+                if lo not in self.loaded and not self._index(lo)["live"]:
                     continue
                 docs = self.segment(lo)
                 found += [docs[k] for k in sorted(docs) if is_live(docs[k])]

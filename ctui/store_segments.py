@@ -12,7 +12,8 @@ exactly one segment whose range holds it, and copies outside a segment's range a
 (and dropped by its next write).
 
 `<lo>.idx` is that segment's index: the ids and numbers of its runs, which of them are live
-(queued, running, orphaned), and the identity of the segment file it was made from. A
+(queued, running, orphaned), their table fields as columns (`ctui.run_columns.block`: what
+the TUI lists, filters and sorts by), and the identity of the segment file it was made from. A
 reader uses an index only while its segment is that same file; a stale or missing one is
 made again from the segment. The indexes are a cache: deleting them loses nothing. No
 locking here (see `ctui.store`).
@@ -30,6 +31,7 @@ import orjson
 
 from ctui.atomic import atomic_write_bytes, identity
 from ctui.errors import CtuiError, StoreCorruptError, os_error
+from ctui.run_columns import block, check_block
 from ctui.store_format import RUNS, backup_path, dump_store, parse_store_bytes
 
 #: the first segment's name: lower than every run id (ids start with a letter or digit)
@@ -37,7 +39,7 @@ FIRST = "0"
 #: how many runs a segment holds before it splits (env: `CTUI_SEGMENT_RUNS`, for tests)
 SEGMENT_RUNS = 1000
 SEGMENT_RUNS_ENV = "CTUI_SEGMENT_RUNS"
-INDEX_VERSION = 2  # 1: ids, seq, created; 2: ids, seq, live
+INDEX_VERSION = 3  # 1: ids, seq, created; 2: ids, seq, live; 3: and the table (`run_columns`)
 
 Identity = tuple[int, int, int, int]
 
@@ -213,6 +215,7 @@ def index_entry(docs: dict[str, dict[str, Any]], ident: Identity | None) -> dict
         "ids": ids,
         "seq": [docs[k].get("seq") for k in ids],
         "live": [k for k in ids if is_live(docs[k])],
+        "table": block((k, docs[k]) for k in ids),
     }
 
 
@@ -234,6 +237,7 @@ def parse_index(path: Path, raw: bytes) -> dict[str, Any]:
     ok = ok and isinstance(entry.get("live"), list)
     ok = ok and all(type(i) is str for i in [*entry["ids"], *entry["live"]])
     ok = ok and (entry.get("segment") is None or isinstance(entry.get("segment"), list))
+    ok = ok and check_block(entry.get("table"))
     if not ok:
         raise StoreCorruptError(
             f"run store index {path} is unreadable: not an index of this ctui", hint=hint

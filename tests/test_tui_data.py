@@ -38,10 +38,7 @@ def test_view_sorts_like_the_cli(key: str, descending: bool) -> None:
     for text in ("", "job=train", "status=succeeded,failed"):
         expected = sort_runs(filter_runs(runs, text), key, descending)
         got = view.rows(text, key, descending)
-        assert [view.sort_keys(key)[r["id"]] for r in got] == [
-            view.sort_keys(key)[r["id"]] for r in expected
-        ]
-        assert {r["id"] for r in got} == {r["id"] for r in expected}
+        assert [r["id"] for r in got] == [r["id"] for r in expected]  # ties in the same order
 
 
 def test_view_bad_filter_raises() -> None:

@@ -6,18 +6,20 @@ language and sorting come from `ctui.query`, the same code `ctui runs --filter` 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from ctui.format import common_keys, duration, number, run_duration
+from ctui.format import duration, number, run_duration
+from ctui.run_columns import Row, RunColumns
 from ctui.status import STATUS_LOOK
 from ctui.store import ACTIVE
 
-Run = dict[str, Any]
+Run = Mapping[str, Any]  # a run document, or a `Row` of the runs' columns
+#: runs as documents or as columns
+Runs = RunColumns | Sequence[Run]
 Clock = Callable[[], float]
 
 
@@ -53,21 +55,27 @@ SORTABLE = {"id", "seq", "duration", *(c.key for c in HEAD_COLUMNS + TAIL_COLUMN
 MAX_TEXT_WIDTH = 16
 
 
-def key_metrics(runs: list[Run], rules: dict[str, list[str]] | None = None) -> list[str]:
+def key_metrics(runs: Runs, rules: dict[str, list[str]] | None = None) -> list[str]:
     """The metrics each job is judged by: those its gate rules name, else those its last run
     with metrics logged, in their order; jobs whose last run is newest come first."""
     from ctui.gate.rules import parse_rule
 
-    newest: dict[str, float] = {}
-    logged: dict[str, Run] = {}  # per job, its newest run that logged metrics
-    for run in runs:  # oldest first
-        job = str(run.get("job") or "")
-        newest[job] = float(run.get("created") or 0)
-        if run.get("metrics"):
-            logged[job] = run
-    names: list[str] = []
+    t = as_columns(runs)
+    jobs = [str(j or "") for j in t.column("job")]
+    newest = {j: float(c or 0) for j, c in zip(jobs, t.column("created"), strict=True)}
+    metric_cols = [(n, t.cols[f"metric.{n}"]) for n in t.names["metric"]]
+    logged: dict[str, list[str]] = {}  # per job, the metrics of its newest run that has some
+    pending = set(newest)
+    for i in range(t.n - 1, -1, -1):
+        if not pending:
+            break
+        if jobs[i] in pending:
+            names = [n for n, col in metric_cols if col[i] is not None]
+            if names:
+                logged[jobs[i]] = names
+                pending.discard(jobs[i])
+    out: list[str] = []
     for job in sorted(newest, key=lambda j: -newest[j]):
-        run = logged.get(job, {})
         named: list[str] = []
         for text in (rules or {}).get(job, ()):
             try:
@@ -75,9 +83,13 @@ def key_metrics(runs: list[Run], rules: dict[str, list[str]] | None = None) -> l
             except ValueError:
                 continue
             named += [r.name for r in refs if r.field == "metrics"]
-        named = named or list(run.get("metrics") or ())
-        names += [n for n in dict.fromkeys(named) if n not in names]
-    return names
+        named = named or logged.get(job, [])
+        out += [n for n in dict.fromkeys(named) if n not in out]
+    return out
+
+
+def as_columns(runs: Runs) -> RunColumns:
+    return runs if isinstance(runs, RunColumns) else RunColumns.from_runs(runs)
 
 
 def gate_rules(root: Path) -> dict[str, list[str]]:
@@ -94,35 +106,47 @@ def gate_rules(root: Path) -> dict[str, list[str]]:
 
 
 def pick_extra_keys(
-    runs: list[Run], metrics: int = 6, params: int = 4, rules: dict[str, list[str]] | None = None
+    runs: Runs, metrics: int = 6, params: int = 4, rules: dict[str, list[str]] | None = None
 ) -> list[str]:
     """The jobs' key metrics, then the most common other metrics and params, as keys."""
-    names = key_metrics(runs, rules)
-    for name in common_keys(runs, "metrics", metrics):
+    t = as_columns(runs)
+    names = key_metrics(t, rules)
+    for name in _common(t, "metric", metrics):
         if len(names) < metrics and name not in names:
             names.append(name)
-    return [f"metric.{k}" for k in names] + [
-        f"param.{k}" for k in common_keys(runs, "params", params)
+    return [f"metric.{k}" for k in names] + [f"param.{k}" for k in _common(t, "param", params)]
+
+
+def _common(t: RunColumns, prefix: str, limit: int) -> list[str]:
+    """The names of `prefix` the most recent runs have most often (`ctui.format.common_keys`)."""
+    counts = {n: t.count(f"{prefix}.{n}", last=RECENT) for n in t.names[prefix]}
+    counts = {n: c for n, c in counts.items() if c}
+    return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def all_extra_keys(runs: Runs) -> list[str]:
+    """Every metric and param name seen, for the column chooser."""
+    t = as_columns(runs)
+    return [f"metric.{k}" for k in sorted(t.names["metric"])] + [
+        f"param.{k}" for k in sorted(t.names["param"])
     ]
 
 
-def all_extra_keys(runs: Iterable[Run]) -> list[str]:
-    """Every metric and param name seen, for the column chooser."""
-    m: set[str] = set()
-    p: set[str] = set()
-    for run in runs:
-        m.update(run.get("metrics") or ())
-        p.update(run.get("params") or ())
-    return [f"metric.{k}" for k in sorted(m)] + [f"param.{k}" for k in sorted(p)]
+#: the most recent runs decide the default columns and their widths (bounded work)
+RECENT = 2000
 
 
-def build_columns(runs: list[Run], extra_keys: list[str]) -> list[Column]:
+def build_columns(runs: Runs, extra_keys: list[str]) -> list[Column]:
     """Every column in priority order after the handle, sized to recent values (the table
     shows the first that fit its width)."""
-    recent = runs[-2000:]
-    seqs = [r["seq"] for r in recent if isinstance(r.get("seq"), int)]
+    t = as_columns(runs)
+
+    def recent(key: str) -> list[Any]:
+        return t.column(key)[-RECENT:]
+
+    seqs = [s for s in recent("seq") if isinstance(s, int)]
     handle = Column("id", "run", len(f"#{max(seqs)}") + 1 + SHORT_ID if seqs else SHORT_ID)
-    jobs = {str(r.get("job") or "") for r in recent}
+    jobs = {str(j or "") for j in recent("job")}
     cols = [handle, *HEAD_COLUMNS]
     cols[2] = Column("job", "job", _fit(jobs | {"job"}, 3))
     metrics = [k for k in extra_keys if k.startswith("metric.")]
@@ -130,18 +154,19 @@ def build_columns(runs: list[Run], extra_keys: list[str]) -> list[Column]:
     for key in metrics:
         name = key.partition(".")[2]
         name = key if name in params else name  # a param of that name too: keep them apart
-        values = {cell(r, key, 0)[0] for r in recent}
+        values = {"" if v is None else number(v) for v in recent(key)}
         cols.append(Column(key, name, _fit(values | {name + " "}, 5), numeric=True))
     cols.append(DURATION)
     for key in extra_keys:
         if key.startswith("param."):
             name = key.partition(".")[2]
             name = key if f"metric.{name}" in metrics else name
-            values = {_plain(r.get("params", {}).get(name)) for r in recent}
+            values = {_plain(v) for v in recent(key)}
             cols.append(Column(key, name, _fit(values | {name + " "}, 4)))
-    if any(r.get("slurm") for r in recent):  # Slurm job id, and why it still waits
+    slurm = [f"slurm.{n}" for n in t.names["slurm"]]
+    if any(v is not None for key in slurm for v in recent(key)):  # its job id, why it waits
         cols.append(Column("slurm.job_id", "slurm", 16))
-    triggers = {str(r.get("trigger") or "manual") for r in recent}
+    triggers = {str(v or "manual") for v in recent("trigger")}
     for col in TAIL_COLUMNS:
         if col.key == "trigger":
             col = Column("trigger", "trigger", _fit(triggers, 7))
@@ -222,10 +247,10 @@ def cell(run: Run, key: str, now: float) -> tuple[str, str]:
         return str(run.get("job") or ""), "bold"
     kind, _, name = key.partition(".")
     if kind == "metric":
-        value = (run.get("metrics") or {}).get(name)
+        value = _value(run, key)
         return ("" if value is None else number(value)), ""
     if kind == "param":
-        return _plain((run.get("params") or {}).get(name)), ""
+        return _plain(_value(run, key)), ""
     if kind == "slurm":
         slurm = run.get("slurm") or {}
         text = str(slurm.get("job_id") or "")
@@ -238,7 +263,15 @@ def cell(run: Run, key: str, now: float) -> tuple[str, str]:
     return ("" if value is None else str(value)), ""
 
 
-def any_active(runs: Iterable[Run]) -> bool:
+def _value(run: Run, key: str) -> Any:
+    from ctui.query import value_of
+
+    return run.value(key) if run.__class__ is Row else value_of(run, key)
+
+
+def any_active(runs: Runs) -> bool:
+    if isinstance(runs, RunColumns):
+        return not ACTIVE.isdisjoint(runs.column("status"))
     return any(r.get("status") in ACTIVE for r in runs)
 
 
@@ -249,89 +282,59 @@ def filter_and_sort(runs: list[Run], text: str, key: str, descending: bool) -> l
     return view.rows(text, key, descending)
 
 
-def _first(pair: tuple[Any, Run]) -> Any:
-    return pair[0]
-
-
 class RunsView:
-    """Filtered and sorted runs, with caches so a key press costs no sort at all.
+    """The runs as columns (`ctui.run_columns.RunColumns`), filtered and sorted, with caches
+    so a key press costs no sort at all.
 
-    The filter result is kept per filter text. Each column's order (by `ctui.query.sort_key`,
-    so the order is the CLI's) is computed once per load of the runs, both directions, ahead
-    in a worker (`warm`); a sort then only picks the filtered runs out of that order.
+    The filter's rows are kept per filter text. Each column's order (the CLI's, by
+    `ctui.query.sort_value`) is computed once per load of the runs, both directions, ahead
+    in a worker (`warm`); a sort then only picks the filtered rows out of that order.
     """
 
     def __init__(self) -> None:
-        self.runs: list[Run] = []
-        self._filtered: tuple[str, list[Run]] | None = None
-        #: (key, descending) → every run in that order, runs missing the value last
-        self._orders: dict[tuple[str, bool], list[Run]] = {}
-        # guards `runs`/`_orders` against `warm` storing orders of runs that were replaced
-        self._lock = threading.Lock()
+        self.table = RunColumns({}, 0)
+        self._filtered: tuple[str, list[int] | None] | None = None
+
+    @property
+    def runs(self) -> list[Run]:
+        """Every run, oldest first."""
+        return cast(list[Run], self.table.rows())
+
+    def set_table(self, table: RunColumns) -> None:
+        self.table = table
+        self._filtered = None
 
     def set_runs(self, runs: list[Run]) -> None:
-        with self._lock:
-            self.runs = runs
-            self._filtered = None
-            self._orders = {}
+        self.set_table(RunColumns.from_runs(runs))
 
     def warm(self, keys: Iterable[str]) -> None:
-        """Compute the orders of these columns ahead (from a worker thread)."""
-        runs = self.runs
+        """Compute the orders of these columns and the filter's word texts ahead (from a
+        worker thread); stops when the runs were replaced."""
+        table = self.table
         for key in keys:
-            decorated = None  # each run's key, computed once for both directions
             for descending in (True, False):
-                if self.runs is not runs:
+                if self.table is not table:
                     return
-                if (key, descending) not in self._orders:
-                    decorated = decorated or self._decorate(runs, key)
-                    self._order(runs, key, descending, decorated)
+                table.order(key, descending)
+        table.words()
 
-    @staticmethod
-    def _decorate(runs: list[Run], key: str) -> list[tuple[Any, Run]]:
-        from ctui.query import sort_key
-
-        k = sort_key(key)
-        return [(k(r), r) for r in runs]
-
-    def _order(
-        self,
-        runs: list[Run],
-        key: str,
-        descending: bool,
-        decorated: list[tuple[Any, Run]] | None = None,
-    ) -> list[Run]:
-        decorated = decorated or self._decorate(runs, key)
-        present = [kr for kr in decorated if kr[0][0] != 2]
-        present.sort(key=_first, reverse=descending)  # stable: ties keep the store's order
-        order = [r for _, r in present] + [r for kk, r in decorated if kk[0] == 2]
-        with self._lock:
-            if self.runs is runs:
-                order = self._orders.setdefault((key, descending), order)
-        return order
-
-    def filtered(self, text: str) -> list[Run]:
-        from ctui.query import filter_runs
+    def filtered(self, text: str) -> list[int] | None:
+        """The rows matching `text` (None: every row)."""
+        from ctui.query import parse_filter
 
         text = text.strip()
         if self._filtered is None or self._filtered[0] != text:
-            self._filtered = (text, filter_runs(self.runs, text) if text else self.runs)
+            self._filtered = (text, self.table.select(parse_filter(text)) if text else None)
         return self._filtered[1]
-
-    def sort_keys(self, key: str) -> dict[str, Any]:
-        """run id → its sort key for `key` (what the orders are sorted by)."""
-        from ctui.query import sort_key
-
-        k = sort_key(key)
-        return {r["id"]: k(r) for r in self.runs}
 
     def rows(self, text: str, key: str, descending: bool) -> list[Run]:
         """Runs matching `text`, sorted by `key`; runs missing the value stay last."""
-        rows = self.filtered(text)
-        order = self._orders.get((key, descending))
-        if order is None:
-            order = self._order(self.runs, key, descending)
-        if rows is self.runs:
-            return list(order)
-        chosen = {id(r) for r in rows}
-        return [r for r in order if id(r) in chosen]
+        chosen = self.filtered(text)
+        order = self.table.order(key, descending)
+        rows = self.runs
+        if chosen is None:
+            return [rows[i] for i in order]
+        mask = bytearray(self.table.n)
+        for i in chosen:
+            mask[i] = 1
+        return [rows[i] for i in order if mask[i]]

@@ -10,8 +10,8 @@ from textual import work
 
 from ctui.errors import CtuiError
 from ctui.gate.champion import champions
-from ctui.tui.data import Run
-from ctui.tui.gate_view import shows_marks
+from ctui.run_columns import RunColumns
+from ctui.tui.data import Run, RunsView
 
 if TYPE_CHECKING:
     from ctui.project import Project
@@ -32,31 +32,39 @@ class GateActions:
         def table(self) -> RunsTable: ...
 
         all_runs: list[Run]
+        view: RunsView
         app: Any
 
         def notify(self, message: str, **kw: Any) -> None: ...
         def reload(self) -> None: ...
         def _cursor_run(self) -> Run | None: ...
 
-    def read_runs(self) -> tuple[list[Run], dict[str, str]]:
-        """Every run and job → champion run id, from one read of the store."""
+    def read_runs(self) -> tuple[RunColumns, dict[str, str]]:
+        """Every run's table fields (from the segment indexes) and job → champion run id,
+        from one read of the store."""
         snapshot = self.store.snapshot()
-        return snapshot.runs(), champions(snapshot)
+        return snapshot.columns(), champions(snapshot)
 
-    def read_first(self, page: int) -> tuple[list[Run], dict[str, str], int]:
+    def read_first(self, page: int) -> tuple[RunColumns, dict[str, str], int]:
         """For the first frame: every run when there are at most `page`, else the newest
         `page` (read from their own segments) and how many runs the store holds."""
         snapshot = self.store.snapshot()
         newest, total = snapshot.newest(page)
         if total <= page:
-            return snapshot.runs(), champions(snapshot), 0
-        return newest[::-1], champions(snapshot), total
+            return snapshot.columns(), champions(snapshot), 0
+        return RunColumns.from_runs(newest[::-1]), champions(snapshot), total
 
     def show_champions(self, champions: dict[str, str]) -> None:
         self.champions = champions
-        self.table.set_champions(
-            set(champions.values()), show=shows_marks(self.all_runs, champions.values())
-        )
+        ids = set(champions.values())
+        self.table.set_champions(ids, show=bool(ids) or self.view.table.has("gate"))
+
+    def _whole(self, run: Run) -> Run:
+        """The run's whole document (the table holds only its table fields)."""
+        try:
+            return self.store.get_run(run["id"], checked=False)
+        except (CtuiError, OSError):
+            return run
 
     # -- C: this run against its job's champion --------------------------------------------
     def action_champion_diff(self) -> None:
@@ -89,7 +97,7 @@ class GateActions:
         current = self.champions.get(job)
         detail = f"job {job}: " + (f"replaces champion {current}" if current else "first champion")
         detail += "; the job's on_promote command runs, if it has one"
-        gate = run.get("gate")
+        gate = self._whole(run).get("gate")
         if isinstance(gate, dict) and gate.get("passed") is False and gate.get("verdict"):
             detail += f". The gate said: {gate['verdict']}"
 

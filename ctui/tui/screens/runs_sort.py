@@ -11,7 +11,7 @@ from textual import work
 
 from ctui.errors import CtuiError
 from ctui.query import check_sort
-from ctui.tui.data import Column, Run
+from ctui.tui.data import Column, Run, RunsView
 from ctui.ui_state import RunsState, save_runs_state
 
 
@@ -30,6 +30,7 @@ class SortAndState:
     if TYPE_CHECKING:
         app: Any
         all_runs: list[Run]
+        view: RunsView
 
         def notify(self, message: str, **kw: Any) -> None: ...
         def _apply(self, *, keep_error: bool = False) -> bool: ...
@@ -78,9 +79,11 @@ class SortAndState:
         if key in [c.key for c in self.columns]:
             return True
         try:
-            return check_sort(key, self.all_runs) == key
+            bare = check_sort(key)
         except CtuiError:
             return False
+        table = self.view.table  # a metric or param some run has (any, in an empty store)
+        return bare == key and ("." not in key or not table.n or table.has(key))
 
     def sort_by(self, key: str, descending: bool | None = None) -> bool:
         """Sort by a column (None: keep the direction, or the column's natural one); an
@@ -130,5 +133,5 @@ class SortAndState:
                 self._remember()
 
         self.app.push_screen(
-            ColumnsScreen(all_extra_keys(self.all_runs), self.extra_keys or []), chosen
+            ColumnsScreen(all_extra_keys(self.view.table), self.extra_keys or []), chosen
         )

@@ -49,12 +49,16 @@ def previous_runs(runs: list[Run]) -> dict[str, Run | None]:
 
 
 def compare_line(project: Project, before: Run, run: Run) -> str:
-    """`diff_runs`' one-line verdict of `run` against `before` (no git: the verdict only)."""
+    """`diff_runs`' one-line verdict of `run` against `before` (no git: the verdict only),
+    from their whole documents (a table row holds only its table fields)."""
     from ctui.diff import diff_runs, run_view
     from ctui.objects import ObjectStore
+    from ctui.store import Store
 
+    store = Store(project.store_file)
+    old, new = (store.get_run(r["id"], checked=False) for r in (before, run))
     objects = ObjectStore(project.objects_dir)
-    result = diff_runs(run_view(before, objects), run_view(run, objects), objects=objects)
+    result = diff_runs(run_view(old, objects), run_view(new, objects), objects=objects)
     return str(result.get("verdict") or "")
 
 
