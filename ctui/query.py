@@ -228,7 +228,7 @@ def filter_runs(runs: Iterable[dict[str, Any]], text: str | Filter | None) -> li
 _SORT_HINT = f"sort keys: {', '.join(FIELDS)}, tag, metric.NAME, param.NAME (prefix - to reverse)"
 
 
-def check_sort(key: str, runs: Iterable[dict[str, Any]] = ()) -> str:
+def check_sort(key: str, runs: Iterable[Mapping[str, Any]] = ()) -> str:
     """The sort key without its `-`/`+`, if it names something; else a CtuiError (exit 2):
     an unknown field (the known ones listed), or a metric/param no run in `runs` has."""
     bare = key.strip().lstrip("-+")
@@ -249,7 +249,7 @@ def check_sort(key: str, runs: Iterable[dict[str, Any]] = ()) -> str:
     return bare
 
 
-def missing_keys(flt: Filter, runs: Iterable[dict[str, Any]]) -> list[str]:
+def missing_keys(flt: Filter, runs: Iterable[Mapping[str, Any]]) -> list[str]:
     """The metric/param names a filter's terms use that no run in `runs` has (a typo?)."""
     items = list(runs)
     out = []

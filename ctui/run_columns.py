@@ -167,6 +167,8 @@ class RunColumns:
     def __init__(self, cols: dict[str, list[Any]], n: int) -> None:
         self.cols = cols
         self.n = n
+        #: the runs left out for wrongly typed fields: id → problem
+        self.damaged: dict[str, str] = {}
         self._none: list[None] | None = None
         self._rows: list[Row] | None = None
         self._words: list[str] | None = None
@@ -184,7 +186,9 @@ class RunColumns:
     def join(cls, blocks: Sequence[dict[str, Any]]) -> RunColumns:
         """One table of these blocks, in their order."""
         shared = new_shared()
-        return cls.assemble([compact(b, shared) for b in blocks])
+        table = cls.assemble([compact(b, shared) for b in blocks])
+        table.damaged = {k: v for b in blocks for k, v in b["damaged"].items()}
+        return table
 
     @classmethod
     def assemble(

@@ -32,6 +32,7 @@ class SegmentCache:
         #: the last `columns`, where each segment's rows are in it, and its shared values
         self.table: RunColumns | None = None
         self.spans: dict[str, tuple[list[int], int, int]] = {}
+        self.damaged: dict[str, dict[str, str]] = {}
         self.shared = new_shared()
 
     def index(self, lo: str) -> dict[str, Any]:
@@ -51,6 +52,7 @@ class SegmentCache:
         segment's index is read)."""
         parts: list[dict[str, Any] | tuple[int, int]] = []
         spans: dict[str, tuple[list[int], int, int]] = {}
+        damaged: dict[str, dict[str, str]] = {}
         start = 0
         for lo in names:
             now = self.segments.identity(lo)
@@ -58,16 +60,19 @@ class SegmentCache:
             if self.table is not None and span is not None and now and span[0] == list(now):
                 parts.append((span[1], span[2]))
                 ident, n = span[0], span[2]
+                damaged[lo] = self.damaged.get(lo, {})
             else:
                 entry = self.segments.index(lo)
                 part = compact(block_within(entry["table"], inside(lo, hi(lo))), self.shared)
                 parts.append(part)
                 ident, n = entry["segment"], part["n"]
+                damaged[lo] = part["damaged"]
             if ident:
                 spans[lo] = (ident, start, n)
             start += n
         self.table = RunColumns.assemble(parts, self.table)
-        self.spans = spans
+        self.table.damaged = {k: v for found in damaged.values() for k, v in found.items()}
+        self.spans, self.damaged = spans, damaged
         return self.table
 
     def read(self, lo: str) -> tuple[dict[str, dict[str, Any]], Identity | None]:

@@ -111,23 +111,28 @@ def _refresh_if_active(project: Any, docs: list[dict[str, Any]]) -> list[dict[st
 
     A refresh that cannot write (a full disk, a read-only `.ctui`, a store busy too long)
     is a warning: the runs are listed as they are."""
-    if not any(d.get("status") in ("running", "queued") for d in docs):
+    if not any(d.get("status") in _LIVE for d in docs) or not _settle(project):
         return docs
+    from ctui.store import Store
+
+    return Store(project.store_file).runs()
+
+
+_LIVE = ("running", "queued")
+
+
+def _settle(project: Any) -> bool:
+    """`ctui.jobs.reconcile.refresh`: whether it changed a run (a failure is a warning)."""
     try:
         from ctui.jobs.reconcile import refresh
     except ImportError:
-        return docs
+        return False
     try:
-        changed = refresh(project)
+        return bool(refresh(project))
     except (CtuiError, OSError) as exc:
         error = exc if isinstance(exc, CtuiError) else os_error(exc)
         common.print_warning(f"run states not refreshed: {error.message}")
-        return docs
-    if changed:
-        from ctui.store import Store
-
-        return Store(project.store_file).runs()
-    return docs
+        return False
 
 
 def select_runs(
@@ -144,31 +149,44 @@ def select_runs(
     names nothing, are a CtuiError (exit 2). Runs with wrongly typed fields are left out;
     `damaged` (if given) gets id → problem; `counts` gets `total` (runs in the store) and
     `matched` (runs the filter kept)."""
-    from ctui.query import check_sort, filter_runs, parse_filter, sort_runs
+    from ctui.query import check_sort, parse_filter
     from ctui.store import Store
 
     flt = parse_filter(filter_text)  # before any work: a typo costs nothing
+    key = check_sort(sort) if sort else None
     store = Store(project.store_file)
-    if not (flt.terms or flt.words or sort) and limit is not None and limit >= 0:
-        return _newest(project, store, limit, damaged, counts)
-    everything = store.runs()
-    if sort:
-        check_sort(sort, everything)
-    docs = _refresh_if_active(project, everything)
+    if not (flt or sort):
+        if limit is not None and limit >= 0:
+            return _newest(project, store, limit, damaged, counts)
+        docs = _refresh_if_active(project, store.runs())
+        if damaged is not None:
+            damaged.update(store.damaged)
+        if counts is not None:
+            counts.update(total=len(docs), matched=len(docs))
+        return docs[::-1]
+    # filtered or sorted over the segment indexes' columns: only the chosen runs are read
+    table = store.columns()
+    if key and "." in key and table.n and not table.has(key):
+        check_sort(sort or "", table.rows()[-2000:])  # says which names there are
+    if not set(_LIVE).isdisjoint(table.column("status")) and _settle(project):
+        table = store.columns()
+    chosen = table.select(flt) if flt else list(range(table.n))
     if damaged is not None:
-        damaged.update(store.damaged)
-    total = len(docs)
-    docs = filter_runs(docs, flt)
+        damaged.update(table.damaged)
     if counts is not None:
-        counts.update(total=total, matched=len(docs))
-    if sort:
-        descending = sort.strip().startswith("-")
-        docs = sort_runs(docs, check_sort(sort), descending)
+        counts.update(total=table.n, matched=len(chosen))
+    if key:
+        picked = bytearray(table.n)
+        for i in chosen:
+            picked[i] = 1
+        chosen = [i for i in table.order(key, (sort or "").strip().startswith("-")) if picked[i]]
     else:
-        docs.reverse()
+        chosen.reverse()  # newest first
     if limit is not None and limit >= 0:
-        docs = docs[:limit]
-    return docs
+        chosen = chosen[:limit]
+    snapshot = store.snapshot()
+    ids = table.column("id")
+    return [snapshot.get_run(ids[i], checked=False) for i in chosen]
 
 
 def _newest(
@@ -267,7 +285,8 @@ def _say_no_match(filter_text: str, total: int, project: Any) -> None:
 
     line = Text(f"no runs match {filter_text.strip()!r} ({total} run")
     line.append(f"{'s' if total != 1 else ''} in the store)")
-    missing = missing_keys(parse_filter(filter_text), Store(project.store_file).runs())
+    table = Store(project.store_file).columns()
+    missing = [k for k in missing_keys(parse_filter(filter_text), ()) if not table.has(k)]
     if missing:
         line.append(f"; no run has {', '.join(missing)}")
     common.err_console().print(line, soft_wrap=True)
