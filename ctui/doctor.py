@@ -22,7 +22,14 @@ from ctui.store import (
     run_problem,
 )
 from ctui.store_runs import SegmentRuns
-from ctui.store_segments import INDEX_VERSION, Segments, in_range, parse_index
+from ctui.store_segments import (
+    COLUMNS_VERSION,
+    INDEX_VERSION,
+    Segments,
+    in_range,
+    parse_columns,
+    parse_index,
+)
 
 #: a temp file younger than this is left alone by `--clean` (a writer may be about to lock it)
 TEMP_MIN_AGE = 60.0
@@ -168,21 +175,24 @@ def _check_segments(store: Store, checks: list[dict[str, str]]) -> dict[str, Any
 
 
 def index_problem(segs: Segments, lo: str) -> str | None:
-    """Why segment `lo`'s index cannot be used as it is (None: it can)."""
-    path = segs.idx_path(lo)
-    try:
-        entry = parse_index(path, path.read_bytes())
-    except FileNotFoundError:
-        return f"{path.name} is missing"
-    except CtuiError:
-        return f"unreadable {path.name}"
-    except OSError as exc:
-        return f"unreadable {path.name}: {exc.strerror}"
-    if entry["version"] != INDEX_VERSION:
-        return f"{path.name} is of index version {entry['version']}"
+    """Why segment `lo`'s index or columns file cannot be used as it is (None: they can)."""
     ident = segs.identity(lo)
-    if entry["segment"] != (list(ident) if ident else None):
-        return f"{path.name} is older than its segment"
+    for path, parse, version in (
+        (segs.idx_path(lo), parse_index, INDEX_VERSION),
+        (segs.cols_path(lo), parse_columns, COLUMNS_VERSION),
+    ):
+        try:
+            entry = parse(path, path.read_bytes())
+        except FileNotFoundError:
+            return f"{path.name} is missing"
+        except CtuiError:
+            return f"unreadable {path.name}"
+        except OSError as exc:
+            return f"unreadable {path.name}: {exc.strerror}"
+        if entry["version"] != version:
+            return f"{path.name} is of version {entry['version']}"
+        if entry["segment"] != (list(ident) if ident else None):
+            return f"{path.name} is older than its segment"
     return None
 
 

@@ -128,9 +128,7 @@ def _equal(actual: Any, wanted: str) -> bool:
     return text == wanted
 
 
-def word_text(
-    run_id: Any, job: Any, trigger: Any, note: Any, tags: Iterable[Any] | None
-) -> str:
+def word_text(run_id: Any, job: Any, trigger: Any, note: Any, tags: Iterable[Any] | None) -> str:
     """What a bare word of a filter is looked for in: a run's id, job, trigger, note and tags
     (lower case)."""
     parts = (run_id, job, trigger, note, *(tags or ()))

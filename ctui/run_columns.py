@@ -25,12 +25,15 @@ from ctui.store_format import run_problem
 
 #: the nested fields kept as `prefix.NAME` columns, and the document field each comes from
 NESTED = {"metric": "metrics", "param": "params", "slurm": "slurm"}
+_DOC_NESTED = {field: prefix for prefix, field in NESTED.items()}
+_PLAIN = frozenset(FIELDS)
 #: the gate's outcome as a column: `{"passed": …}`, one shared object per outcome
 _GATES = {True: {"passed": True}, False: {"passed": False}, None: {"passed": None}}
 #: columns whose values are unique per run: not worth sharing
 _UNIQUE = frozenset({"id", "seq", "created", "started", "ended", "duration"})
 
 _SCALAR = (str, int, float, bool)
+_SCALARS = frozenset(_SCALAR)
 
 
 def _cell(value: Any) -> Any:
@@ -47,42 +50,45 @@ def block(docs: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """The column block of these (id, document) pairs, oldest first, as JSON can hold it:
     `{"n": rows, "cols": {key: [value per row]}, "damaged": {id: problem}}`. Runs with wrongly
     typed fields are left out (and named); a column no run has is left out."""
-    cols: dict[str, list[Any]] = {}
+    sound: list[dict[str, Any]] = []
     damaged: dict[str, str] = {}
-    n = 0
+    for run_id, doc in docs:
+        problem = run_problem(run_id, doc)
+        if problem is None:
+            sound.append(doc)
+        else:
+            damaged[run_id] = problem
+    n = len(sound)
+    cols: dict[str, list[Any]] = {}
+    names: dict[str, dict[str, str]] = {field: {} for field in _DOC_NESTED}
 
-    def put(key: str, value: Any) -> None:
+    def column(key: str) -> list[Any]:
         col = cols.get(key)
         if col is None:
             col = cols[key] = [None] * n
-        col.append(value)
+        return col
 
-    for run_id, doc in docs:
-        problem = run_problem(run_id, doc)
-        if problem is not None:
-            damaged[run_id] = problem
-            continue
-        for key in FIELDS:
-            value = run_id if key == "id" else doc.get(key)
-            if value is not None:
-                put(key, _cell(value))
-        tags = doc.get("tags")
-        if tags:
-            put("tags", [str(t) for t in tags])
-        gate = doc.get("gate")
-        if isinstance(gate, dict):
-            passed = gate.get("passed")
-            put("gate", {"passed": passed if isinstance(passed, bool) else None})
-        for prefix, field in NESTED.items():
-            nested = doc.get(field)
-            if isinstance(nested, dict):
-                for name, value in nested.items():
-                    if value is not None:
-                        put(f"{prefix}.{name}", _cell(value))
-        n += 1
-        for col in cols.values():  # the fields this run lacks
-            if len(col) < n:
-                col.append(None)
+    for i, doc in enumerate(sound):  # one pass over each document's fields
+        for key, value in doc.items():
+            if value is None:
+                continue
+            if key in _PLAIN:
+                column(key)[i] = value if value.__class__ in _SCALARS else _cell(value)
+            elif key in _DOC_NESTED:
+                if isinstance(value, dict):
+                    known = names[key]
+                    for name, v in value.items():
+                        if v is not None:
+                            k = known.get(name) or known.setdefault(
+                                name, f"{_DOC_NESTED[key]}.{name}"
+                            )
+                            column(k)[i] = v if v.__class__ in _SCALARS else _cell(v)
+            elif key == "tags":
+                if value:
+                    column("tags")[i] = [str(t) for t in value]
+            elif key == "gate" and isinstance(value, dict):
+                passed = value.get("passed")
+                column("gate")[i] = {"passed": passed if isinstance(passed, bool) else None}
     return {"n": n, "cols": cols, "damaged": damaged}
 
 
@@ -260,9 +266,7 @@ class RunColumns:
             c = self.column
             self._words = [
                 word_text(*parts)
-                for parts in zip(
-                    c("id"), c("job"), c("trigger"), c("note"), c("tags"), strict=True
-                )
+                for parts in zip(c("id"), c("job"), c("trigger"), c("note"), c("tags"), strict=True)
             ]
         return self._words
 
@@ -403,6 +407,4 @@ class Row(Mapping[str, Any]):
         return f"<run {self.get('id')} of {self.table.n}>"
 
 
-_DOC_NESTED = {field: prefix for prefix, field in NESTED.items()}
-_PLAIN = frozenset(FIELDS)
 _MISSING = object()

@@ -31,7 +31,7 @@ class SegmentCache:
         self.indexes: dict[str, dict[str, Any]] = {}
         #: the last `columns`, where each segment's rows are in it, and its shared values
         self.table: RunColumns | None = None
-        self.spans: dict[str, tuple[list[int], int, int]] = {}
+        self.spans: dict[str, tuple[tuple[Identity, str | None], int, int]] = {}
         self.damaged: dict[str, dict[str, str]] = {}
         self.shared = new_shared()
 
@@ -42,33 +42,34 @@ class SegmentCache:
         if hit is not None and now is not None and hit["segment"] == list(now):
             return hit
         entry = self.segments.index(lo)
-        entry.pop("table", None)  # kept by `columns`, as one table
         self.indexes[lo] = entry
         return entry
 
     def columns(self, names: list[str], hi: Callable[[str], str | None]) -> RunColumns:
         """The table fields of segments `names` as one `RunColumns`, the rows of those whose
-        file did not change since the last call taken from the last table (only a changed
-        segment's index is read)."""
+        file and range did not change since the last call taken from the last table (only a
+        changed segment's columns are read; a split narrows the range of a segment whose
+        file stays the same)."""
         parts: list[dict[str, Any] | tuple[int, int]] = []
-        spans: dict[str, tuple[list[int], int, int]] = {}
+        spans: dict[str, tuple[tuple[Identity, str | None], int, int]] = {}
         damaged: dict[str, dict[str, str]] = {}
         start = 0
         for lo in names:
             now = self.segments.identity(lo)
+            key = (now, hi(lo)) if now is not None else None
             span = self.spans.get(lo)
-            if self.table is not None and span is not None and now and span[0] == list(now):
+            if self.table is not None and span is not None and span[0] == key:
                 parts.append((span[1], span[2]))
-                ident, n = span[0], span[2]
+                n = span[2]
                 damaged[lo] = self.damaged.get(lo, {})
             else:
-                entry = self.segments.index(lo)
-                part = compact(block_within(entry["table"], inside(lo, hi(lo))), self.shared)
+                table = self.segments.columns(lo)
+                part = compact(block_within(table, inside(lo, hi(lo))), self.shared)
                 parts.append(part)
-                ident, n = entry["segment"], part["n"]
+                n = part["n"]
                 damaged[lo] = part["damaged"]
-            if ident:
-                spans[lo] = (ident, start, n)
+            if key is not None:
+                spans[lo] = (key, start, n)
             start += n
         self.table = RunColumns.assemble(parts, self.table)
         self.table.damaged = {k: v for found in damaged.values() for k, v in found.items()}
@@ -206,7 +207,7 @@ class SegmentRuns(MutableMapping[str, dict[str, Any]]):
                 return self.cache.columns(self.names, self._hi)
             return RunColumns.join(
                 [
-                    block_within(self.segments.index(lo)["table"], inside(lo, self._hi(lo)))
+                    block_within(self.segments.columns(lo), inside(lo, self._hi(lo)))
                     for lo in self.names
                 ]
             )

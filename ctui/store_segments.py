@@ -12,8 +12,10 @@ exactly one segment whose range holds it, and copies outside a segment's range a
 (and dropped by its next write).
 
 `<lo>.idx` is that segment's index: the ids and numbers of its runs, which of them are live
-(queued, running, orphaned), their table fields as columns (`ctui.run_columns.block`: what
-the TUI lists, filters and sorts by), and the identity of the segment file it was made from. A
+(queued, running, orphaned), and the identity of the segment file it was made from. `<lo>.cols`
+beside it holds the runs' table fields as columns (`ctui.run_columns.block`: what the TUI and
+`ctui runs -f/-s` filter and sort by), stamped the same way; it is a file of its own so that
+resolving an id reads only the small index. A
 reader uses an index only while its segment is that same file; a stale or missing one is
 made again from the segment. The indexes are a cache: deleting them loses nothing. No
 locking here (see `ctui.store`).
@@ -39,7 +41,8 @@ FIRST = "0"
 #: how many runs a segment holds before it splits (env: `CTUI_SEGMENT_RUNS`, for tests)
 SEGMENT_RUNS = 1000
 SEGMENT_RUNS_ENV = "CTUI_SEGMENT_RUNS"
-INDEX_VERSION = 3  # 1: ids, seq, created; 2: ids, seq, live; 3: and the table (`run_columns`)
+INDEX_VERSION = 2  # 1: ids, seq, created; 2: ids, seq, live
+COLUMNS_VERSION = 1  # the runs' table fields (`ctui.run_columns.block`)
 
 Identity = tuple[int, int, int, int]
 
@@ -77,6 +80,9 @@ class Segments:
 
     def idx_path(self, lo: str) -> Path:
         return self.dir / f"{lo}.idx"
+
+    def cols_path(self, lo: str) -> Path:
+        return self.dir / f"{lo}.cols"
 
     def names(self) -> list[str]:
         """The segments' names (their lower bounds), sorted; [] when there is no directory."""
@@ -168,30 +174,44 @@ class Segments:
     # -- the index -----------------------------------------------------------------------
     def write_index(
         self, lo: str, docs: dict[str, dict[str, Any]], ident: Identity | None
-    ) -> dict[str, Any]:
-        """Save (and return) the index of segment `lo` holding `docs`."""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Save (and return) the index and the columns of segment `lo` holding `docs`."""
         entry = index_entry(docs, ident)
-        with contextlib.suppress(OSError):  # a cache: the next reader makes it again
-            atomic_write_bytes(self.idx_path(lo), orjson.dumps(entry))
-        return entry
+        cols = columns_entry(docs, ident)
+        for path, value in ((self.idx_path(lo), entry), (self.cols_path(lo), cols)):
+            with contextlib.suppress(OSError):  # a cache: the next reader makes it again
+                atomic_write_bytes(path, orjson.dumps(value))
+        return entry, cols
 
     def index(self, lo: str) -> dict[str, Any]:
         """Segment `lo`'s index, made again (and saved) when it is missing, stale or of
         another version. An index file that does not parse is a StoreCorruptError naming it."""
-        path = self.idx_path(lo)
+        found = self._fresh(lo, self.idx_path(lo), parse_index, INDEX_VERSION)
+        return found if found is not None else self._remake(lo)[0]
+
+    def columns(self, lo: str) -> dict[str, Any]:
+        """Segment `lo`'s runs' table fields (a `ctui.run_columns.block`), made again like
+        its index; a columns file that does not parse is a StoreCorruptError naming it."""
+        found = self._fresh(lo, self.cols_path(lo), parse_columns, COLUMNS_VERSION)
+        return (found if found is not None else self._remake(lo)[1])["table"]
+
+    def _fresh(
+        self, lo: str, path: Path, parse: Callable[[Path, bytes], dict[str, Any]], version: int
+    ) -> dict[str, Any] | None:
+        """The index-like file at `path` if it is of `version` and made from the segment
+        file there is now; else None."""
         now = _identity_of(self.path(lo))
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raw = None
+            return None
         except OSError as exc:
             raise os_error(exc, f"read the run store index {path}") from None
-        if raw is not None:
-            entry = parse_index(path, raw)
-            if entry["version"] == INDEX_VERSION and entry["segment"] == (
-                list(now) if now else None
-            ):
-                return entry
+        entry = parse(path, raw)
+        fresh = entry["version"] == version and entry["segment"] == (list(now) if now else None)
+        return entry if fresh else None
+
+    def _remake(self, lo: str) -> tuple[dict[str, Any], dict[str, Any]]:
         docs, seen = self.read(lo)
         return self.write_index(lo, docs, seen)
 
@@ -215,7 +235,15 @@ def index_entry(docs: dict[str, dict[str, Any]], ident: Identity | None) -> dict
         "ids": ids,
         "seq": [docs[k].get("seq") for k in ids],
         "live": [k for k in ids if is_live(docs[k])],
-        "table": block((k, docs[k]) for k in ids),
+    }
+
+
+def columns_entry(docs: dict[str, dict[str, Any]], ident: Identity | None) -> dict[str, Any]:
+    """What the columns file of a segment holding `docs` says: their table fields."""
+    return {
+        "version": COLUMNS_VERSION,
+        "segment": list(ident) if ident else None,
+        "table": block((k, docs[k]) for k in sorted(docs)),
     }
 
 
@@ -237,12 +265,31 @@ def parse_index(path: Path, raw: bytes) -> dict[str, Any]:
     ok = ok and isinstance(entry.get("live"), list)
     ok = ok and all(type(i) is str for i in [*entry["ids"], *entry["live"]])
     ok = ok and (entry.get("segment") is None or isinstance(entry.get("segment"), list))
-    ok = ok and check_block(entry.get("table"))
     if not ok:
         raise StoreCorruptError(
             f"run store index {path} is unreadable: not an index of this ctui", hint=hint
         )
     return entry
+
+
+def parse_columns(path: Path, raw: bytes) -> dict[str, Any]:
+    """A segment's columns file, checked; a damaged one is a StoreCorruptError naming it."""
+    hint = "nothing was changed. `ctui doctor --reindex` makes it again from the segments"
+    try:
+        entry = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise StoreCorruptError(
+            f"run store columns {path} are unreadable: {exc}", hint=hint
+        ) from None
+    if isinstance(entry, dict) and type(entry.get("version")) is int:
+        if entry["version"] != COLUMNS_VERSION:
+            return {"version": entry["version"], "segment": None}  # another ctui's: remake it
+        segment = entry.get("segment")
+        if (segment is None or isinstance(segment, list)) and check_block(entry.get("table")):
+            return entry
+    raise StoreCorruptError(
+        f"run store columns {path} are unreadable: not a columns file of this ctui", hint=hint
+    )
 
 
 def inside(lo: str, hi: str | None) -> Callable[[str], bool]:

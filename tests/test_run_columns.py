@@ -20,7 +20,7 @@ from ctui.ids import new_run_id
 from ctui.query import filter_runs, parse_filter, sort_runs
 from ctui.run_columns import RunColumns, block, block_within, check_block
 from ctui.store import Store, dump_store
-from ctui.store_segments import INDEX_VERSION, Segments, inside
+from ctui.store_segments import COLUMNS_VERSION, Segments, inside
 from tests.store_helpers import segment_file
 from tests.test_store_hardening import ctui
 
@@ -216,7 +216,7 @@ def test_a_one_file_store_gives_the_same_columns_and_is_not_migrated(tmp_path: P
     assert not store.segments.dir.exists()
 
 
-def test_a_caching_reader_reads_again_only_the_changed_segments_index(
+def test_a_caching_reader_reads_again_only_the_changed_segments_columns(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reader = Store(store.path, cache=True)
@@ -225,13 +225,13 @@ def test_a_caching_reader_reads_again_only_the_changed_segments_index(
     target = before.column("id")[20]
     Store(store.path).update_run(target, {"tags": ["best", "gpu"]})
     calls: list[str] = []
-    real = Segments.index
+    real = Segments.columns
 
     def counted(self: Segments, lo: str) -> dict[str, Any]:
         calls.append(lo)
         return real(self, lo)
 
-    monkeypatch.setattr(Segments, "index", counted)
+    monkeypatch.setattr(Segments, "columns", counted)
     after = reader.columns()
     assert calls == [segment_file(store, target).stem]
     assert after.column("id") == before.column("id")
@@ -258,25 +258,25 @@ def test_a_wrongly_typed_run_is_left_out_of_the_columns(store: Store) -> None:
     runs = store.runs()
     assert victim in store.damaged
     assert store.columns().column("id") == [r["id"] for r in runs]
-    table = orjson.loads(store.segments.idx_path(seg.stem).read_bytes())["table"]
+    table = orjson.loads(store.segments.cols_path(seg.stem).read_bytes())["table"]
     assert victim in table["damaged"] and victim not in table["cols"]["id"]
     b = block([(victim, data["runs"][victim])])
     assert b["n"] == 0 and "metric 'acc' must be a number" in b["damaged"][victim]
 
 
-def test_an_old_index_is_remade_and_a_damaged_table_is_named_then_reindexed(
+def test_old_columns_are_remade_and_a_damaged_table_is_named_then_reindexed(
     store: Store, tmp_path: Path
 ) -> None:
     want = RunColumns.from_runs(store.runs())
     lo = store.segments.names()[2]
-    idx = store.segments.idx_path(lo)
+    idx = store.segments.cols_path(lo)
     current = orjson.loads(idx.read_bytes())
-    assert current["version"] == INDEX_VERSION == 3 and check_block(current["table"])
-    v2 = {k: current[k] for k in ("segment", "ids", "seq", "live")}
-    idx.write_bytes(orjson.dumps({"version": 2, **v2}))
+    assert current["version"] == COLUMNS_VERSION == 1 and check_block(current["table"])
+    assert "table" not in orjson.loads(store.segments.idx_path(lo).read_bytes())  # kept small
+    idx.write_bytes(orjson.dumps({**current, "version": 0}))  # another ctui's
     same_columns(Store(store.path).columns(), want)
     remade = orjson.loads(idx.read_bytes())
-    assert remade["version"] == 3 and remade["table"] == current["table"]
+    assert remade["version"] == 1 and remade["table"] == current["table"]
 
     damaged = orjson.loads(idx.read_bytes())
     damaged["table"]["cols"]["status"] = damaged["table"]["cols"]["status"][:-1]
@@ -307,7 +307,7 @@ def test_the_copies_of_an_interrupted_split_are_not_shown_twice(store: Store) ->
         assert got.column("id") == [r["id"] for r in runs]
         same_columns(got, want)
         assert not got.select(parse_filter("tag='stale copy'"))
-    idx = orjson.loads(store.segments.idx_path(names[2]).read_bytes())
+    idx = orjson.loads(store.segments.cols_path(names[2]).read_bytes())
     assert set(moved) <= set(idx["table"]["cols"]["id"])  # the index holds them; not shown
     b = idx["table"]
     within = inside(names[2], names[3])
@@ -315,11 +315,6 @@ def test_the_copies_of_an_interrupted_split_are_not_shown_twice(store: Store) ->
     assert block_within(b, lambda k: True) is b
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SegmentCache.columns reuses a segment's rows while its file is the same, though "
-    "a split since narrowed its range: the moved runs show twice",
-)
 def test_a_caching_reader_shows_a_split_off_run_once(store: Store) -> None:
     reader = Store(store.path, cache=True)
     want = [r["id"] for r in store.runs()]
