@@ -186,6 +186,7 @@ class RunColumns:
                 self.names[head].append(name)
         #: (key, descending) → the row indices in that order
         self._orders: dict[tuple[str, bool], array[int]] = {}
+        self._numbers: dict[str, bool] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -297,11 +298,15 @@ class RunColumns:
         return list(chosen)
 
     def _numeric(self, key: str) -> bool:
-        """Whether every value of this column is a number (not a bool)."""
-        col = self.cols.get(column_key(key))
-        if col is None:
-            return False
-        return all(v is None or v.__class__ is float or v.__class__ is int for v in col)
+        """Whether every value of this column is a number (not a bool); found once per key."""
+        known = self._numbers.get(key)
+        if known is None:
+            col = self.cols.get(column_key(key), ())
+            known = bool(col) and all(
+                v is None or v.__class__ is float or v.__class__ is int for v in col
+            )
+            self._numbers[key] = known
+        return known
 
     def order(self, key: str, descending: bool) -> array[int]:
         """The row indices sorted by `key` (`ctui.query.sort_value`: numbers before text),

@@ -275,13 +275,6 @@ def any_active(runs: Runs) -> bool:
     return any(r.get("status") in ACTIVE for r in runs)
 
 
-def filter_and_sort(runs: list[Run], text: str, key: str, descending: bool) -> list[Run]:
-    """Apply the query language filter (raises CtuiError on bad syntax), then sort."""
-    view = RunsView()
-    view.set_runs(runs)
-    return view.rows(text, key, descending)
-
-
 class RunsView:
     """The runs as columns (`ctui.run_columns.RunColumns`), filtered and sorted, with caches
     so a key press costs no sort at all.

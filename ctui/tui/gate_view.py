@@ -40,11 +40,6 @@ def row_mark(run: Run, champion_ids: frozenset[str] | set[str]) -> tuple[str, st
     return NO_MARK
 
 
-def shows_marks(runs: Iterable[Run], champion_ids: Iterable[str]) -> bool:
-    """The mark column is drawn only in projects that use a gate."""
-    return bool(set(champion_ids)) or any(isinstance(r.get("gate"), dict) for r in runs)
-
-
 def champion_status(store: Store, run: Run) -> dict[str, Any] | None:
     """Where `run` stands with its job's champion, in one store read:
     `{"champion": id, "is_champion": bool, "since": float | None, "by": str | None}`,
